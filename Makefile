@@ -1,0 +1,38 @@
+# Two commands matter: `make run` (dev service on SQLite) and `make test` (everything).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint typecheck lint-lua unit bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	scripts/dev-run
+
+lint: install
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service
+
+typecheck: install
+	$(BIN)/mypy
+
+lint-lua:
+	@if command -v luacheck >/dev/null; then luacheck prosody tests/prosody; \
+	elif [ -n "$$CI" ]; then echo "luacheck missing (apt-get install lua-check)"; exit 1; \
+	else echo "luacheck not installed: skipping Lua lint (CI runs it)"; fi
+
+test: install lint typecheck lint-lua
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,225 @@
+"""Settings: read from the environment once at start-up, validated, frozen.
+
+Nothing else in the service reads the environment. Every variable is documented in the
+README with its default; a bad value stops the process with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MIN_SECRET_BYTES = 32
+# A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
+# long but guessable; real generated secrets have far more variety.
+MIN_DISTINCT_CHARS = 10
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is the one-line reason shown to operators."""
+
+
+class AuthMode(StrEnum):
+    FIREBASE = "firebase"
+    DEV = "dev"
+
+
+DEFAULT_DOCTOR_FEATURES = ("recording", "livestreaming", "screen-sharing")
+DEFAULT_PATIENT_FEATURES = ("screen-sharing",)
+# Features Jitsi knows in `context.features`; anything listed and not granted is sent as false.
+KNOWN_FEATURES = (
+    "recording",
+    "livestreaming",
+    "screen-sharing",
+    "transcription",
+    "outbound-call",
+    "sip-outbound-call",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    jitsi_app_id: str
+    jitsi_app_secret: str = field(repr=False)
+    jitsi_domain: str
+    database_url: str = "sqlite:///data/videocalls.db"
+    jitsi_token_subject: str = ""
+    jitsi_token_ttl: int = 10800
+    jitsi_token_include_email: bool = False
+    doctor_features: tuple[str, ...] = DEFAULT_DOCTOR_FEATURES
+    patient_features: tuple[str, ...] = DEFAULT_PATIENT_FEATURES
+    auth_mode: AuthMode = AuthMode.FIREBASE
+    dev_auth_secret: str = field(default="", repr=False)
+    firebase_project_id: str = ""
+    google_application_credentials: str = ""
+    firebase_auth_emulator_host: str = ""
+    admin_api_key: str = field(default="", repr=False)
+    cors_origins: tuple[str, ...] = ()
+    app_env: str = "development"
+    log_level: str = "INFO"
+    db_pool_size: int = 20
+    prosody_events_secrets: tuple[str, ...] = field(default=(), repr=False)
+    event_sync_token: str = field(default="", repr=False)
+    call_end_grace: int = 120
+    no_show_grace: int = 900
+    max_call_duration: int = 14400
+    sweep_interval: int = 30
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _list(raw: str, sep: str | None = ",") -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(sep) if item.strip())
+
+
+def check_secret(name: str, value: str) -> None:
+    """Refuse missing, short or low-variety secrets (the reason names the variable only)."""
+    if not value:
+        raise ConfigError(f"{name} is required (at least {MIN_SECRET_BYTES} random bytes)")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} random bytes")
+    if len(set(value)) < MIN_DISTINCT_CHARS:
+        raise ConfigError(f"{name} is too weak: generate it randomly (e.g. openssl rand -hex 32)")
+
+
+def _features(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if name not in env:
+        return default
+    features = _list(env[name])
+    unknown = [f for f in features if f not in KNOWN_FEATURES]
+    if unknown:
+        raise ConfigError(f"{name} has unknown features {unknown}; known: {list(KNOWN_FEATURES)}")
+    return features
+
+
+def _project_from_credentials(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"GOOGLE_APPLICATION_CREDENTIALS cannot be read: {exc}") from None
+    project = data.get("project_id") if isinstance(data, dict) else None
+    return project if isinstance(project, str) else ""
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `env` (default: the process environment) or raise ConfigError."""
+    env = os.environ if env is None else env
+    app_env = env.get("APP_ENV", "development").strip() or "development"
+    if app_env not in ("development", "test", "production"):
+        raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
+
+    secret = env.get("JITSI_APP_SECRET", "")
+    check_secret("JITSI_APP_SECRET", secret)
+    app_id = env.get("JITSI_APP_ID", "").strip()
+    if not app_id:
+        raise ConfigError("JITSI_APP_ID is required (the same value as Jitsi's JWT_APP_ID)")
+    domain = env.get("JITSI_DOMAIN", "").strip().removeprefix("https://").rstrip("/")
+    if not domain or "/" in domain or "?" in domain:
+        raise ConfigError("JITSI_DOMAIN is required: the public host name of Jitsi Meet")
+
+    database_url = env.get("DATABASE_URL", "").strip() or "sqlite:///data/videocalls.db"
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("DATABASE_URL must start with sqlite:/// or postgresql://")
+
+    try:
+        auth_mode = AuthMode(env.get("AUTH_MODE", "firebase").strip() or "firebase")
+    except ValueError:
+        raise ConfigError("AUTH_MODE must be firebase or dev") from None
+    dev_secret = env.get("DEV_AUTH_SECRET", "")
+    emulator = env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip()
+    credentials = env.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+    project_id = env.get("FIREBASE_PROJECT_ID", "").strip()
+
+    if app_env == "production":
+        if auth_mode is AuthMode.DEV:
+            raise ConfigError("AUTH_MODE=dev is refused when APP_ENV=production")
+        if emulator:
+            raise ConfigError("FIREBASE_AUTH_EMULATOR_HOST is refused when APP_ENV=production")
+    if auth_mode is AuthMode.DEV:
+        check_secret("DEV_AUTH_SECRET", dev_secret)
+    elif not project_id:
+        project_id = _project_from_credentials(credentials) if credentials else ""
+        if not project_id:
+            raise ConfigError(
+                "FIREBASE_PROJECT_ID is required with AUTH_MODE=firebase "
+                "(or a GOOGLE_APPLICATION_CREDENTIALS file that names project_id)"
+            )
+
+    admin_key = env.get("ADMIN_API_KEY", "")
+    if admin_key:
+        check_secret("ADMIN_API_KEY", admin_key)
+
+    events_secrets = _list(env.get("PROSODY_EVENTS_SECRET", ""), sep=None)
+    for item in events_secrets:
+        if not item.startswith("whsec_"):
+            raise ConfigError("PROSODY_EVENTS_SECRET entries must start with whsec_")
+        check_secret("PROSODY_EVENTS_SECRET", item.removeprefix("whsec_"))
+    event_sync_token = env.get("EVENT_SYNC_TOKEN", "")
+    if event_sync_token:
+        check_secret("EVENT_SYNC_TOKEN", event_sync_token)
+
+    origins = _list(env.get("CORS_ORIGINS", ""))
+    if app_env == "production" and "*" in origins:
+        raise ConfigError("CORS_ORIGINS=* is refused when APP_ENV=production")
+
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    return Settings(
+        jitsi_app_id=app_id,
+        jitsi_app_secret=secret,
+        jitsi_domain=domain,
+        database_url=database_url,
+        jitsi_token_subject=env.get("JITSI_TOKEN_SUBJECT", "").strip() or domain,
+        jitsi_token_ttl=_int(env, "JITSI_TOKEN_TTL", 10800, minimum=60),
+        jitsi_token_include_email=_bool(env, "JITSI_TOKEN_INCLUDE_EMAIL", False),
+        doctor_features=_features(env, "JITSI_DOCTOR_FEATURES", DEFAULT_DOCTOR_FEATURES),
+        patient_features=_features(env, "JITSI_PATIENT_FEATURES", DEFAULT_PATIENT_FEATURES),
+        auth_mode=auth_mode,
+        dev_auth_secret=dev_secret,
+        firebase_project_id=project_id,
+        google_application_credentials=credentials,
+        firebase_auth_emulator_host=emulator,
+        admin_api_key=admin_key,
+        cors_origins=origins,
+        app_env=app_env,
+        log_level=log_level,
+        db_pool_size=_int(env, "DB_POOL_SIZE", 20, minimum=1),
+        prosody_events_secrets=events_secrets,
+        event_sync_token=event_sync_token,
+        call_end_grace=_int(env, "CALL_END_GRACE", 120),
+        no_show_grace=_int(env, "NO_SHOW_GRACE", 900),
+        max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
+        sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
+    )
