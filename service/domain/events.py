@@ -1,0 +1,113 @@
+"""Events received from Prosody, as typed values: what the parsers produce and presence reads.
+
+Both receivers (the signed version-1 contract and the stock `event_sync` module) produce these
+same values, so everything after parsing has one shape to handle. Times are milliseconds since
+the Unix epoch on Prosody's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    """The contract's `type` values (docs/events.md)."""
+
+    PROSODY_STARTED = "prosody.started"
+    ROOM_CREATED = "room.created"
+    OCCUPANT_JOINED = "occupant.joined"
+    OCCUPANT_LEFT = "occupant.left"
+    ROOM_DESTROYED = "room.destroyed"
+    ROOMS_SNAPSHOT = "rooms.snapshot"
+
+
+ROOM_EVENT_TYPES = frozenset(
+    {
+        EventType.ROOM_CREATED,
+        EventType.OCCUPANT_JOINED,
+        EventType.OCCUPANT_LEFT,
+        EventType.ROOM_DESTROYED,
+    }
+)
+OCCUPANT_EVENT_TYPES = frozenset({EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT})
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """One occupant session in a room. `user_id` comes from the Jitsi token only."""
+
+    session: str
+    user_id: str | None
+    moderator: bool | None = None
+    affiliation: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    """room.created, occupant.joined, occupant.left or room.destroyed.
+
+    `occupant` is set exactly for the two occupant types and `reason` only for occupant.left.
+    `boot_id` and `seq` are None for `event_sync` events, which have neither.
+    """
+
+    id: str
+    type: EventType
+    occurred_at: int
+    host: str
+    boot_id: str | None
+    seq: int | None
+    room_name: str
+    meeting_id: str | None
+    occupant: Occupant | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotOccupant:
+    session: str
+    user_id: str | None
+    joined_at: int
+
+
+@dataclass(frozen=True)
+class SnapshotRoom:
+    room_name: str
+    meeting_id: str | None
+    occupants: tuple[SnapshotOccupant, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """rooms.snapshot: every live room of one host at `occurred_at`.
+
+    A room that is absent had no occupants at that moment.
+    """
+
+    id: str
+    occurred_at: int
+    host: str
+    boot_id: str
+    seq: int
+    rooms: tuple[SnapshotRoom, ...]
+
+    def room(self, room_name: str) -> SnapshotRoom | None:
+        for item in self.rooms:
+            if item.room_name == room_name:
+                return item
+        return None
+
+
+@dataclass(frozen=True)
+class ProsodyStarted:
+    """prosody.started: a new Prosody process; every session of an earlier boot is gone."""
+
+    id: str
+    occurred_at: int
+    host: str
+    boot_id: str
+    seq: int
+
+
+Event = RoomEvent | Snapshot | ProsodyStarted

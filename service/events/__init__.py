@@ -1,0 +1,1 @@
+"""Receiving Prosody's events: signature verification and parsing into domain values."""

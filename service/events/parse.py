@@ -1,0 +1,344 @@
+"""Request bodies to domain events: the version-1 contract and the stock `event_sync` module.
+
+Both parsers are strict about what they read (types, required fields, ranges) and ignore
+fields they do not know, so a newer module can add fields without breaking this receiver.
+A body that fails here can never become valid, so the receiver answers 400 and stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from service.domain.events import (
+    Event,
+    EventType,
+    Occupant,
+    ProsodyStarted,
+    RoomEvent,
+    Snapshot,
+    SnapshotOccupant,
+    SnapshotRoom,
+)
+
+# A snapshot of a busy deployment lists every live room; 4 MiB is far above that and still
+# small enough to refuse abuse before json.loads allocates.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 255
+MAX_ROOMS = 20_000
+MAX_OCCUPANTS = 1_000
+# 2017-07-14 .. 2100-01-01: a clock outside this range is broken, and the bounds keep
+# arithmetic on times far from overflow in every database.
+MIN_TIME_MS = 1_500_000_000_000
+MAX_TIME_MS = 4_102_444_800_000
+MAX_SEQ = 2**53 - 1
+
+EVENT_ID = re.compile(
+    r"evt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+EVENT_SYNC_KINDS: Mapping[str, EventType] = {
+    "room/created": EventType.ROOM_CREATED,
+    "room/destroyed": EventType.ROOM_DESTROYED,
+    "occupant/joined": EventType.OCCUPANT_JOINED,
+    "occupant/left": EventType.OCCUPANT_LEFT,
+}
+# event_sync's occupant.left carries no reason; the hook only fires for a real leave.
+EVENT_SYNC_LEFT_REASON = "left"
+
+
+class InvalidEvent(ValueError):
+    """The body can never be accepted; the message says why (safe to return to the sender)."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise InvalidEvent(message)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _fail(f"invalid JSON number {name}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key would let the signer and the receiver read different events.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            _fail(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        _fail(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError:
+        _fail("body is not UTF-8")
+    except RecursionError:
+        _fail("body is nested too deeply")
+    except json.JSONDecodeError as exc:
+        _fail(f"body is not JSON: {exc.msg} at {exc.pos}")
+    if not isinstance(data, dict):
+        _fail("body must be a JSON object")
+    return data
+
+
+def _obj(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        _fail(f"{where}{key} must be an object")
+    return value
+
+
+def _str(data: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_NAME_CHARS) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        _fail(f"{where}{key} must be a non-empty string")
+    if len(value) > limit:
+        _fail(f"{where}{key} is longer than {limit} characters")
+    return value
+
+
+def _opt_str(
+    data: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_NAME_CHARS
+) -> str | None:
+    if data.get(key) is None:
+        return None
+    return _str(data, key, where, limit=limit)
+
+
+def _opt_bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = data.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    _fail(f"{where}{key} must be true or false")
+
+
+def _int(data: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = data.get(key)
+    # bool is an int in Python; `true` is never a valid time or sequence number.
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(f"{where}{key} must be an integer")
+    if not low <= value <= high:
+        _fail(f"{where}{key} is out of range")
+    return value
+
+
+def _time(data: Mapping[str, Any], key: str, where: str) -> int:
+    return _int(data, key, where, MIN_TIME_MS, MAX_TIME_MS)
+
+
+def _list(data: Mapping[str, Any], key: str, where: str, limit: int) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        _fail(f"{where}{key} must be an array")
+    if len(value) > limit:
+        _fail(f"{where}{key} has more than {limit} items")
+    return value
+
+
+def _room_fields(room: Mapping[str, Any], where: str) -> tuple[str, str]:
+    """(lower-cased room name, meeting id); Jitsi treats room names case-insensitively."""
+    name = _str(room, "name", where).lower()
+    _opt_str(room, "jid", where, limit=2 * MAX_NAME_CHARS)
+    meeting_id = _str(room, "meeting_id", where, limit=MAX_ID_CHARS)
+    return name, meeting_id
+
+
+def _occupant(data: Mapping[str, Any]) -> Occupant:
+    occupant = _obj(data, "occupant", "")
+    where = "occupant."
+    return Occupant(
+        session=_str(occupant, "session", where, limit=MAX_ID_CHARS),
+        user_id=_opt_str(occupant, "user_id", where),
+        moderator=_opt_bool(occupant, "moderator", where),
+        affiliation=_opt_str(occupant, "affiliation", where, limit=32),
+        role=_opt_str(occupant, "role", where, limit=32),
+    )
+
+
+def _snapshot_room(item: Any, index: int) -> SnapshotRoom:
+    where = f"rooms[{index}]."
+    if not isinstance(item, dict):
+        _fail(f"rooms[{index}] must be an object")
+    # The canonical shape nests the room fields like every other event ({"room": {...},
+    # "occupants": [...]}); the flat shape is accepted too because the contract's wording
+    # ("with `room` fields") allows both and neither can be mistaken for the other.
+    room = item["room"] if isinstance(item.get("room"), dict) else item
+    name, meeting_id = _room_fields(room, where + ("room." if room is not item else ""))
+    occupants = []
+    for position, raw in enumerate(_list(item, "occupants", where, MAX_OCCUPANTS)):
+        at = f"{where}occupants[{position}]."
+        if not isinstance(raw, dict):
+            _fail(f"{at[:-1]} must be an object")
+        occupants.append(
+            SnapshotOccupant(
+                session=_str(raw, "session", at, limit=MAX_ID_CHARS),
+                user_id=_opt_str(raw, "user_id", at),
+                joined_at=_time(raw, "joined_at", at),
+            )
+        )
+    return SnapshotRoom(room_name=name, meeting_id=meeting_id, occupants=tuple(occupants))
+
+
+def parse_v1(body: bytes) -> Event:
+    """Parse one version-1 event body (docs/events.md) or raise InvalidEvent."""
+    data = _load(body)
+    version = data.get("version")
+    if version != 1 or isinstance(version, bool):
+        _fail("version must be 1")
+    event_id = _str(data, "id", "", limit=MAX_ID_CHARS)
+    if not EVENT_ID.fullmatch(event_id):
+        _fail("id must be evt_ followed by a UUID")
+    raw_type = _str(data, "type", "", limit=64)
+    try:
+        event_type = EventType(raw_type)
+    except ValueError:
+        _fail(f"unknown type {raw_type!r}")
+    occurred_at = _time(data, "occurred_at", "")
+    source = _obj(data, "source", "")
+    host = _str(source, "host", "source.")
+    boot_id = _str(source, "boot_id", "source.", limit=MAX_ID_CHARS)
+    seq = _int(source, "seq", "source.", 0, MAX_SEQ)
+
+    if event_type is EventType.PROSODY_STARTED:
+        return ProsodyStarted(event_id, occurred_at, host, boot_id, seq)
+    if event_type is EventType.ROOMS_SNAPSHOT:
+        rooms = _list(data, "rooms", "", MAX_ROOMS)
+        parsed = tuple(_snapshot_room(item, index) for index, item in enumerate(rooms))
+        return Snapshot(event_id, occurred_at, host, boot_id, seq, parsed)
+
+    name, meeting_id = _room_fields(_obj(data, "room", ""), "room.")
+    occupant = None
+    reason = None
+    if event_type in (EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT):
+        occupant = _occupant(data)
+    if event_type is EventType.OCCUPANT_LEFT:
+        # Any short string: a reason added by a newer module is stored as sent and counted
+        # as `unknown`, rather than losing the whole `left` to a 400.
+        reason = _str(data, "reason", "", limit=64)
+    return RoomEvent(
+        id=event_id,
+        type=event_type,
+        occurred_at=occurred_at,
+        host=host,
+        boot_id=boot_id,
+        seq=seq,
+        room_name=name,
+        meeting_id=meeting_id,
+        occupant=occupant,
+        reason=reason,
+    )
+
+
+# --- jitsi-contrib event_sync ---------------------------------------------------------------
+
+
+def _seconds(data: Mapping[str, Any], key: str, where: str) -> int:
+    """event_sync's whole Unix seconds (os.time()) as milliseconds."""
+    value = data.get(key)
+    # Lua has one number type; an encoder may write 1625823996 as 1625823996.0.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(f"{where}{key} must be whole Unix seconds")
+    millis = value * 1000
+    if not MIN_TIME_MS <= millis <= MAX_TIME_MS:
+        _fail(f"{where}{key} is out of range")
+    return millis
+
+
+def _digest(parts: list[Any]) -> str:
+    # JSON of a list is an unambiguous encoding of the parts (no delimiter can collide).
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+def _jid_parts(room_jid: str) -> tuple[str, str]:
+    node, sep, domain = room_jid.partition("@")
+    if not sep or not node or not domain:
+        _fail("room_jid must be a room@host JID")
+    return node, domain.partition("/")[0]
+
+
+def parse_event_sync(kind: str, body: bytes) -> RoomEvent:
+    """Parse one request of the stock `event_sync` module; `kind` is the path after /events/.
+
+    The module sends no id, session or meeting id, so they are derived deterministically:
+    - `id`: "es_" + sha256 of the kind and the fields that identify the event, so the module's
+      retries of one event get the same id and are deduplicated.
+    - occupant `session`: "es_" + sha256 of the room JID, occupant JID and `joined_at`; the
+      module repeats `joined_at` in `left`, so both events of one session agree.
+    - `meeting_id`: None for the main room, because `occupant/*` requests do not carry the
+      room's `created_at`; presence then tells meetings of one room apart by time. Breakout
+      rooms get "breakout_<breakout_room_id>" so their destruction never closes sessions of
+      the main room (their occupants still count as present in the call).
+    - `host`: the room JID's domain; `boot_id` and `seq` are None.
+    """
+    event_type = EVENT_SYNC_KINDS.get(kind)
+    if event_type is None:
+        _fail(f"unknown event_sync path {kind!r}")
+    data = _load(body)
+    room_jid = _opt_str(data, "room_jid", "", limit=2 * MAX_NAME_CHARS)
+    if room_jid is not None:
+        node, host = _jid_parts(room_jid)
+    else:
+        node, host = _str(data, "room_name", ""), "event_sync"
+    room_name = node.lower()
+    breakout = None
+    if _opt_bool(data, "is_breakout", ""):
+        breakout = _str(data, "breakout_room_id", "").lower()
+    meeting_id = None if breakout is None else f"breakout_{breakout}"
+    identity: list[Any] = [kind, room_name, host, breakout]
+
+    occupant = None
+    reason = None
+    if event_type is EventType.ROOM_CREATED:
+        occurred_at = _seconds(data, "created_at", "")
+        identity.append(occurred_at)
+    elif event_type is EventType.ROOM_DESTROYED:
+        occurred_at = _seconds(data, "destroyed_at", "")
+        identity.append(occurred_at)
+    else:
+        raw = _obj(data, "occupant", "")
+        occupant_jid = _str(raw, "occupant_jid", "occupant.", limit=3 * MAX_NAME_CHARS)
+        joined_at = _seconds(raw, "joined_at", "occupant.")
+        user_id = raw.get("id")
+        # include_user_info may copy a numeric id from the token's context.
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            user_id = str(user_id)
+        if user_id is not None and (
+            not isinstance(user_id, str) or not user_id or len(user_id) > MAX_NAME_CHARS
+        ):
+            _fail("occupant.id must be a non-empty string")
+        session = "es_" + _digest([room_name, host, breakout, occupant_jid, joined_at])[:40]
+        occupant = Occupant(session=session, user_id=user_id)
+        if event_type is EventType.OCCUPANT_JOINED:
+            occurred_at = joined_at
+        else:
+            occurred_at = _seconds(raw, "left_at", "occupant.")
+            if occurred_at < joined_at:
+                _fail("occupant.left_at is before occupant.joined_at")
+            reason = EVENT_SYNC_LEFT_REASON
+        identity += [session, occurred_at]
+
+    return RoomEvent(
+        id="es_" + _digest(identity)[:40],
+        type=event_type,
+        occurred_at=occurred_at,
+        host=host,
+        boot_id=None,
+        seq=None,
+        room_name=room_name,
+        meeting_id=meeting_id,
+        occupant=occupant,
+        reason=reason,
+    )
