@@ -1,0 +1,137 @@
+"""What every endpoint shares: JSON errors, the caller's identity, bodies, paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.auth import AuthError, bearer_token
+from service.config import Settings
+from service.domain.model import CallStatus
+from service.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
+from service.store.db import DatabaseUnavailable
+from service.store.repo import Cursor
+
+T = TypeVar("T")
+log = logging.getLogger("service.api")
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"message": message, "error": code, **extra}, status_code=status)
+
+
+async def app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = "Not found" if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run blocking work (database, token verification) off the event loop."""
+    try:
+        return await run_in_threadpool(fn)
+    except DatabaseUnavailable:
+        raise Unavailable(
+            "Database is unavailable, try again shortly", "database_unavailable"
+        ) from None
+
+
+async def caller_uid(request: Request) -> str:
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        uid: str = await run_in_threadpool(request.app.state.authenticator.verify, token)
+    except AuthError as exc:
+        if exc.code == "auth_unavailable":
+            raise Unavailable(exc.message, exc.code) from None
+        raise Unauthorized(exc.message, exc.code) from None
+    return uid
+
+
+def require_admin(request: Request) -> None:
+    key = settings_of(request).admin_api_key
+    if not key:
+        raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise Unauthorized("Missing admin key", "missing_token")
+    if not hmac.compare_digest(value.strip().encode(), key.encode()):
+        raise Forbidden("Invalid admin key", "invalid_admin_key")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("Request body must be a JSON object", "invalid_json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Request body is not valid JSON", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object", "invalid_json")
+    return data
+
+
+def status_filter(request: Request) -> CallStatus | None:
+    raw = request.query_params.get("status")
+    if raw is None or raw == "":
+        return None
+    try:
+        return CallStatus(raw)
+    except ValueError:
+        allowed = ", ".join(s.value for s in CallStatus)
+        raise BadRequest(f"status must be one of {allowed}", "invalid_query") from None
+
+
+def page_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", "invalid_query")
+    return int(raw)
+
+
+def encode_cursor(cursor: Cursor | None) -> str | None:
+    if cursor is None:
+        return None
+    raw = json.dumps([cursor.created_at, cursor.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def page_cursor(request: Request) -> Cursor | None:
+    raw = request.query_params.get("cursor")
+    if raw is None or raw == "":
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        created_at, call_id = decoded
+        if not isinstance(created_at, int) or not isinstance(call_id, str):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this service returned", "invalid_cursor") from None
+    return Cursor(created_at, call_id)

@@ -1,0 +1,128 @@
+"""JSON shapes of the API document: camelCase fields, ISO-8601 UTC times with milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from service.calls import CallView, Stats, TokenGrant
+from service.jitsi import describe_lifetime
+from service.store.models import Appointment, User, VideoCall
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def call_summary(call: VideoCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "appointmentId": call.appointment_id,
+        "roomName": call.room_name,
+        "status": call.status,
+    }
+
+
+def call_full(call: VideoCall) -> dict[str, Any]:
+    return {
+        **call_summary(call),
+        "startedAt": iso(call.started_at),
+        "endedAt": iso(call.ended_at),
+        "duration": call.duration,
+        "doctorJoinedAt": iso(call.doctor_joined_at),
+        "patientJoinedAt": iso(call.patient_joined_at),
+        "createdAt": iso(call.created_at),
+        "updatedAt": iso(call.updated_at),
+    }
+
+
+def appointment(record: Appointment) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "appointmentDate": record.appointment_date,
+        "startTime": record.start_time,
+        "endTime": record.end_time,
+        "timezone": record.timezone,
+        "status": record.status,
+    }
+
+
+def user(record: User | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "uid": record.uid,
+        "firstName": record.first_name,
+        "lastName": record.last_name,
+        "email": record.email,
+        "profileImageUrl": record.profile_image_url,
+    }
+
+
+def user_admin(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "uid": record["uid"],
+        "firstName": record["first_name"],
+        "lastName": record["last_name"],
+        "email": record["email"],
+        "profileImageUrl": record["profile_image_url"],
+        "isActive": record["is_active"],
+    }
+
+
+def appointment_admin(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record["id"],
+        "doctorUid": record["doctor_uid"],
+        "patientUid": record["patient_uid"],
+        "appointmentDate": record["appointment_date"],
+        "startTime": record["start_time"],
+        "endTime": record["end_time"],
+        "timezone": record["timezone"],
+        "status": record["status"],
+    }
+
+
+def token_grant(message: str, grant: TokenGrant) -> dict[str, Any]:
+    return {
+        "message": message,
+        "videoCall": call_summary(grant.call),
+        "jitsiToken": grant.token.token,
+        "meetingLink": grant.link,
+        "userRole": grant.role.value,
+        "isModerator": grant.role.value == "doctor",
+        "expiresIn": describe_lifetime(grant.token.lifetime),
+        "expiresAt": iso(grant.token.expires_at * 1000),
+    }
+
+
+def call_details(view: CallView) -> dict[str, Any]:
+    return {
+        "appointment": appointment(view.appointment),
+        "videoCall": call_full(view.call),
+        "doctor": user(view.doctor),
+        "patient": user(view.patient),
+    }
+
+
+def call_list_item(view: CallView) -> dict[str, Any]:
+    return {
+        **call_full(view.call),
+        "appointment": {
+            **appointment(view.appointment),
+            "doctor": user(view.doctor),
+            "patient": user(view.patient),
+        },
+    }
+
+
+def stats(result: Stats) -> dict[str, Any]:
+    return {
+        "totalCalls": result.total_calls,
+        "totalDuration": result.total_duration,
+        "avgDuration": round(result.avg_duration, 1) if result.avg_duration is not None else None,
+        "byStatus": result.by_status,
+    }

@@ -1,0 +1,62 @@
+"""The ASGI application: routes, middleware, error handlers, and what runs at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from service import logs
+from service.api import admin, health, video_calls
+from service.api.common import app_error, http_error
+from service.api.middleware import BodyLimit, RequestLog
+from service.auth import Authenticator, build_authenticator
+from service.config import Settings, load_settings
+from service.errors import AppError
+from service.store import db
+
+
+def create_app(settings: Settings, authenticator: Authenticator | None = None) -> Starlette:
+    db.bind(db.make_database(settings.database_url, settings.db_pool_size))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        db.current().close_all()  # type: ignore[attr-defined]
+
+    middleware = [Middleware(RequestLog)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH", "PUT", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    middleware.append(Middleware(BodyLimit))
+
+    app = Starlette(
+        routes=[*health.routes, *video_calls.routes, *admin.routes],
+        middleware=middleware,
+        exception_handlers={
+            AppError: app_error,
+            HTTPException: http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.authenticator = authenticator or build_authenticator(settings)
+    return app
+
+
+def factory() -> Starlette:
+    """Entry point for `uvicorn --factory` (each worker process builds its own app)."""
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,314 @@
+"""Use cases for video calls: each runs on one pooled connection, writes in one transaction.
+
+Functions here are synchronous (peewee is); the web layer runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from service import jitsi
+from service.config import Settings
+from service.domain import rules
+from service.domain.model import Action, AppointmentStatus, CallStatus, Role, room_name_for
+from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.store import db, repo
+from service.store.models import Appointment, User, VideoCall
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    call: VideoCall
+    role: Role
+    token: jitsi.IssuedToken
+    link: str
+
+
+@dataclass(frozen=True)
+class CallView:
+    """A call with everything its details response needs."""
+
+    call: VideoCall
+    appointment: Appointment
+    doctor: User | None
+    patient: User | None
+
+
+@dataclass(frozen=True)
+class CallPage:
+    items: list[CallView]
+    next_cursor: repo.Cursor | None
+
+
+def role_in(appointment: Appointment | VideoCall, uid: str) -> Role:
+    if uid == appointment.doctor_uid:
+        return Role.DOCTOR
+    if uid == appointment.patient_uid:
+        return Role.PATIENT
+    return Role.OTHER
+
+
+def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
+    role = role_in(record, uid)
+    if role is Role.OTHER:
+        raise Forbidden("You are not a participant of this appointment", "not_participant")
+    return role
+
+
+def _require_active(appointment: Appointment) -> dict[str, User]:
+    users = repo.get_users([appointment.doctor_uid, appointment.patient_uid])
+    for uid in (appointment.doctor_uid, appointment.patient_uid):
+        user = users.get(uid)
+        if user is None or not user.is_active:
+            raise Forbidden("Doctor or patient account is not active", "account_inactive")
+    return users
+
+
+def _display_name(user: User, role: Role) -> str:
+    name = f"{user.first_name} {user.last_name}".strip() or user.uid
+    return f"Dr. {name}" if role is Role.DOCTOR and not name.startswith("Dr.") else name
+
+
+def _grant(settings: Settings, call: VideoCall, user: User, role: Role) -> TokenGrant:
+    participant = jitsi.Participant(
+        uid=user.uid,
+        name=_display_name(user, role),
+        email=user.email,
+        avatar=user.profile_image_url,
+        role=role,
+    )
+    token = jitsi.mint_token(settings, participant, call.room_name, int(time.time()))
+    return TokenGrant(call, role, token, jitsi.meeting_link(settings, call.room_name, token.token))
+
+
+def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
+    def work() -> tuple[VideoCall, User, Role]:
+        appointment = repo.get_appointment(appointment_id)
+        if appointment is None:
+            raise NotFound("Appointment not found", "appointment_not_found")
+        role = _participant_role(appointment, uid)
+        users = _require_active(appointment)
+        status = AppointmentStatus(appointment.status)
+        if not rules.can_initiate(status):
+            raise BadRequest(
+                "Appointment must be CONFIRMED or IN_PROGRESS to start a video call",
+                "appointment_not_active",
+                currentStatus=status.value,
+            )
+        at = now_ms()
+        with db.write_transaction():
+            call, created = repo.create_call_if_missing(
+                appointment, room_name_for(appointment.id), at
+            )
+            if created:
+                repo.audit(uid, "call.created", at, call.id, appointment.id)
+            current = CallStatus(call.status)
+            if current is CallStatus.FAILED:
+                # A retry after a technical failure starts the call afresh.
+                if repo.transition_call(
+                    call.id,
+                    [CallStatus.FAILED],
+                    CallStatus.SCHEDULED,
+                    at,
+                    started_at=None,
+                    ended_at=None,
+                    duration=None,
+                    doctor_joined_at=None,
+                    patient_joined_at=None,
+                ):
+                    repo.audit(
+                        uid,
+                        "call.transition",
+                        at,
+                        call.id,
+                        appointment.id,
+                        {"from": "FAILED", "to": "SCHEDULED", "cause": "initiate"},
+                    )
+                call = repo.get_call(call.id) or call
+            elif current not in rules.JOINABLE_STATUSES:
+                raise Conflict(
+                    f"Video call is {current.value}", "call_closed", currentStatus=current.value
+                )
+            repo.audit(uid, "token.issued", at, call.id, appointment.id, {"role": role.value})
+        return call, users[uid], role
+
+    call, user, role = db.run(work)
+    return _grant(settings, call, user, role)
+
+
+def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
+    def work() -> tuple[VideoCall, User, Role]:
+        call = _find_call(ref)
+        role = _participant_role(call, uid)
+        appointment = repo.get_appointment(call.appointment_id)
+        if appointment is None:
+            raise NotFound("Appointment not found", "appointment_not_found")
+        users = _require_active(appointment)
+        current = CallStatus(call.status)
+        if current not in rules.JOINABLE_STATUSES:
+            raise Conflict(
+                f"Video call is {current.value}", "call_closed", currentStatus=current.value
+            )
+        repo.audit(
+            uid, "token.issued", now_ms(), call.id, call.appointment_id, {"role": role.value}
+        )
+        return call, users[uid], role
+
+    call, user, role = db.run(work)
+    return _grant(settings, call, user, role)
+
+
+def _find_call(ref: str) -> VideoCall:
+    call = repo.find_call(ref)
+    if call is None:
+        if repo.get_appointment(ref) is not None:
+            raise NotFound("Video call not initiated for this appointment", "video_call_not_found")
+        raise NotFound("Video call not found", "video_call_not_found")
+    return call
+
+
+def report_status(uid: str, ref: str, action: Action) -> VideoCall:
+    """Apply a client's status report under the status rules; returns the call afterwards."""
+
+    def work() -> VideoCall:
+        call = _find_call(ref)
+        role = _participant_role(call, uid)
+        at = now_ms()
+        with db.write_transaction():
+            repo.audit(
+                uid, "status.reported", at, call.id, call.appointment_id, {"action": action.value}
+            )
+            before = CallStatus(call.status)
+            _apply_action(call, role, action, at, uid)
+            after = repo.get_call(call.id)
+            assert after is not None
+            if CallStatus(after.status) is not before:
+                _follow_appointment(after, before, uid, at, cause="client_report")
+        return after
+
+    return db.run(work)
+
+
+def _apply_action(call: VideoCall, role: Role, action: Action, at: int, uid: str) -> None:
+    if action is Action.JOIN:
+        field = rules.join_field(role)
+        assert field is not None  # participants only reach here
+        if not repo.record_first_join(call.id, field, at, rules.JOINABLE_STATUSES):
+            _refuse(call.id, CallStatus.IN_PROGRESS)
+        repo.start_if_both_joined(call.id, at)
+        return
+    target = rules.ACTION_TARGETS[action]
+    sources = rules.allowed_sources(target)
+    if action is Action.END:
+        done = repo.end_call(call.id, sources, at)
+    elif action is Action.START:
+        done = repo.transition_call(call.id, sources, target, at, started_at=at)
+    else:
+        done = repo.transition_call(call.id, sources, target, at)
+    if not done:
+        _refuse(call.id, target)
+
+
+def _refuse(call_id: str, target: CallStatus) -> None:
+    """The conditional update matched nothing: a repeat of the same report is a no-op."""
+    fresh = repo.get_call(call_id)
+    current = CallStatus(fresh.status) if fresh is not None else None
+    if current is target:
+        return
+    status = current.value if current is not None else "UNKNOWN"
+    raise Conflict(
+        f"Cannot change video call status from {status} to {target.value}",
+        "invalid_transition",
+        currentStatus=status,
+    )
+
+
+def _follow_appointment(
+    call: VideoCall, before: CallStatus, actor: str, at: int, cause: str
+) -> None:
+    after = CallStatus(call.status)
+    repo.audit(
+        actor,
+        "call.transition",
+        at,
+        call.id,
+        call.appointment_id,
+        {"from": before.value, "to": after.value, "cause": cause},
+    )
+    target = rules.APPOINTMENT_FOLLOWS.get(after)
+    if target is None:
+        return
+    sources = [s for s in AppointmentStatus if s not in (target, AppointmentStatus.CANCELLED)]
+    if repo.set_appointment_status(call.appointment_id, target, sources, at):
+        repo.audit(
+            actor,
+            "appointment.transition",
+            at,
+            call.id,
+            call.appointment_id,
+            {"to": target.value, "cause": cause},
+        )
+
+
+def details(uid: str, ref: str) -> CallView:
+    def work() -> CallView:
+        call = _find_call(ref)
+        _participant_role(call, uid)
+        appointment = repo.get_appointment(call.appointment_id)
+        if appointment is None:
+            raise NotFound("Appointment not found", "appointment_not_found")
+        users = repo.get_users([call.doctor_uid, call.patient_uid])
+        return CallView(call, appointment, users.get(call.doctor_uid), users.get(call.patient_uid))
+
+    return db.run(work)
+
+
+def _views(calls: list[VideoCall]) -> list[CallView]:
+    appointments = repo.get_appointments(c.appointment_id for c in calls)
+    users = repo.get_users(uid for c in calls for uid in (c.doctor_uid, c.patient_uid))
+    return [
+        CallView(
+            c, appointments[c.appointment_id], users.get(c.doctor_uid), users.get(c.patient_uid)
+        )
+        for c in calls
+        if c.appointment_id in appointments
+    ]
+
+
+def _paged(calls: list[VideoCall], limit: int) -> CallPage:
+    has_more = len(calls) > limit
+    calls = calls[:limit]
+    cursor = repo.Cursor(calls[-1].created_at, calls[-1].id) if has_more and calls else None
+    return CallPage(_views(calls), cursor)
+
+
+def list_for_user(
+    uid: str, status: CallStatus | None, cursor: repo.Cursor | None, limit: int
+) -> CallPage:
+    return db.run(lambda: _paged(repo.list_calls_for_user(uid, status, cursor, limit + 1), limit))
+
+
+def list_for_admin(status: CallStatus | None, cursor: repo.Cursor | None, limit: int) -> CallPage:
+    return db.run(lambda: _paged(repo.list_calls_by_status(status, cursor, limit + 1), limit))
+
+
+@dataclass(frozen=True)
+class Stats:
+    total_calls: int
+    total_duration: int
+    avg_duration: float | None
+    by_status: dict[str, int]
+
+
+def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
+    def work() -> Stats:
+        counts, (total, duration, avg) = repo.doctor_stats(uid, date_from, date_to)
+        by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
+        return Stats(total, duration, avg, by_status)
+
+    return db.run(work)

@@ -1,0 +1,148 @@
+"""The `videocalls` command: serve, migrate, sweep, dev-token, import, seed-demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from typing import Any
+
+from service import logs
+from service.config import AuthMode, ConfigError, Settings, load_settings
+from service.errors import AppError
+
+log = logging.getLogger("service.cli")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"videocalls: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _bind(settings: Settings) -> None:
+    from service.store import db
+
+    db.bind(db.make_database(settings.database_url, settings.db_pool_size))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    _bind(settings)
+    from service.store.migrate import pending
+
+    waiting = pending()
+    if waiting:
+        print(
+            f"videocalls: database has pending migrations {waiting}; run `videocalls migrate`",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        "service.app:factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    logs.configure(settings.log_level)
+    _bind(settings)
+    from service.store.migrate import migrate
+
+    applied = migrate()
+    print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    return 0
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.auth_mode is not AuthMode.DEV:
+        print("videocalls: dev-token works only with AUTH_MODE=dev", file=sys.stderr)
+        return 2
+    from service.auth.dev import mint_dev_token
+
+    print(mint_dev_token(settings, args.uid))
+    return 0
+
+
+def _import_document(settings: Settings, document: Any) -> int:
+    from service import directory
+
+    _bind(settings)
+    try:
+        users, appointments = directory.import_records(document)
+    except AppError as exc:
+        print(f"videocalls: import refused, nothing written: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"imported {users} user(s) and {appointments} appointment(s)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _settings()
+    logs.configure(settings.log_level)
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            document = json.load(fh)
+    except (OSError, ValueError) as exc:
+        print(f"videocalls: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    return _import_document(settings, document)
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from service import directory
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    return _import_document(settings, directory.demo_records(date.today()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videocalls", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
+        func=cmd_migrate
+    )
+
+    token = sub.add_parser("dev-token", help="print a dev ID token (AUTH_MODE=dev only)")
+    token.add_argument("--uid", required=True)
+    token.set_defaults(func=cmd_dev_token)
+
+    imp = sub.add_parser("import", help="upsert users and appointments from a JSON file")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import)
+
+    sub.add_parser("seed-demo", help="load demo users and appointments").set_defaults(
+        func=cmd_seed_demo
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,314 @@
+"""Every query the service runs. Callers hold the connection (store.db.run) and transactions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from service.domain.model import AppointmentStatus, CallStatus
+from service.store.db import current, is_postgres
+from service.store.models import Appointment, AuditEvent, User, VideoCall
+
+
+def new_call_id() -> str:
+    return f"vc_{uuid.uuid4().hex}"
+
+
+# --- users and appointments -------------------------------------------------------------
+
+
+def get_appointment(appointment_id: str) -> Appointment | None:
+    return Appointment.get_or_none(Appointment.id == appointment_id)
+
+
+def get_users(uids: Iterable[str]) -> dict[str, User]:
+    wanted = list(set(uids))
+    if not wanted:
+        return {}
+    return {u.uid: u for u in User.select().where(User.uid.in_(wanted))}
+
+
+def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {a.id: a for a in Appointment.select().where(Appointment.id.in_(wanted))}
+
+
+def upsert_users(rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace users by uid (rows use column names; created_at kept on update)."""
+    if not rows:
+        return
+    update = [f for f in User._meta.sorted_fields if f.name not in ("uid", "created_at")]
+    for chunk in _chunks(rows, 500):
+        (User.insert_many(chunk).on_conflict(conflict_target=[User.uid], preserve=update).execute())
+
+
+def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace appointments by id; a call follows a change of doctor or patient."""
+    if not rows:
+        return
+    update = [f for f in Appointment._meta.sorted_fields if f.name not in ("id", "created_at")]
+    for chunk in _chunks(rows, 500):
+        (
+            Appointment.insert_many(chunk)
+            .on_conflict(conflict_target=[Appointment.id], preserve=update)
+            .execute()
+        )
+    for row in rows:
+        (
+            VideoCall.update(
+                doctor_uid=row["doctor_uid"],
+                patient_uid=row["patient_uid"],
+                updated_at=row["updated_at"],
+            )
+            .where(
+                (VideoCall.appointment_id == row["id"])
+                & (
+                    (VideoCall.doctor_uid != row["doctor_uid"])
+                    | (VideoCall.patient_uid != row["patient_uid"])
+                )
+            )
+            .execute()
+        )
+
+
+def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def set_appointment_status(
+    appointment_id: str,
+    status: AppointmentStatus,
+    from_statuses: Iterable[AppointmentStatus],
+    now_ms: int,
+) -> bool:
+    updated: int = (
+        Appointment.update(status=status.value, updated_at=now_ms)
+        .where(
+            (Appointment.id == appointment_id)
+            & (Appointment.status.in_([s.value for s in from_statuses]))
+        )
+        .execute()
+    )
+    return updated == 1
+
+
+# --- video calls --------------------------------------------------------------------------
+
+
+def get_call(call_id: str) -> VideoCall | None:
+    return VideoCall.get_or_none(VideoCall.id == call_id)
+
+
+def find_call(ref: str) -> VideoCall | None:
+    """A path parameter holds an appointment id or a call id: frontends send either."""
+    call = VideoCall.get_or_none(VideoCall.appointment_id == ref)
+    return call if call is not None else get_call(ref)
+
+
+def create_call_if_missing(
+    appointment: Appointment, room_name: str, now_ms: int
+) -> tuple[VideoCall, bool]:
+    """Insert the appointment's call unless it exists, and return the stored call.
+
+    INSERT ... ON CONFLICT DO NOTHING on the unique appointment_id: of any number of racing
+    `initiate` requests exactly one inserts, and all of them then read the same row.
+    """
+    new_id = new_call_id()
+    VideoCall.insert(
+        id=new_id,
+        appointment_id=appointment.id,
+        room_name=room_name,
+        doctor_uid=appointment.doctor_uid,
+        patient_uid=appointment.patient_uid,
+        status=CallStatus.SCHEDULED.value,
+        created_at=now_ms,
+        updated_at=now_ms,
+    ).on_conflict_ignore().execute()
+    call = get_call_by_appointment(appointment.id)
+    if call is None:  # pragma: no cover - the row exists: we or a racer just inserted it
+        raise RuntimeError("video call vanished after insert")
+    return call, call.id == new_id
+
+
+def get_call_by_appointment(appointment_id: str) -> VideoCall | None:
+    return VideoCall.get_or_none(VideoCall.appointment_id == appointment_id)
+
+
+def transition_call(
+    call_id: str,
+    from_statuses: Iterable[CallStatus],
+    to_status: CallStatus,
+    now_ms: int,
+    **fields: Any,
+) -> bool:
+    """One conditional UPDATE: succeeds only if the call is still in one of `from_statuses`."""
+    values: dict[str, Any] = {"status": to_status.value, "updated_at": now_ms, **fields}
+    updated: int = (
+        VideoCall.update(**values)
+        .where((VideoCall.id == call_id) & (VideoCall.status.in_([s.value for s in from_statuses])))
+        .execute()
+    )
+    return updated == 1
+
+
+def record_first_join(
+    call_id: str, field_name: str, now_ms: int, open_statuses: Iterable[CallStatus]
+) -> bool:
+    """Set the participant's first join time if unset; False if the call is not open."""
+    field = getattr(VideoCall, field_name)
+    updated: int = (
+        VideoCall.update({field: peewee.fn.COALESCE(field, now_ms), VideoCall.updated_at: now_ms})
+        .where((VideoCall.id == call_id) & (VideoCall.status.in_([s.value for s in open_statuses])))
+        .execute()
+    )
+    return updated == 1
+
+
+def start_if_both_joined(call_id: str, now_ms: int) -> bool:
+    """SCHEDULED -> IN_PROGRESS, only once both first-join times are set."""
+    updated: int = (
+        VideoCall.update(
+            status=CallStatus.IN_PROGRESS.value,
+            started_at=peewee.fn.COALESCE(VideoCall.started_at, now_ms),
+            updated_at=now_ms,
+        )
+        .where(
+            (VideoCall.id == call_id)
+            & (VideoCall.status == CallStatus.SCHEDULED.value)
+            & VideoCall.doctor_joined_at.is_null(False)
+            & VideoCall.patient_joined_at.is_null(False)
+        )
+        .execute()
+    )
+    return updated == 1
+
+
+def end_call(call_id: str, from_statuses: Iterable[CallStatus], now_ms: int) -> bool:
+    """IN_PROGRESS -> COMPLETED with endedAt and duration computed in the same statement."""
+    started = peewee.fn.COALESCE(VideoCall.started_at, now_ms)
+    # Integer arithmetic rounds to the nearest second identically in SQLite and PostgreSQL.
+    duration = peewee.Cast((peewee.Value(now_ms) - started + 500) / 1000, "INTEGER")
+    return transition_call(
+        call_id,
+        from_statuses,
+        CallStatus.COMPLETED,
+        now_ms,
+        ended_at=now_ms,
+        duration=duration,
+    )
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: int
+    id: str
+
+
+def _page(
+    query: peewee.ModelSelect[VideoCall], cursor: Cursor | None, limit: int
+) -> list[VideoCall]:
+    if cursor is not None:
+        # Row-value comparison keeps the keyset condition on the index's leading columns.
+        query = query.where(
+            peewee.Tuple(VideoCall.created_at, VideoCall.id) < (cursor.created_at, cursor.id)
+        )
+    return list(query.order_by(VideoCall.created_at.desc(), VideoCall.id.desc()).limit(limit))
+
+
+def list_calls_for_user(
+    uid: str, status: CallStatus | None, cursor: Cursor | None, limit: int
+) -> list[VideoCall]:
+    """Newest first. Two index range scans (as doctor, as patient) merged: cheaper than OR."""
+    rows: list[VideoCall] = []
+    for column in (VideoCall.doctor_uid, VideoCall.patient_uid):
+        query = VideoCall.select().where(column == uid)
+        if status is not None:
+            query = query.where(VideoCall.status == status.value)
+        rows.extend(_page(query, cursor, limit))
+    unique = {row.id: row for row in rows}
+    ordered = sorted(unique.values(), key=lambda c: (c.created_at, c.id), reverse=True)
+    return ordered[:limit]
+
+
+def list_calls_by_status(
+    status: CallStatus | None, cursor: Cursor | None, limit: int
+) -> list[VideoCall]:
+    query = VideoCall.select()
+    if status is not None:
+        query = query.where(VideoCall.status == status.value)
+    return _page(query, cursor, limit)
+
+
+def doctor_stats(
+    doctor_uid: str, date_from: str | None, date_to: str | None
+) -> tuple[dict[str, int], tuple[int, int, float | None]]:
+    """Counts per status, and (count, total, average) duration of COMPLETED calls."""
+    base = VideoCall.select().where(VideoCall.doctor_uid == doctor_uid)
+    if date_from is not None or date_to is not None:
+        base = base.join(Appointment, on=(Appointment.id == VideoCall.appointment_id))
+        if date_from is not None:
+            base = base.where(Appointment.appointment_date >= date_from)
+        if date_to is not None:
+            base = base.where(Appointment.appointment_date <= date_to)
+    grouped: Any = (
+        base.select(VideoCall.status, peewee.fn.COUNT(VideoCall.id))
+        .group_by(VideoCall.status)
+        .tuples()
+    )
+    counts: dict[str, int] = {status: int(n) for status, n in grouped}
+    total: Any = (
+        base.select(
+            peewee.fn.COUNT(VideoCall.id),
+            peewee.fn.COALESCE(peewee.fn.SUM(VideoCall.duration), 0),
+            peewee.fn.AVG(VideoCall.duration),
+        )
+        .where(VideoCall.status == CallStatus.COMPLETED.value)
+        .tuples()
+        .get()
+    )
+    avg = float(total[2]) if total[2] is not None else None
+    return counts, (int(total[0]), int(total[1]), avg)
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+def audit(
+    actor: str,
+    action: str,
+    now_ms: int,
+    call_id: str | None = None,
+    appointment_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    AuditEvent.insert(
+        at=now_ms,
+        actor=actor,
+        action=action,
+        call_id=call_id,
+        appointment_id=appointment_id,
+        detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
+    ).execute()
+
+
+def audit_trail(call_id: str) -> list[AuditEvent]:
+    return list(AuditEvent.select().where(AuditEvent.call_id == call_id).order_by(AuditEvent.id))
+
+
+def reset_for_tests() -> None:
+    """Empty every table (tests only)."""
+    db = current()
+    tables = [m._meta.table_name for m in (AuditEvent, VideoCall, Appointment, User)]
+    if is_postgres(db):
+        db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+    else:
+        for table in tables:
+            db.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
