@@ -1,0 +1,112 @@
+"""Shared fixtures: settings, and every database test on SQLite and on PostgreSQL.
+
+PostgreSQL tests use TEST_DATABASE_URL (CI sets it). Without it they skip locally and FAIL in
+CI, so a missing database can never turn the PostgreSQL suite green by skipping it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import peewee
+import pytest
+
+from service.config import Settings, load_settings
+from service.store import db, repo
+from service.store.migrate import migrate
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally, fail in CI: a suite that silently skips in CI has not run."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "APP_ENV": "test",
+        "AUTH_MODE": "dev",
+        "DEV_AUTH_SECRET": secrets.token_hex(32),
+        "JITSI_APP_ID": "clinic-app",
+        "JITSI_APP_SECRET": secrets.token_hex(32),
+        "JITSI_DOMAIN": "meet.example.test",
+        "ADMIN_API_KEY": secrets.token_hex(32),
+        "PROSODY_EVENTS_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "EVENT_SYNC_TOKEN": secrets.token_hex(32),
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private schema in TEST_DATABASE_URL's database, dropped at the end of the session."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    require(bool(url), "TEST_DATABASE_URL is not set (PostgreSQL tests)")
+    schema = f"vc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = db.make_database(url, 2)
+    admin.connect()
+    admin.execute_sql(f'CREATE SCHEMA "{schema}"')
+    admin.close()
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    admin.connect()
+    admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.close()
+
+
+_migrated: dict[str, peewee.Database] = {}
+
+
+def _database_for(url: str) -> peewee.Database:
+    if url not in _migrated:
+        database = db.make_database(url, 40)
+        db.bind(database)
+        migrate()
+        _migrated[url] = database
+    return _migrated[url]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database bound to the models: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.getbasetemp() / 'videocalls.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    database = _database_for(url)
+    db.bind(database)
+    db.run(repo.reset_for_tests)
+    yield url
+    db.bind(database)
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    return base_env(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings(env)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    return repo_root().parent / "shared"
