@@ -1,0 +1,543 @@
+"""Presence: the call record derived from Prosody's events, as a pure function of their set.
+
+`derive_call` deduplicates by event id and reasons only about event times, so any permutation
+and any duplication of the same events give the same record by construction. Repairs close
+sessions whose `occupant.left` was lost; they are returned so the caller can audit them.
+docs/events.md explains every rule for operators and frontend developers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot
+from service.domain.model import CallStatus, EndReason, Role
+
+Interval = tuple[float, float]
+INF = math.inf
+MISSING_DOCTOR = "doctor"
+MISSING_PATIENT = "patient"
+MISSING_BOTH = "both"
+# Both came, but never at the same time.
+MISSING_NONE = "none"
+
+
+@dataclass(frozen=True)
+class PresenceSession:
+    """One occupant session as derived. `left_at` None: still present (as far as we know).
+
+    `joined_at` is None for a session known only from its `occupant.left` (its join was lost
+    and no snapshot listed it); such a session is kept but not counted. `counted` is False
+    for those and for sessions that began after the record's cutoff.
+    """
+
+    session: str
+    user_id: str | None
+    role: Role
+    joined_at: int | None
+    left_at: int | None
+    end_reason: EndReason | None
+    boot_id: str | None
+    host: str | None
+    meeting_id: str | None
+    repaired: bool
+    counted: bool
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A session closed by the service because its real `occupant.left` is unknown."""
+
+    session: str
+    reason: EndReason
+    at: int
+
+
+@dataclass(frozen=True)
+class CallDerivation:
+    """The server's view of one call. Times are int ms, durations whole seconds.
+
+    `cutoff` is when the record stopped changing: the completion moment for COMPLETED, the
+    no-show deadline for NO_SHOW, else None. Sessions that begin at or after it are listed but
+    not counted, so the record stays the same however late `now_ms` is.
+    """
+
+    status: CallStatus
+    doctor_joined_at: int | None
+    patient_joined_at: int | None
+    started_at: int | None
+    ended_at: int | None
+    duration: int | None
+    doctor_presence_s: int
+    patient_presence_s: int
+    missing: str | None
+    completed_at: int | None
+    cutoff: int | None
+    sessions: tuple[PresenceSession, ...] = field(default=())
+    repairs: tuple[Repair, ...] = field(default=())
+
+
+# --- building sessions -------------------------------------------------------------------------
+
+T = TypeVar("T", RoomEvent, Snapshot, ProsodyStarted)
+
+
+def _order(item: RoomEvent | Snapshot | ProsodyStarted) -> tuple[int, int, str]:
+    seq = -1 if item.seq is None else item.seq
+    return (item.occurred_at, seq, item.id)
+
+
+def _unique(items: Iterable[T]) -> list[T]:
+    """One item per id, chosen independently of input order, sorted by (occurred_at, seq)."""
+    chosen: dict[str, T] = {}
+    for item in items:
+        kept = chosen.get(item.id)
+        # Two different bodies under one id should not happen; if it does, the choice must
+        # still not depend on arrival order, so take the smaller by a total order.
+        if kept is None or (_order(item), repr(item)) < (_order(kept), repr(kept)):
+            chosen[item.id] = item
+    return sorted(chosen.values(), key=_order)
+
+
+@dataclass
+class _Draft:
+    session: str
+    join: RoomEvent | None = None
+    left: RoomEvent | None = None
+    # (snapshot, listed joined_at, listed user_id, room meeting id), in time order.
+    listings: list[tuple[Snapshot, int, str | None, str | None]] = field(default_factory=list)
+
+    @property
+    def joined_at(self) -> int | None:
+        if self.join is not None:
+            return self.join.occurred_at
+        if self.listings:
+            return self.listings[0][1]
+        return None
+
+    @property
+    def user_id(self) -> str | None:
+        if self.join is not None:
+            return self.join.occupant.user_id if self.join.occupant else None
+        if self.listings:
+            return self.listings[0][2]
+        return self.left.occupant.user_id if self.left and self.left.occupant else None
+
+    @property
+    def host(self) -> str | None:
+        for source in (self.join, self.listings[0][0] if self.listings else None, self.left):
+            if source is not None:
+                return source.host
+        return None
+
+    @property
+    def boot_id(self) -> str | None:
+        for source in (self.join, self.listings[0][0] if self.listings else None, self.left):
+            if source is not None:
+                return source.boot_id
+        return None
+
+    @property
+    def meeting_id(self) -> str | None:
+        if self.join is not None:
+            return self.join.meeting_id
+        if self.listings:
+            return self.listings[0][3]
+        return self.left.meeting_id if self.left is not None else None
+
+    @property
+    def last_seen(self) -> int | None:
+        """The last moment the session is known to have been present."""
+        joined = self.joined_at
+        if joined is None:
+            return None
+        return max([joined, *(snap.occurred_at for snap, *_ in self.listings)])
+
+
+def _drafts(events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str) -> list[_Draft]:
+    drafts: dict[str, _Draft] = {}
+    for event in events:
+        if event.occupant is None or event.type not in (
+            EventType.OCCUPANT_JOINED,
+            EventType.OCCUPANT_LEFT,
+        ):
+            continue
+        draft = drafts.setdefault(event.occupant.session, _Draft(event.occupant.session))
+        # Events are sorted, so the first join/left seen is the earliest one.
+        if event.type is EventType.OCCUPANT_JOINED and draft.join is None:
+            draft.join = event
+        elif event.type is EventType.OCCUPANT_LEFT and draft.left is None:
+            draft.left = event
+    for snap in snapshots:
+        for listed_room in snap.rooms:
+            if listed_room.room_name != room:
+                continue
+            for occupant in listed_room.occupants:
+                draft = drafts.setdefault(occupant.session, _Draft(occupant.session))
+                draft.listings.append(
+                    (snap, occupant.joined_at, occupant.user_id, listed_room.meeting_id)
+                )
+    return sorted(drafts.values(), key=lambda d: d.session)
+
+
+def _role(user_id: str | None, doctor_uid: str, patient_uid: str) -> Role:
+    if user_id is None:
+        return Role.OTHER
+    if user_id == doctor_uid:
+        return Role.DOCTOR
+    if user_id == patient_uid:
+        return Role.PATIENT
+    return Role.OTHER
+
+
+def _left_reason(reason: str | None) -> EndReason:
+    try:
+        parsed = EndReason(reason or "unknown")
+    except ValueError:
+        return EndReason.UNKNOWN
+    # A sender may only report how an occupant left; repairs are the service's own words.
+    if parsed in (EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED):
+        return parsed
+    return EndReason.UNKNOWN
+
+
+def _destroy_closes(destroy: RoomEvent, meeting_id: str | None, joined_at: int) -> bool:
+    if destroy.meeting_id != meeting_id:
+        return False
+    if meeting_id is None:
+        # Without meeting ids (event_sync) a join in the destroy's own second may already be
+        # the next life of the room, so only strictly earlier sessions are closed.
+        return joined_at < destroy.occurred_at
+    return joined_at <= destroy.occurred_at
+
+
+def _repair(
+    draft: _Draft,
+    destroys: Sequence[RoomEvent],
+    snapshots: Sequence[Snapshot],
+    restarts: Sequence[ProsodyStarted],
+    now_ms: int,
+    max_call_ms: int,
+) -> tuple[int, EndReason] | None:
+    """Where and why to close a session with no known `occupant.left`, or None if still open.
+
+    The earliest of: the room's destruction, a restart of its Prosody (another boot), the first
+    snapshot of its host that omits it. Failing those, the sweeper closes it at the last moment
+    it was known present once that is more than `max_call_ms` ago.
+    """
+    joined = draft.joined_at
+    assert joined is not None
+    listed = {snap.id for snap, *_ in draft.listings}
+    # (time, rank, reason): at equal times the most specific reason wins.
+    candidates: list[tuple[int, int, EndReason]] = []
+    for destroy in destroys:
+        if _destroy_closes(destroy, draft.meeting_id, joined):
+            candidates.append((destroy.occurred_at, 0, EndReason.ROOM_DESTROYED))
+    for restart in restarts:
+        if (
+            restart.host == draft.host
+            and restart.boot_id != draft.boot_id
+            and restart.occurred_at > joined
+        ):
+            candidates.append((restart.occurred_at, 1, EndReason.PROSODY_RESTART))
+    for snap in snapshots:
+        # Snapshots are sorted, so the first one that omits the session is the earliest.
+        if snap.host == draft.host and snap.occurred_at > joined and snap.id not in listed:
+            candidates.append((snap.occurred_at, 2, EndReason.SNAPSHOT_REPAIR))
+            break
+    if candidates:
+        at, _, reason = min(candidates)
+        return at, reason
+    last_seen = draft.last_seen
+    assert last_seen is not None
+    if now_ms > last_seen + max_call_ms:
+        return last_seen, EndReason.SWEEPER
+    return None
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A draft with its end decided."""
+
+    draft: _Draft
+    role: Role
+    left_at: int | None
+    end_reason: EndReason | None
+    repaired: bool
+
+    @property
+    def joined_at(self) -> int | None:
+        return self.draft.joined_at
+
+
+def _build(
+    drafts: Sequence[_Draft],
+    destroys: Sequence[RoomEvent],
+    snapshots: Sequence[Snapshot],
+    restarts: Sequence[ProsodyStarted],
+    *,
+    doctor_uid: str,
+    patient_uid: str,
+    now_ms: int,
+    max_call_ms: int,
+) -> list[_Built]:
+    built = []
+    for draft in drafts:
+        role = _role(draft.user_id, doctor_uid, patient_uid)
+        joined = draft.joined_at
+        if draft.left is not None:
+            # A real left always wins over any repair (a late left of an old session included).
+            left_at = draft.left.occurred_at
+            if joined is not None:
+                left_at = max(joined, left_at)
+            built.append(_Built(draft, role, left_at, _left_reason(draft.left.reason), False))
+            continue
+        closure = None
+        if joined is not None:
+            closure = _repair(draft, destroys, snapshots, restarts, now_ms, max_call_ms)
+        if closure is None:
+            built.append(_Built(draft, role, None, None, False))
+        else:
+            built.append(_Built(draft, role, closure[0], closure[1], True))
+    return built
+
+
+# --- interval arithmetic -----------------------------------------------------------------------
+
+
+def _union(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(i for i in intervals if i[1] > i[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersect(first: Sequence[Interval], second: Sequence[Interval]) -> list[Interval]:
+    result: list[Interval] = []
+    i = j = 0
+    while i < len(first) and j < len(second):
+        start = max(first[i][0], second[j][0])
+        end = min(first[i][1], second[j][1])
+        if end > start:
+            result.append((start, end))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return result
+
+
+def _seconds(intervals: Iterable[Interval]) -> int:
+    total = sum(end - start for start, end in intervals)
+    # Half up, not Python's banker's rounding: the same ms always give the same seconds.
+    return int((total + 500) // 1000)
+
+
+# --- the derivation ----------------------------------------------------------------------------
+
+
+def _grace_cutoff(
+    everyone: Sequence[Interval], started_at: float, now_ms: int, grace_ms: int
+) -> float | None:
+    """Last-left + grace of the first gap of `grace_ms` with nobody present after `started_at`.
+
+    `everyone` is the union of all counted sessions with open ones running to infinity. A
+    block starting within the grace of the previous one continues the same call.
+    """
+    blocks = [block for block in everyone if block[1] > started_at]
+    if not blocks:
+        return None
+    end = blocks[0][1]
+    for start, block_end in blocks[1:]:
+        if start - end >= grace_ms:
+            break
+        end = block_end
+    if end == INF or now_ms < end + grace_ms:
+        return None
+    return end + grace_ms
+
+
+def _destroy_cutoff(
+    destroys: Sequence[RoomEvent],
+    spans: Sequence[tuple[str | None, float, float]],
+    started_at: float,
+) -> float | None:
+    """The first room.destroyed after the overlap began with nobody of another meeting present.
+
+    Sessions of the destroyed meeting do not count as present even if their real
+    `occupant.left` is a little later: Prosody can report the destroy before the last left.
+    """
+    for destroy in destroys:
+        at = destroy.occurred_at
+        if at <= started_at:
+            continue
+        if not any(
+            meeting != destroy.meeting_id and start < at < end for meeting, start, end in spans
+        ):
+            return at
+    return None
+
+
+def derive_call(
+    events: Iterable[RoomEvent],
+    snapshots: Iterable[Snapshot],
+    restarts: Iterable[ProsodyStarted],
+    *,
+    room_name: str,
+    doctor_uid: str,
+    patient_uid: str,
+    now_ms: int,
+    appointment_end_ms: int | None,
+    call_end_grace_ms: int,
+    no_show_grace_ms: int,
+    max_call_ms: int,
+) -> CallDerivation:
+    """The call record from every event of its room (rules in docs/events.md).
+
+    `events` are this room's room/occupant events (others are ignored); `snapshots` those of
+    the call's time window (a room absent from one had no occupants then); `restarts` the
+    prosody.started events. The result depends only on the set of events (by id) and the
+    arguments, never on their order or duplicates.
+
+    Status: IN_PROGRESS once doctor and patient were present together (before the no-show
+    deadline); COMPLETED once, after that, the room was destroyed with nobody of another
+    meeting present, or nobody was present for `call_end_grace_ms`; NO_SHOW when they never
+    overlapped and `now_ms` reached `appointment_end_ms + no_show_grace_ms`; else SCHEDULED.
+    """
+    room = room_name.lower()
+    room_events = [e for e in _unique(events) if e.room_name == room]
+    snaps = _unique(snapshots)
+    destroys = [e for e in room_events if e.type is EventType.ROOM_DESTROYED]
+    built = _build(
+        _drafts(room_events, snaps, room),
+        destroys,
+        snaps,
+        _unique(restarts),
+        doctor_uid=doctor_uid,
+        patient_uid=patient_uid,
+        now_ms=now_ms,
+        max_call_ms=max_call_ms,
+    )
+    known = [b for b in built if b.joined_at is not None]
+
+    def spans(role: Role, cutoff: float | None) -> list[Interval]:
+        """One role's counted intervals; open ones run to now, everything stops at cutoff."""
+        out: list[Interval] = []
+        for item in known:
+            joined = item.joined_at
+            assert joined is not None
+            if item.role is not role or (cutoff is not None and joined >= cutoff):
+                continue
+            end: float = max(now_ms, joined) if item.left_at is None else item.left_at
+            out.append((joined, end if cutoff is None else min(end, cutoff)))
+        return out
+
+    # Did doctor and patient ever overlap, in time to count?
+    overlap = _intersect(_union(spans(Role.DOCTOR, None)), _union(spans(Role.PATIENT, None)))
+    deadline = None if appointment_end_ms is None else appointment_end_ms + no_show_grace_ms
+    first = overlap[0][0] if overlap else None
+    if first is not None and deadline is not None and first >= deadline:
+        # They met only after the no-show deadline, when the call had already become NO_SHOW.
+        first = None
+
+    # Status, and the cutoff after which nothing changes the record.
+    cutoff: float | None = None
+    status = CallStatus.SCHEDULED
+    if first is not None:
+        status = CallStatus.IN_PROGRESS
+        # For "is anyone still here", an open session has no end yet.
+        open_spans = [
+            (b.draft.meeting_id, float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
+            for b in known
+        ]
+        found = [
+            c
+            for c in (
+                _destroy_cutoff(destroys, open_spans, first),
+                _grace_cutoff(
+                    _union((s, e) for _, s, e in open_spans), first, now_ms, call_end_grace_ms
+                ),
+            )
+            if c is not None
+        ]
+        if found:
+            cutoff = min(found)
+            status = CallStatus.COMPLETED
+    elif deadline is not None and now_ms >= deadline:
+        status = CallStatus.NO_SHOW
+        cutoff = deadline
+
+    doctor = _union(spans(Role.DOCTOR, cutoff))
+    patient = _union(spans(Role.PATIENT, cutoff))
+    together = _intersect(doctor, patient)
+    completed = status is CallStatus.COMPLETED
+
+    def first_join(role: Role) -> int | None:
+        joins = [
+            b.joined_at
+            for b in known
+            if b.role is role
+            and b.joined_at is not None
+            and (cutoff is None or b.joined_at < cutoff)
+        ]
+        return min(joins) if joins else None
+
+    doctor_joined_at = first_join(Role.DOCTOR)
+    patient_joined_at = first_join(Role.PATIENT)
+    missing = None
+    if status is CallStatus.NO_SHOW:
+        missing = {
+            (False, False): MISSING_BOTH,
+            (True, False): MISSING_PATIENT,
+            (False, True): MISSING_DOCTOR,
+            (True, True): MISSING_NONE,
+        }[(doctor_joined_at is not None, patient_joined_at is not None)]
+
+    sessions = tuple(
+        PresenceSession(
+            session=b.draft.session,
+            user_id=b.draft.user_id,
+            role=b.role,
+            joined_at=b.joined_at,
+            left_at=b.left_at,
+            end_reason=b.end_reason,
+            boot_id=b.draft.boot_id,
+            host=b.draft.host,
+            meeting_id=b.draft.meeting_id,
+            repaired=b.repaired,
+            counted=b.joined_at is not None and (cutoff is None or b.joined_at < cutoff),
+        )
+        for b in sorted(built, key=_session_order)
+    )
+    repairs = [
+        Repair(b.draft.session, b.end_reason, b.left_at)
+        for b in built
+        if b.repaired and b.end_reason is not None and b.left_at is not None
+    ]
+    return CallDerivation(
+        status=status,
+        doctor_joined_at=doctor_joined_at,
+        patient_joined_at=patient_joined_at,
+        started_at=None if first is None else int(first),
+        ended_at=int(together[-1][1]) if completed and together else None,
+        duration=_seconds(together) if completed else None,
+        doctor_presence_s=_seconds(doctor),
+        patient_presence_s=_seconds(patient),
+        missing=missing,
+        completed_at=int(cutoff) if completed and cutoff is not None else None,
+        cutoff=None if cutoff is None else int(cutoff),
+        sessions=sessions,
+        repairs=tuple(sorted(repairs, key=lambda r: (r.at, r.session))),
+    )
+
+
+def _session_order(item: _Built) -> tuple[int, str]:
+    """Timeline order: by join (or, for a session known only from its left, by that)."""
+    at = item.joined_at if item.joined_at is not None else item.left_at
+    return (at if at is not None else 0, item.draft.session)
