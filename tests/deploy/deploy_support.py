@@ -1,0 +1,142 @@
+"""Helpers for the deployment tests: a docker-jitsi-meet checkout in a temp folder, with this
+repository beside it, and `docker-compose config` run on it the way an operator would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import require
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(__file__).parents[2].parent / "shared"
+FIXTURE = SHARED / "fixtures" / "docker-jitsi-meet"
+OWN_BASE = Path(__file__).resolve().parent / "base"
+OVERLAY = REPO / "docker-compose.jitsi.yml"
+GEN_SECRETS = REPO / "docker" / "gen-secrets.sh"
+MODULE = REPO / "prosody" / "mod_video_call_events.lua"
+PLUGIN_PATH = "/prosody-plugins-custom/mod_video_call_events.lua"
+SERVICE_ALIAS = "videocalls.meet.jitsi"
+PUBLIC_URL = "https://meet.example.com"
+FIREBASE_PROJECT = "demo-clinic"
+
+
+def require_tool(name: str, hint: str) -> str:
+    """The tool's path; a missing tool skips the test on a developer machine, fails it in CI."""
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed ({hint})")
+    assert path is not None
+    return path
+
+
+def require_fixture() -> Path:
+    require((FIXTURE / "docker-compose.yml").is_file(), f"no fixture at {FIXTURE}")
+    return FIXTURE
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A minimal environment: compose lets the shell override .env, so nothing may leak in."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
+    env.update(extra)
+    return env
+
+
+def env_assignments(text: str) -> dict[str, str]:
+    """NAME=value lines of an env file; the last one wins, quotes are not part of the value."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line.lstrip().startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def split_list(value: str | None) -> list[str]:
+    """gomplate's `splitList "," VALUE | compact`, as docker-jitsi-meet's templates use it."""
+    return [item for item in (value or "").split(",") if item != ""]
+
+
+def render_muc_configuration(value: str | None) -> str:
+    """XMPP_MUC_CONFIGURATION as jitsi-meet.cfg.lua.tmpl renders it into the MUC component:
+    `{{ join "\\n    " (splitList "," .Env.XMPP_MUC_CONFIGURATION | compact) }}`."""
+    return "\n    ".join(split_list(value))
+
+
+@dataclass
+class Checkout:
+    """A docker-jitsi-meet folder with .env, this repository beside it as ../videocalls and the
+    overlay linked in, as the operator guide sets it up."""
+
+    root: Path
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    def env(self) -> dict[str, str]:
+        return env_assignments(self.env_file.read_text())
+
+    def set(self, name: str, value: str) -> None:
+        lines = [
+            line
+            for line in self.env_file.read_text().splitlines()
+            if not line.startswith(f"{name}=")
+        ]
+        lines.append(f"{name}={value}")
+        self.env_file.write_text("\n".join(lines) + "\n")
+
+    def gen_secrets(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(GEN_SECRETS), *args],
+            cwd=self.root,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def compose_config(self) -> dict[str, Any]:
+        compose = require_tool("docker-compose", "scripts/install-deploy-tools")
+        result = subprocess.run(
+            [compose, "-f", "docker-compose.yml", "-f", "docker-compose.jitsi.yml", "config"],
+            cwd=self.root,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "WARNING" not in result.stderr, result.stderr
+        assert "is not set" not in result.stderr, result.stderr
+        merged = yaml.safe_load(result.stdout)
+        assert isinstance(merged, dict)
+        return merged
+
+
+def make_checkout(tmp_path: Path, base: Path) -> Checkout:
+    """Copy `base`'s docker-compose.yml and env.example (as .env) into a temp checkout, put this
+    repository beside it as ../videocalls (the overlay's default VIDEOCALLS_DIR) and link the
+    overlay in. CONFIG points into tmp_path and PUBLIC_URL and the Firebase project are set:
+    the two values an operator types; gen-secrets.sh writes the rest."""
+    root = tmp_path / "docker-jitsi-meet"
+    root.mkdir()
+    shutil.copy(base / "docker-compose.yml", root / "docker-compose.yml")
+    shutil.copy(base / "env.example", root / ".env")
+    (tmp_path / "videocalls").symlink_to(REPO, target_is_directory=True)
+    (root / "docker-compose.jitsi.yml").symlink_to(Path("../videocalls/docker-compose.jitsi.yml"))
+    checkout = Checkout(root)
+    checkout.set("CONFIG", str(tmp_path / "jitsi-meet-cfg"))
+    checkout.set("PUBLIC_URL", PUBLIC_URL)
+    checkout.set("VIDEOCALLS_FIREBASE_PROJECT_ID", FIREBASE_PROJECT)
+    return checkout

@@ -1,0 +1,187 @@
+"""docker-compose.jitsi.yml merged onto docker-jitsi-meet's docker-compose.yml (the real file
+from ../shared, and a trimmed copy kept here) with `docker-compose config`, as an operator runs
+it after docker/gen-secrets.sh: the service, the module, JWT auth and one secret per pair."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import DEFAULT_DOCTOR_FEATURES, DEFAULT_PATIENT_FEATURES, load_settings
+from tests.deploy.deploy_support import (
+    FIREBASE_PROJECT,
+    OVERLAY,
+    OWN_BASE,
+    PLUGIN_PATH,
+    PUBLIC_URL,
+    REPO,
+    SERVICE_ALIAS,
+    Checkout,
+    make_checkout,
+    render_muc_configuration,
+    require_fixture,
+    split_list,
+)
+
+EVENTS_URL = f"http://{SERVICE_ALIAS}:8000/api/prosody/events"
+
+
+@pytest.fixture(params=["own-base", "docker-jitsi-meet"])
+def base(request: pytest.FixtureRequest) -> Path:
+    return OWN_BASE if request.param == "own-base" else require_fixture()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, base: Path) -> Checkout:
+    checkout = make_checkout(tmp_path, base)
+    result = checkout.gen_secrets()
+    assert result.returncode == 0, result.stderr
+    return checkout
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    assert isinstance(env, dict), "docker-compose 1.29 prints environment as a mapping"
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def test_merge_keeps_the_jitsi_stack_and_adds_the_service(checkout: Checkout) -> None:
+    services = checkout.compose_config()["services"]
+    assert {"web", "prosody", "jicofo", "jvb", "videocalls", "postgres"} <= set(services)
+    for name in ("web", "prosody", "jicofo", "jvb"):
+        assert "/jitsi/" in services[name]["image"], "the overlay must not replace Jitsi's images"
+
+    videocalls = services["videocalls"]
+    assert videocalls["build"]["context"] == str(checkout.root.parent / "videocalls")
+    assert (REPO / videocalls["build"]["dockerfile"]).is_file()
+    assert SERVICE_ALIAS in videocalls["networks"]["meet.jitsi"]["aliases"]
+    config_dir = checkout.env()["CONFIG"]
+    assert f"{config_dir}/videocalls:/data:Z" in videocalls["volumes"]
+    assert videocalls["ports"] == ["127.0.0.1:8010:8000/tcp"], "published on loopback only"
+
+
+def test_service_environment_is_accepted_by_the_service_settings(checkout: Checkout) -> None:
+    env = environment(checkout.compose_config()["services"]["videocalls"])
+    settings = load_settings(env)
+    assert settings.is_production
+    assert settings.database_url == "sqlite:////data/videocalls.db"
+    assert settings.jitsi_domain == PUBLIC_URL.removeprefix("https://")
+    assert settings.jitsi_token_subject == "meet.jitsi"
+    assert settings.firebase_project_id == FIREBASE_PROJECT
+    assert settings.doctor_features == DEFAULT_DOCTOR_FEATURES
+    assert settings.patient_features == DEFAULT_PATIENT_FEATURES
+    assert settings.admin_api_key == checkout.env()["VIDEOCALLS_ADMIN_API_KEY"]
+    assert env["VIDEOCALLS_WORKERS"] == "2"
+
+
+def test_every_service_variable_is_one_the_service_reads() -> None:
+    # config.py is the single source of truth; a name it does not read is a typo.
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (REPO / "service" / "config.py").read_text()))
+    read |= {"VIDEOCALLS_WORKERS", "TZ"}  # read by docker/entrypoint.sh and by libc
+    overlay = OVERLAY.read_text()
+    block = overlay.split("\n    videocalls:\n", 1)[1].split("\n    postgres:\n", 1)[0]
+    names = set(re.findall(r"^ +- ([A-Z][A-Z0-9_]*)(?:=|$)", block, re.MULTILINE))
+    assert names, "no environment found in the videocalls service"
+    assert names <= read, f"not read by the service: {sorted(names - read)}"
+
+
+def test_prosody_loads_the_module_with_token_affiliation(checkout: Checkout) -> None:
+    prosody = checkout.compose_config()["services"]["prosody"]
+    mount = f"{checkout.root.parent}/videocalls/prosody/mod_video_call_events.lua:{PLUGIN_PATH}:ro"
+    assert mount in prosody["volumes"]
+    config_dir = checkout.env()["CONFIG"]
+    assert (
+        f"{config_dir}/prosody/prosody-plugins-custom:/prosody-plugins-custom:Z"
+        in (prosody["volumes"])
+    ), "the operator's own custom plugins stay mounted"
+    modules = split_list(environment(prosody)["XMPP_MUC_MODULES"])
+    assert "video_call_events" in modules
+    assert "token_affiliation" in modules
+
+
+def test_module_options_carry_the_url_and_the_shared_secret(checkout: Checkout) -> None:
+    services = checkout.compose_config()["services"]
+    rendered = render_muc_configuration(
+        environment(services["prosody"])["XMPP_MUC_CONFIGURATION"]
+    ).split("\n    ")
+    options = dict(line.split(" = ", 1) for line in rendered)
+    assert options["video_call_events_url"] == f'"{EVENTS_URL}"'
+
+    secret = checkout.env()["VIDEOCALLS_EVENTS_SECRET"]
+    assert options["video_call_events_secret"] == f'"{secret}"'
+    assert environment(services["videocalls"])["PROSODY_EVENTS_SECRET"] == secret
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+
+
+def test_one_jwt_secret_for_jitsi_and_the_service(checkout: Checkout) -> None:
+    services = checkout.compose_config()["services"]
+    prosody, videocalls = environment(services["prosody"]), environment(services["videocalls"])
+    env = checkout.env()
+    assert len(env["JWT_APP_SECRET"]) >= 32
+    assert prosody["JWT_APP_SECRET"] == videocalls["JITSI_APP_SECRET"] == env["JWT_APP_SECRET"]
+    assert prosody["JWT_APP_ID"] == videocalls["JITSI_APP_ID"] == env["JWT_APP_ID"] != ""
+
+
+def test_every_join_is_authenticated_and_only_tokens_make_moderators(checkout: Checkout) -> None:
+    services = checkout.compose_config()["services"]
+    for name in ("web", "prosody", "jicofo"):
+        env = environment(services[name])
+        assert env["ENABLE_AUTH"] == "1", name
+        assert env.get("AUTH_TYPE", "jwt") == "jwt", name
+    assert environment(services["prosody"])["AUTH_TYPE"] == "jwt"
+    assert environment(services["jicofo"])["AUTH_TYPE"] == "jwt"
+    assert environment(services["web"])["ENABLE_GUESTS"] == "0"
+    assert environment(services["prosody"])["ENABLE_GUESTS"] == "0"
+    assert environment(services["prosody"])["JWT_ALLOW_EMPTY"] == "0"
+    assert environment(services["jicofo"])["ENABLE_AUTO_OWNER"] == "0"
+
+
+def test_operator_muc_modules_and_options_are_kept(checkout: Checkout) -> None:
+    checkout.set("XMPP_MUC_MODULES", "muc_census")
+    checkout.set("XMPP_MUC_CONFIGURATION", "muc_census_foo = true,muc_census_bar = 2")
+    prosody = environment(checkout.compose_config()["services"]["prosody"])
+    assert split_list(prosody["XMPP_MUC_MODULES"]) == [
+        "muc_census",
+        "token_affiliation",
+        "video_call_events",
+    ]
+    rendered = render_muc_configuration(prosody["XMPP_MUC_CONFIGURATION"])
+    assert rendered.startswith("muc_census_foo = true\n    muc_census_bar = 2\n    ")
+    assert "video_call_events_secret" in rendered
+
+
+def test_postgres_profile_shares_the_generated_password(checkout: Checkout) -> None:
+    result = checkout.gen_secrets("--postgres")
+    assert result.returncode == 0, result.stderr
+    env = checkout.env()
+    assert env["COMPOSE_PROFILES"] == "postgres"
+    services = checkout.compose_config()["services"]
+    postgres = services["postgres"]
+    assert postgres["profiles"] == ["postgres"]
+    assert "postgres.meet.jitsi" in postgres["networks"]["meet.jitsi"]["aliases"]
+    password = environment(postgres)["POSTGRES_PASSWORD"]
+    assert password == env["VIDEOCALLS_POSTGRES_PASSWORD"] != ""
+    settings = load_settings(environment(services["videocalls"]))
+    assert settings.database_url == (
+        f"postgresql://videocalls:{password}@postgres.meet.jitsi:5432/videocalls"
+    )
+
+
+def test_a_published_image_and_another_checkout_folder(checkout: Checkout, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "srv" / "videocalls-src"
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(REPO, target_is_directory=True)
+    checkout.set("VIDEOCALLS_DIR", str(elsewhere))
+    checkout.set("VIDEOCALLS_IMAGE", "registry.example.com/clinic/videocalls:1.2.3")
+    services = checkout.compose_config()["services"]
+    assert services["videocalls"]["image"] == "registry.example.com/clinic/videocalls:1.2.3"
+    assert services["videocalls"]["build"]["context"] == str(elsewhere)
+    assert (
+        f"{elsewhere}/prosody/mod_video_call_events.lua:{PLUGIN_PATH}:ro"
+        in (services["prosody"]["volumes"])
+    )
