@@ -1,0 +1,92 @@
+"""Development authentication (`AUTH_MODE=dev`): HS256 tokens signed with DEV_AUTH_SECRET.
+
+Lets a newcomer run and test the service without a Firebase project. The tokens carry the
+uid in `sub` like Firebase ID tokens, but their own issuer and audience so that neither kind
+can ever be mistaken for the other. Settings refuse this mode when APP_ENV=production.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final, TypeGuard
+
+import jwt
+
+from service.auth import AuthError
+from service.config import AuthMode, ConfigError, Settings, check_secret
+
+DEV_ISSUER: Final = "videocalls-dev"
+DEV_AUDIENCE: Final = "videocalls-dev"
+DEV_ALGORITHM: Final = "HS256"
+DEFAULT_TTL_SECONDS: Final = 86400
+# Same tolerance as the Firebase verifier, so both modes behave alike around expiry.
+LEEWAY_SECONDS: Final = 10
+# Firebase's own limit on uids; keeping it here means dev uids are valid Firebase uids too.
+MAX_UID_LENGTH: Final = 128
+_REQUIRED_CLAIMS: Final = ["sub", "iat", "exp", "iss", "aud"]
+
+logger = logging.getLogger(__name__)
+
+
+def _dev_secret(settings: Settings) -> str:
+    # Settings already enforce all of this; checking again keeps a hand-built Settings (tests,
+    # scripts) from minting or accepting tokens with a weak secret or in production.
+    if settings.auth_mode is not AuthMode.DEV:
+        raise ConfigError("dev tokens need AUTH_MODE=dev")
+    if settings.is_production:
+        raise ConfigError("AUTH_MODE=dev is refused when APP_ENV=production")
+    check_secret("DEV_AUTH_SECRET", settings.dev_auth_secret)
+    return settings.dev_auth_secret
+
+
+def _valid_uid(uid: object) -> TypeGuard[str]:
+    return isinstance(uid, str) and 0 < len(uid) <= MAX_UID_LENGTH
+
+
+def mint_dev_token(settings: Settings, uid: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
+    """A dev ID token for `uid`, valid for `ttl_seconds` (AUTH_MODE=dev only)."""
+    secret = _dev_secret(settings)
+    if not _valid_uid(uid):
+        raise ValueError(f"uid must be 1 to {MAX_UID_LENGTH} characters")
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    now = int(time.time())
+    claims = {
+        "sub": uid,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": DEV_ISSUER,
+        "aud": DEV_AUDIENCE,
+    }
+    return jwt.encode(claims, secret, algorithm=DEV_ALGORITHM)
+
+
+class DevAuthenticator:
+    """Verifies dev tokens: HS256 only, signed with DEV_AUTH_SECRET, every claim required."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = _dev_secret(settings)
+
+    def verify(self, token: str) -> str:
+        try:
+            # A fixed algorithm list is what rejects "none" and algorithm-confusion tokens.
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[DEV_ALGORITHM],
+                audience=DEV_AUDIENCE,
+                issuer=DEV_ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("expired_token") from None
+        except jwt.InvalidTokenError as exc:
+            # The exception type is enough to diagnose; its text could quote token parts.
+            logger.info("dev token rejected: %s", type(exc).__name__)
+            raise AuthError("invalid_token") from None
+        uid = claims.get("sub")
+        if not _valid_uid(uid):
+            raise AuthError("invalid_token")
+        return uid

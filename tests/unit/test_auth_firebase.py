@@ -1,0 +1,324 @@
+"""Firebase ID-token verification through the real firebase-admin and google-auth code.
+
+Only the HTTP request for Google's public certificates is replaced (at requests' transport
+adapter, below google-auth's transport and firebase-admin's caching session); the tokens are
+real RS256 JWTs signed with a key and self-signed certificate generated here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+import requests.adapters
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from firebase_admin import auth as firebase_auth
+
+from service.auth import AuthError, build_authenticator
+from service.auth.firebase import EMULATOR_HOST_ENV, FirebaseAuthenticator
+from service.config import AuthMode, ConfigError, Settings
+
+PROJECT = "videocalls-unit-test"
+# Google's published endpoint for Firebase ID-token certificates (firebase-admin's constant).
+CERT_URL = (
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+)
+KID = "test-key-1"
+UID = "doctor-uid-42"
+
+
+@dataclass
+class KeyPair:
+    key: rsa.RSAPrivateKey
+    cert_pem: str
+
+
+def _key_pair(common_name: str) -> KeyPair:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(key, cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+# Key generation is the slow part; one pair per module is plenty.
+GOOGLE = _key_pair("securetoken.system.gserviceaccount.com")
+ATTACKER = _key_pair("attacker")
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": f"https://securetoken.google.com/{PROJECT}",
+        "aud": PROJECT,
+        "auth_time": now - 60,
+        "user_id": UID,
+        "sub": UID,
+        "iat": now - 60,
+        "exp": now + 3540,
+        "firebase": {"identities": {}, "sign_in_provider": "custom"},
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _id_token(
+    claims: dict[str, Any] | None = None,
+    *,
+    key: rsa.RSAPrivateKey = GOOGLE.key,
+    kid: str | None = KID,
+) -> str:
+    headers = {"kid": kid} if kid is not None else {}
+    return jwt.encode(claims or _claims(), key, algorithm="RS256", headers=headers)
+
+
+@dataclass
+class CertEndpoint:
+    """Stands in for Google's certificate URL; every other URL fails the test."""
+
+    certs: dict[str, str] = field(default_factory=lambda: {KID: GOOGLE.cert_pem})
+    status: int = 200
+    error: Exception | None = None
+    calls: list[str] = field(default_factory=list)
+
+    # Installed as HTTPAdapter.send; a bound method is not re-bound, so no adapter argument.
+    def send(self, request: requests.PreparedRequest, *_: Any, **__: Any) -> requests.Response:
+        assert request.url == CERT_URL, f"unexpected HTTP request to {request.url}"
+        self.calls.append(request.url)
+        if self.error is not None:
+            raise self.error
+        response = requests.Response()
+        response.status_code = self.status
+        response._content = json.dumps(self.certs).encode()
+        response.headers["Content-Type"] = "application/json; charset=UTF-8"
+        response.url = request.url
+        response.request = request
+        return response
+
+
+@pytest.fixture
+def certs(monkeypatch: pytest.MonkeyPatch) -> CertEndpoint:
+    endpoint = CertEndpoint()
+    # Patching the adapter's send (not google-auth or firebase-admin) keeps everything above
+    # the socket real, cachecontrol's adapter included. No Cache-Control header is sent, so
+    # nothing is cached and each test sees its own certificates.
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", endpoint.send)
+    return endpoint
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.delenv(EMULATOR_HOST_ENV, raising=False)
+    yield Settings(
+        jitsi_app_id="videocalls",
+        jitsi_app_secret="x" * 64,
+        jitsi_domain="meet.example.org",
+        auth_mode=AuthMode.FIREBASE,
+        firebase_project_id=PROJECT,
+    )
+
+
+@pytest.fixture
+def verifier(settings: Settings, certs: CertEndpoint) -> FirebaseAuthenticator:
+    authenticator = build_authenticator(settings)
+    assert isinstance(authenticator, FirebaseAuthenticator)
+    return authenticator
+
+
+def _rejected(verifier: FirebaseAuthenticator, token: str) -> AuthError:
+    with pytest.raises(AuthError) as info:
+        verifier.verify(token)
+    return info.value
+
+
+def test_valid_token_returns_uid(verifier: FirebaseAuthenticator, certs: CertEndpoint) -> None:
+    assert verifier.verify(_id_token()) == UID
+    assert certs.calls == [CERT_URL]
+
+
+def test_expired_token(verifier: FirebaseAuthenticator) -> None:
+    now = int(time.time())
+    token = _id_token(_claims(iat=now - 7200, auth_time=now - 7200, exp=now - 3600))
+    error = _rejected(verifier, token)
+    assert (error.code, error.http_status) == ("expired_token", 401)
+
+
+def test_wrong_audience(verifier: FirebaseAuthenticator) -> None:
+    assert _rejected(verifier, _id_token(_claims(aud="another-project"))).code == "invalid_token"
+
+
+def test_wrong_issuer(verifier: FirebaseAuthenticator) -> None:
+    token = _id_token(_claims(iss="https://securetoken.google.com/another-project"))
+    assert _rejected(verifier, token).code == "invalid_token"
+
+
+def test_signed_by_another_key(verifier: FirebaseAuthenticator, certs: CertEndpoint) -> None:
+    assert _rejected(verifier, _id_token(key=ATTACKER.key)).code == "invalid_token"
+    # The signature check itself rejected it, after fetching the real certificates.
+    assert certs.calls == [CERT_URL]
+
+
+def test_missing_kid(verifier: FirebaseAuthenticator) -> None:
+    assert _rejected(verifier, _id_token(kid=None)).code == "invalid_token"
+
+
+def test_unknown_kid(verifier: FirebaseAuthenticator) -> None:
+    assert _rejected(verifier, _id_token(kid="rotated-away")).code == "invalid_token"
+
+
+def test_hs256_token_is_rejected(verifier: FirebaseAuthenticator) -> None:
+    # Algorithm confusion: an HMAC token "signed" with the public certificate text.
+    token = jwt.encode(_claims(), "k" * 64, algorithm="HS256", headers={"kid": KID})
+    assert _rejected(verifier, token).code == "invalid_token"
+
+
+def test_issued_in_the_future(verifier: FirebaseAuthenticator) -> None:
+    now = int(time.time())
+    token = _id_token(_claims(iat=now + 600, auth_time=now + 600, exp=now + 4200))
+    assert _rejected(verifier, token).code == "invalid_token"
+
+
+def test_missing_subject(verifier: FirebaseAuthenticator) -> None:
+    token = _id_token(_claims(sub=None, user_id=None))
+    assert _rejected(verifier, token).code == "invalid_token"
+
+
+def test_certificate_fetch_failure_is_server_side(
+    verifier: FirebaseAuthenticator, certs: CertEndpoint
+) -> None:
+    certs.error = requests.exceptions.ConnectionError("connection refused")
+    error = _rejected(verifier, _id_token())
+    assert (error.code, error.http_status) == ("auth_unavailable", 503)
+
+
+def test_certificate_endpoint_error_status_is_server_side(
+    verifier: FirebaseAuthenticator, certs: CertEndpoint
+) -> None:
+    certs.status = 500
+    assert _rejected(verifier, _id_token()).code == "auth_unavailable"
+
+
+def test_token_never_logged_or_chained(
+    verifier: FirebaseAuthenticator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # google-auth quotes a malformed token in its error message; none of it may escape.
+    token = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ"
+    caplog.set_level(logging.DEBUG)
+    error = _rejected(verifier, token)
+    assert error.code == "invalid_token"
+    assert token not in str(error) and token not in error.message
+    assert error.__cause__ is None and error.__suppress_context__
+    assert token not in caplog.text
+    signed = _id_token(key=ATTACKER.key)
+    _rejected(verifier, signed)
+    assert signed not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (firebase_auth.RevokedIdTokenError("revoked"), "revoked_token"),
+        (firebase_auth.UserDisabledError("disabled"), "user_disabled"),
+        (firebase_auth.UserNotFoundError("gone"), "revoked_token"),
+    ],
+)
+def test_check_revoked_errors_are_mapped(
+    verifier: FirebaseAuthenticator,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: Exception,
+    code: str,
+) -> None:
+    # These come only from the Auth API lookup that check_revoked adds; no network here.
+    def fail(*_: Any, **__: Any) -> dict[str, Any]:
+        raise raised
+
+    monkeypatch.setattr(firebase_auth, "verify_id_token", fail)
+    assert _rejected(verifier, _id_token()).code == code
+
+
+def test_emulator_host_is_honoured(
+    settings: Settings, certs: CertEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Auth emulator issues unsigned tokens; firebase-admin accepts them only when told
+    # (through the environment) that it is talking to the emulator.
+    # Registers the variable with monkeypatch so it is removed again after the test.
+    monkeypatch.setenv(EMULATOR_HOST_ENV, "")
+    emulated = replace(settings, firebase_auth_emulator_host="127.0.0.1:9099")
+    unsigned = jwt.encode(_claims(), key="", algorithm="none")
+    assert build_authenticator(emulated).verify(unsigned) == UID
+    assert certs.calls == []
+    assert os.environ[EMULATOR_HOST_ENV] == "127.0.0.1:9099"
+
+
+def test_stray_emulator_variable_is_refused(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(EMULATOR_HOST_ENV, "127.0.0.1:9099")
+    with pytest.raises(ConfigError, match=EMULATOR_HOST_ENV):
+        build_authenticator(settings)
+
+
+@pytest.mark.parametrize(
+    ("app_env", "host"),
+    [("production", "127.0.0.1:9099"), ("development", "http://127.0.0.1:9099")],
+)
+def test_bad_emulator_settings_are_refused(settings: Settings, app_env: str, host: str) -> None:
+    with pytest.raises(ConfigError):
+        build_authenticator(replace(settings, app_env=app_env, firebase_auth_emulator_host=host))
+
+
+def test_service_account_file_is_used(
+    settings: Settings, certs: CertEndpoint, tmp_path: Path
+) -> None:
+    key_pem = GOOGLE.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    account = {
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": "abc",
+        "private_key": key_pem,
+        "client_email": f"firebase-adminsdk@{PROJECT}.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps(account))
+    verifier = build_authenticator(replace(settings, google_application_credentials=str(path)))
+    assert verifier.verify(_id_token()) == UID
+
+
+def test_unreadable_credentials_file_is_refused(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        build_authenticator(replace(settings, google_application_credentials=str(path)))
+
+
+def test_project_id_is_required(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="FIREBASE_PROJECT_ID"):
+        build_authenticator(replace(settings, firebase_project_id=""))
