@@ -148,14 +148,6 @@ class _Draft:
             return self.listings[0][3]
         return self.left.meeting_id if self.left is not None else None
 
-    @property
-    def last_seen(self) -> int | None:
-        """The last moment the session is known to have been present."""
-        joined = self.joined_at
-        if joined is None:
-            return None
-        return max([joined, *(snap.occurred_at for snap, *_ in self.listings)])
-
 
 def _drafts(events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str) -> list[_Draft]:
     drafts: dict[str, _Draft] = {}
@@ -216,6 +208,7 @@ def _destroy_closes(destroy: RoomEvent, meeting_id: str | None, joined_at: int) 
 
 def _repair(
     draft: _Draft,
+    room_events: Sequence[RoomEvent],
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
@@ -226,7 +219,7 @@ def _repair(
 
     The earliest of: the room's destruction, a restart of its Prosody (another boot), the first
     snapshot of its host that omits it. Failing those, the sweeper closes it at the last moment
-    it was known present once that is more than `max_call_ms` ago.
+    it was known present once that is more than `max_call_ms` ago (see `_last_seen`).
     """
     joined = draft.joined_at
     assert joined is not None
@@ -251,11 +244,29 @@ def _repair(
     if candidates:
         at, _, reason = min(candidates)
         return at, reason
-    last_seen = draft.last_seen
-    assert last_seen is not None
+    last_seen = _last_seen(draft, joined, room_events)
     if now_ms > last_seen + max_call_ms:
-        return last_seen, EndReason.SWEEPER
+        # Present *at* last_seen means present through that millisecond: closing one ms later
+        # keeps a moment both parties were known present as an overlap, so the sweeper can
+        # complete an IN_PROGRESS call but never turn it back into one that never started.
+        return last_seen + 1, EndReason.SWEEPER
     return None
+
+
+def _last_seen(draft: _Draft, joined: int, room_events: Sequence[RoomEvent]) -> int:
+    """The last moment a session with no end is known present.
+
+    Its join, the snapshots that list it, and any later event of the same meeting: events
+    are created in order, so whatever Prosody reported after the join and before a left we
+    never received, it reported while the occupant was still there.
+    """
+    times = [joined, *(snap.occurred_at for snap, *_ in draft.listings)]
+    times += [
+        event.occurred_at
+        for event in room_events
+        if event.meeting_id == draft.meeting_id and event.occurred_at > joined
+    ]
+    return max(times)
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,7 @@ class _Built:
 
 def _build(
     drafts: Sequence[_Draft],
+    room_events: Sequence[RoomEvent],
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
@@ -297,7 +309,9 @@ def _build(
             continue
         closure = None
         if joined is not None:
-            closure = _repair(draft, destroys, snapshots, restarts, now_ms, max_call_ms)
+            closure = _repair(
+                draft, room_events, destroys, snapshots, restarts, now_ms, max_call_ms
+            )
         if closure is None:
             built.append(_Built(draft, role, None, None, False))
         else:
@@ -416,6 +430,7 @@ def derive_call(
     destroys = [e for e in room_events if e.type is EventType.ROOM_DESTROYED]
     built = _build(
         _drafts(room_events, snaps, room),
+        room_events,
         destroys,
         snaps,
         _unique(restarts),
