@@ -1,0 +1,507 @@
+-- mod_video_call_events: reports the rooms and occupants of a MUC component to an HTTP
+-- receiver as signed, durable, ordered events (event contract version 1, see README.md).
+--
+-- Every event is written to Prosody's storage before its hook returns; a single sender then
+-- POSTs the spool in order, one event at a time, and retries with backoff until the receiver
+-- accepts it or the event is too old. Hooks never touch the network.
+
+local array = require "util.array";
+local base64 = require "util.encodings".base64;
+local hashes = require "util.hashes";
+local http = require "net.http";
+local json = require "util.json";
+local random = require "util.random";
+local time = require "util.time";
+local uuid = require "util.uuid".generate;
+
+local CONTRACT_VERSION = 1;
+
+local url = module:get_option_string("video_call_events_url");
+local secret_option = module:get_option("video_call_events_secret");
+local timeout = module:get_option_number("video_call_events_timeout", 10);
+local snapshot_interval = module:get_option_number("video_call_events_snapshot_interval", 60);
+local max_age = module:get_option_number("video_call_events_max_age", 172800);
+local retry_max = module:get_option_number("video_call_events_retry_max", 300);
+local ignore_patterns = module:get_option_array("video_call_events_ignore", {
+	"^focus@", "^jibri@", "^recorder@", "^transcriber@", "@recorder%.",
+});
+local ignore_room_patterns = module:get_option_array("video_call_events_ignore_rooms", {
+	"^__jicofo%-health%-check",
+});
+
+-- Hook priorities. muc_meeting_id sets room._data.meetingId at priority 0, so rooms are
+-- reported after it. mod_muc destroys an empty room from inside muc-occupant-left at
+-- priority -1, so occupant.left is recorded above that, before room.destroyed.
+local PRIORITY_ROOM_CREATED = -10;
+local PRIORITY_OCCUPANT_JOINED = -10;
+local PRIORITY_OCCUPANT_LEFT = 1;
+local PRIORITY_ROOM_DESTROYED = -10;
+
+-- Checked once at load: a module that cannot sign must not spool events it can never send.
+if not url then
+	error("video_call_events_url is required");
+end
+local signing_keys = {};
+do
+	local secrets = type(secret_option) == "table" and secret_option or { secret_option };
+	for _, secret in ipairs(secrets) do
+		local encoded = type(secret) == "string" and secret:match("^whsec_(.+)$");
+		local key = encoded and base64.decode(encoded);
+		if not key or key == "" then
+			error("video_call_events_secret must be a whsec_<base64> string or a list of them");
+		end
+		table.insert(signing_keys, key);
+	end
+	if #signing_keys == 0 then
+		error("video_call_events_secret is required");
+	end
+end
+
+local store = module:open_store("video_call_events");
+
+local function now_ms()
+	return math.floor(time.now() * 1000);
+end
+
+-- One boot_id per Prosody process and one seq counter per host, kept in the global prosody
+-- table so that reloading this module neither restarts seq nor announces a new boot.
+local process = prosody.video_call_events;
+if not process then
+	process = {
+		boot_id = ("b_%d_%s"):format(os.time(), random.bytes(4):gsub(".", function (c)
+			return ("%02x"):format(c:byte());
+		end));
+		hosts = {};
+	};
+	prosody.video_call_events = process;
+end
+local boot = process.hosts[module.host];
+local new_boot = not boot;
+if new_boot then
+	boot = { seq = 0 };
+	process.hosts[module.host] = boot;
+end
+
+local function matches_any(value, patterns)
+	for _, pattern in ipairs(patterns) do
+		if value:match(pattern) then
+			return true;
+		end
+	end
+	return false;
+end
+
+local function ignored_room(room)
+	return matches_any(room.jid:match("^[^@]*") or "", ignore_room_patterns);
+end
+
+local function ignored_occupant(occupant)
+	return occupant.bare_jid ~= nil and matches_any(occupant.bare_jid, ignore_patterns);
+end
+
+-- Per-room state lives on the room object, which outlives a reload of this module.
+local function room_state(room)
+	local state = room.video_call_events;
+	if not state then
+		state = {
+			meeting_id = room._data and room._data.meetingId or uuid();
+			occupants = {};
+		};
+		room.video_call_events = state;
+	end
+	return state;
+end
+
+local function room_fields(room, state)
+	return { name = room.jid:match("^[^@]*"); jid = room.jid; meeting_id = state.meeting_id };
+end
+
+local function occupant_fields(record)
+	return {
+		session = record.session;
+		user_id = record.user_id;
+		moderator = record.role == "moderator";
+		affiliation = record.affiliation;
+		role = record.role or json.null;
+	};
+end
+
+-- Identity comes only from the token (Jitsi's token auth stores context.user here).
+local function user_id_of(session)
+	local user = session and session.jitsi_meet_context_user;
+	local id = type(user) == "table" and user.id;
+	if type(id) == "string" or type(id) == "number" then
+		return tostring(id);
+	end
+	return json.null;
+end
+
+local function new_record(room, occupant, session, joined_at)
+	return {
+		session = "s_" .. uuid();
+		user_id = user_id_of(session);
+		joined_at = joined_at;
+		role = occupant.role;
+		affiliation = room:get_affiliation(occupant.bare_jid) or "none";
+	};
+end
+
+---------------------------------------------------------------------------------------------
+-- Spool: keyval records "e<position>" holding {id, body, created}, positions increasing
+-- across boots, plus "index" holding the position of the oldest undelivered event.
+---------------------------------------------------------------------------------------------
+
+local function spool_key(position)
+	return "e" .. position;
+end
+
+local head, tail;
+do
+	local index = store:get("index");
+	head = index and index.head or 1;
+	tail = head;
+	-- Records are written contiguously and only removed at the head, so the first missing
+	-- position after the head is where the next one goes.
+	while store:get(spool_key(tail)) do
+		tail = tail + 1;
+	end
+	if tail > head then
+		module:log("info", "%d undelivered events in the spool", tail - head);
+	end
+end
+
+local pump; -- defined below; enqueue wakes it up
+local pump_timer, retry_timer;
+local last_snapshot_position;
+
+local function wake()
+	if not pump_timer and not retry_timer then
+		pump_timer = module:add_timer(0, function ()
+			pump_timer = nil;
+			pump();
+		end);
+	end
+end
+
+local function enqueue(event_type, fields, occurred_at)
+	boot.seq = boot.seq + 1;
+	local id = "evt_" .. uuid();
+	local body = {
+		version = CONTRACT_VERSION;
+		id = id;
+		type = event_type;
+		occurred_at = occurred_at or now_ms();
+		source = { host = module.host; boot_id = process.boot_id; seq = boot.seq };
+	};
+	for key, value in pairs(fields) do
+		body[key] = value;
+	end
+	local position = tail;
+	local ok, err = store:set(spool_key(position), { id = id; body = json.encode(body); created = os.time() });
+	if not ok then
+		module:log("error", "Event %s (%s) could not be spooled and is lost: %s", id, event_type, err);
+		return nil;
+	end
+	tail = tail + 1;
+	module:log("debug", "Spooled %s %s seq %d at %d", event_type, id, boot.seq, position);
+	wake();
+	return position;
+end
+
+---------------------------------------------------------------------------------------------
+-- Delivery: one request at a time, oldest first.
+---------------------------------------------------------------------------------------------
+
+local attempt; -- the request in flight: { position, record, request, timer }
+local failures = 0;
+
+local function sign(id, timestamp, body)
+	local payload = id .. "." .. timestamp .. "." .. body;
+	local signatures = {};
+	for i, key in ipairs(signing_keys) do
+		signatures[i] = "v1," .. base64.encode(hashes.hmac_sha256(key, payload));
+	end
+	return table.concat(signatures, " ");
+end
+
+local function advance(position)
+	head = position + 1;
+	local ok, err = store:set("index", { head = head });
+	if not ok then
+		module:log("error", "Could not save the spool index (events may be sent again): %s", err);
+	end
+	store:set(spool_key(position), nil);
+end
+
+local function retry_later(delay)
+	retry_timer = module:add_timer(delay, function ()
+		retry_timer = nil;
+		pump();
+	end);
+end
+
+local function backoff()
+	failures = failures + 1;
+	local delay = math.min(retry_max, 2 ^ (failures - 1));
+	-- Jitter spreads the retries of many Prosody instances after a receiver outage.
+	return math.min(retry_max, delay * (0.75 + math.random() * 0.5));
+end
+
+local function retry_after(response)
+	local value = response and response.headers and response.headers["retry-after"];
+	local seconds = value and tonumber(value);
+	if seconds and seconds >= 0 then
+		return math.min(seconds, 3600);
+	end
+	return nil;
+end
+
+local function finish(current, code, detail, response)
+	attempt = nil;
+	if current.timer then
+		current.timer:stop();
+	end
+	local id = current.record.id;
+	if code >= 200 and code < 300 then
+		failures = 0;
+		advance(current.position);
+		return pump();
+	end
+	local retryable = code == 0 or code == 408 or code == 429 or code == 401 or code == 403
+		or code >= 500 or code < 400;
+	if not retryable then
+		module:log("error", "Receiver refused event %s with HTTP %d: dropped", id, code);
+		failures = 0;
+		advance(current.position);
+		return pump();
+	end
+	local delay = backoff();
+	if code == 429 then
+		delay = retry_after(response) or delay;
+	end
+	if code == 401 or code == 403 then
+		module:log("error", "Receiver rejected the signature of event %s (HTTP %d): check "
+			.. "video_call_events_secret; retrying in %.1fs", id, code, delay);
+	elseif code == 0 then
+		module:log("warn", "Event %s not delivered (%s); retrying in %.1fs", id, detail, delay);
+	else
+		module:log("warn", "Receiver answered HTTP %d for event %s; retrying in %.1fs", code, id, delay);
+	end
+	retry_later(delay);
+end
+
+local function send(position, record)
+	local timestamp = tostring(os.time());
+	local current = { position = position; record = record };
+	attempt = current;
+	current.timer = module:add_timer(timeout, function ()
+		if attempt ~= current then return; end
+		local request = current.request;
+		finish(current, 0, "timeout");
+		-- net.http may never time out by itself: close the connection; its late callback
+		-- finds that this attempt is over and is ignored.
+		if request then
+			if request.cancel then
+				pcall(request.cancel, request, "timeout");
+			elseif request.conn then
+				pcall(request.conn.close, request.conn);
+			end
+		end
+	end);
+	current.request = http.request(url, {
+		method = "POST";
+		body = record.body;
+		headers = {
+			["Content-Type"] = "application/json";
+			["webhook-id"] = record.id;
+			["webhook-timestamp"] = timestamp;
+			["webhook-signature"] = sign(record.id, timestamp, record.body);
+		};
+		suppress_errors = true;
+	}, function (body, code, response)
+		if attempt ~= current or module.loaded == false then return; end
+		code = tonumber(code) or 0;
+		finish(current, code, code == 0 and tostring(body) or nil, response);
+	end);
+end
+
+function pump()
+	if attempt or retry_timer or module.loaded == false then
+		return;
+	end
+	-- Skip records that are gone or too old; bounded by the spool length.
+	while head < tail do
+		local record = store:get(spool_key(head));
+		if not record then
+			module:log("warn", "Spool record %d is missing; skipping it", head);
+			advance(head);
+		elseif os.time() - (record.created or 0) > max_age then
+			module:log("error", "Event %s is older than video_call_events_max_age: dropped", record.id);
+			failures = 0;
+			advance(head);
+		else
+			return send(head, record);
+		end
+	end
+end
+
+---------------------------------------------------------------------------------------------
+-- Events
+---------------------------------------------------------------------------------------------
+
+local function occupant_left(room, state, nick, record, reason, occurred_at)
+	state.occupants[nick] = nil;
+	enqueue("occupant.left", {
+		room = room_fields(room, state);
+		occupant = occupant_fields(record);
+		reason = reason;
+	}, occurred_at);
+end
+
+local function leave_reason(event)
+	if event.room.destroying then
+		return "room_destroyed";
+	end
+	local stanza = event.stanza;
+	if stanza and stanza.name == "presence" then
+		return "left";
+	end
+	-- Without a stanza the occupant was removed by the room: a kick, a ban or a change to
+	-- members-only, unless its session failed (then its stored presence is unavailable).
+	local presence = event.occupant and event.occupant:get_presence();
+	if presence and presence.attr.type == "unavailable" then
+		return "unknown";
+	end
+	return "kicked";
+end
+
+-- A room made by its first occupant's presence fires muc-occupant-joined before
+-- muc-room-created; whichever comes first announces the room, so room.created always
+-- precedes the first occupant.joined.
+local function announce(room, state, occurred_at)
+	if state.announced then return; end
+	state.announced = true;
+	enqueue("room.created", { room = room_fields(room, state) }, occurred_at);
+end
+
+local function on_room_created(event)
+	local room = event.room;
+	if ignored_room(room) then return; end
+	announce(room, room_state(room));
+end
+
+local function on_occupant_joined(event)
+	local room, occupant = event.room, event.occupant;
+	if ignored_room(room) or ignored_occupant(occupant) then return; end
+	local state = room_state(room);
+	local record = new_record(room, occupant, event.origin, now_ms());
+	announce(room, state, record.joined_at);
+	state.occupants[occupant.nick] = record;
+	enqueue("occupant.joined", {
+		room = room_fields(room, state);
+		occupant = occupant_fields(record);
+		reason = json.null;
+	}, record.joined_at);
+end
+
+local function on_occupant_left(event)
+	local room = event.room;
+	local state = room.video_call_events;
+	local nick = event.nick or (event.occupant and event.occupant.nick);
+	local record = state and nick and state.occupants[nick];
+	if not record then return; end -- never reported, or already closed by room.destroyed
+	occupant_left(room, state, nick, record, leave_reason(event));
+end
+
+local function on_room_destroyed(event)
+	local room = event.room;
+	if ignored_room(room) then return; end
+	local state = room_state(room);
+	if state.destroyed then return; end
+	state.destroyed = true;
+	-- Whatever order other modules fire things in, nobody stays in a destroyed room.
+	local remaining = {};
+	for nick, record in pairs(state.occupants) do
+		table.insert(remaining, { nick = nick; record = record });
+	end
+	table.sort(remaining, function (a, b) return a.record.joined_at < b.record.joined_at; end);
+	local occurred_at = now_ms();
+	for _, item in ipairs(remaining) do
+		occupant_left(room, state, item.nick, item.record, "room_destroyed", occurred_at);
+	end
+	enqueue("room.destroyed", { room = room_fields(room, state) }, occurred_at);
+end
+
+local function live_rooms()
+	local muc = prosody.hosts[module.host] and prosody.hosts[module.host].modules.muc;
+	if muc and muc.live_rooms then
+		return muc.live_rooms();
+	end
+	return function () return nil; end;
+end
+
+local function take_snapshot()
+	-- A snapshot still waiting in the spool is as good as a new one: do not pile them up
+	-- while the receiver is away.
+	if last_snapshot_position and last_snapshot_position >= head then
+		return;
+	end
+	local occurred_at = now_ms();
+	local rooms = array();
+	for room in live_rooms() do
+		if not ignored_room(room) and not (room.video_call_events and room.video_call_events.destroyed) then
+			local state = room_state(room);
+			local occupants = array();
+			for nick, occupant in room:each_occupant() do
+				if not ignored_occupant(occupant) then
+					local record = state.occupants[nick];
+					if not record then
+						-- Joined before this module was loaded: adopt it with a new session.
+						local session = occupant.jid and prosody.full_sessions[occupant.jid];
+						record = new_record(room, occupant, session, occurred_at);
+						state.occupants[nick] = record;
+					end
+					occupants:push({
+						session = record.session;
+						user_id = record.user_id;
+						joined_at = record.joined_at;
+					});
+				end
+			end
+			rooms:push({ room = room_fields(room, state); occupants = occupants });
+		end
+	end
+	last_snapshot_position = enqueue("rooms.snapshot", { rooms = rooms }, occurred_at);
+end
+
+function module.load()
+	-- Rooms that already exist (loaded into a running server) were created unseen.
+	for room in live_rooms() do
+		room_state(room).announced = true;
+	end
+	if new_boot then
+		enqueue("prosody.started", {});
+	end
+	if snapshot_interval > 0 then
+		-- The first snapshot runs from the event loop, once the rooms (if any) are in place.
+		module:add_timer(0, function ()
+			take_snapshot();
+			return snapshot_interval;
+		end);
+	end
+	wake();
+end
+
+function module.unload()
+	-- A reply to the old instance's request is ignored; the new instance sends the event again.
+	local current = attempt;
+	attempt = nil;
+	if current and current.request and current.request.cancel then
+		pcall(current.request.cancel, current.request, "unloaded");
+	end
+end
+
+module:hook("muc-room-created", on_room_created, PRIORITY_ROOM_CREATED);
+module:hook("muc-occupant-joined", on_occupant_joined, PRIORITY_OCCUPANT_JOINED);
+module:hook("muc-occupant-left", on_occupant_left, PRIORITY_OCCUPANT_LEFT);
+module:hook("muc-room-destroyed", on_room_destroyed, PRIORITY_ROOM_DESTROYED);
