@@ -565,3 +565,23 @@ def test_breakout_destroy_does_not_close_the_main_room() -> None:
     record = s.derive(now=300)
     assert record.status is CallStatus.IN_PROGRESS
     assert record.repairs == ()
+
+
+def test_grace_boundary_a_rejoin_just_inside_continues_just_outside_does_not() -> None:
+    def call(rejoin_after_ms: int) -> CallDerivation:
+        s = Stream()
+        s.joined(0, "d1", DOC)
+        s.joined(10, "p1", PAT)
+        s.left(600, "d1", DOC)
+        s.left(600, "p1", PAT)
+        s.joined(600 + rejoin_after_ms / S, "d2", DOC)
+        s.joined(600 + rejoin_after_ms / S, "p2", PAT)
+        s.left(1000, "d2", DOC)
+        s.left(1000, "p2", PAT)
+        return s.derive(now=5000)
+
+    inside = call(GRACE - 1)
+    assert (inside.ended_at, inside.completed_at) == (at(1000), at(1000) + GRACE)
+    outside = call(GRACE)
+    assert (outside.ended_at, outside.completed_at) == (at(600), at(600) + GRACE)
+    assert outside.duration == 590
