@@ -111,6 +111,10 @@ def test_module_options_carry_the_url_and_the_shared_secret(checkout: Checkout) 
     options = dict(line.split(" = ", 1) for line in rendered)
     assert options["video_call_events_url"] == f'"{EVENTS_URL}"'
 
+    # The component's `storage = "memory"` would lose the spool of undelivered events.
+    assert options["storage"] == '{ video_call_events = "internal" }'
+    assert options["default_storage"] == '"memory"'
+
     secret = checkout.env()["VIDEOCALLS_EVENTS_SECRET"]
     assert options["video_call_events_secret"] == f'"{secret}"'
     assert environment(services["videocalls"])["PROSODY_EVENTS_SECRET"] == secret
