@@ -30,10 +30,11 @@ class SignatureError(Exception):
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key: the base64-decoded part of a `whsec_...` secret."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
+    # Unpadded secrets are common: normalise the padding before a strict decode.
+    encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
+    encoded += "=" * (-len(encoded) % 4)
     try:
-        # Unpadded secrets are common; extra padding is ignored by the decoder.
-        key = base64.b64decode(encoded + "==", validate=True)
+        key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("webhook secret is not base64 after whsec_") from None
     if not key:
