@@ -92,12 +92,6 @@ class Snapshot:
     seq: int
     rooms: tuple[SnapshotRoom, ...]
 
-    def room(self, room_name: str) -> SnapshotRoom | None:
-        for item in self.rooms:
-            if item.room_name == room_name:
-                return item
-        return None
-
 
 @dataclass(frozen=True)
 class ProsodyStarted:
