@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from service import logs
-from service.api import admin, health, video_calls
+from service.api import admin, health, openapi, video_calls
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
@@ -22,9 +23,18 @@ from service.store import db
 
 def create_app(settings: Settings, authenticator: Authenticator | None = None) -> Starlette:
     db.bind(db.make_database(settings.database_url, settings.db_pool_size))
+    logs.register_secrets(
+        settings.jitsi_app_secret,
+        settings.dev_auth_secret,
+        settings.admin_api_key,
+        settings.event_sync_token,
+        *settings.prosody_events_secrets,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One worker thread per pooled connection: more threads would only queue on the pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         yield
         db.current().close_all()  # type: ignore[attr-defined]
 
@@ -42,7 +52,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
     middleware.append(Middleware(BodyLimit))
 
     app = Starlette(
-        routes=[*health.routes, *video_calls.routes, *admin.routes],
+        routes=[*health.routes, *video_calls.routes, *admin.routes, *openapi.routes],
         middleware=middleware,
         exception_handlers={
             AppError: app_error,

@@ -100,8 +100,8 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
                 "appointment_not_active",
                 currentStatus=status.value,
             )
-        at = now_ms()
         with db.write_transaction():
+            at = now_ms()
             call, created = repo.create_call_if_missing(
                 appointment, room_name_for(appointment.id), at
             )
@@ -178,12 +178,13 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
     def work() -> VideoCall:
         call = _find_call(ref)
         role = _participant_role(call, uid)
-        at = now_ms()
         with db.write_transaction():
+            # Read the clock once the write lock is held, so times follow commit order.
+            at = now_ms()
             repo.audit(
                 uid, "status.reported", at, call.id, call.appointment_id, {"action": action.value}
             )
-            before = CallStatus(call.status)
+            before = CallStatus(repo.lock_call(call.id).status)
             _apply_action(call, role, action, at, uid)
             after = repo.get_call(call.id)
             assert after is not None

@@ -83,7 +83,7 @@ def describe_lifetime(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
-    if seconds >= 60:
-        minutes = seconds // 60
-        return f"{minutes} minutes"
+    minutes = seconds // 60
+    if minutes:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
     return f"{seconds} seconds"

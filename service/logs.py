@@ -19,7 +19,19 @@ _SCRUB = (
 )
 
 
+# Exact values of the configured secrets, so that even an exception message quoting one
+# (a driver error echoing a DSN, say) is written as [redacted].
+_SECRETS: set[str] = set()
+
+
+def register_secrets(*values: str) -> None:
+    _SECRETS.update(v for v in values if len(v) >= 8)
+
+
 def scrub(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
     for pattern, replacement in _SCRUB:
         text = pattern.sub(replacement, text)
     return text

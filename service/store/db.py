@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 T = TypeVar("T")
 
@@ -44,6 +44,8 @@ def make_database(url: str, pool_size: int = 20) -> peewee.Database:
             pragmas=SQLITE_PRAGMAS,
             max_connections=pool_size,
             stale_timeout=300,
+            # Wait for a free connection rather than failing when all are busy.
+            timeout=10,
             check_same_thread=False,
         )
     if parsed.scheme in ("postgresql", "postgres"):
@@ -98,6 +100,8 @@ def run(fn: Callable[[], T]) -> T:
     try:
         with db.connection_context():
             return fn()
+    except MaxConnectionsExceeded as exc:
+        raise DatabaseUnavailable("connection pool exhausted") from exc
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
         if _is_lock_or_connect_error(exc):
             raise DatabaseUnavailable(

@@ -107,6 +107,18 @@ def get_call(call_id: str) -> VideoCall | None:
     return VideoCall.get_or_none(VideoCall.id == call_id)
 
 
+def lock_call(call_id: str) -> VideoCall:
+    """Re-read a call inside a write transaction, holding its row lock until commit.
+
+    PostgreSQL takes the row lock with FOR UPDATE; SQLite already holds the database write
+    lock (BEGIN IMMEDIATE), so a plain read is as good there.
+    """
+    query = VideoCall.select().where(VideoCall.id == call_id)
+    if is_postgres(current()):
+        query = query.for_update()
+    return query.get()
+
+
 def find_call(ref: str) -> VideoCall | None:
     """A path parameter holds an appointment id or a call id: frontends send either."""
     call = VideoCall.get_or_none(VideoCall.appointment_id == ref)
@@ -192,16 +204,21 @@ def start_if_both_joined(call_id: str, now_ms: int) -> bool:
 
 
 def end_call(call_id: str, from_statuses: Iterable[CallStatus], now_ms: int) -> bool:
-    """IN_PROGRESS -> COMPLETED with endedAt and duration computed in the same statement."""
+    """IN_PROGRESS -> COMPLETED with endedAt and duration computed in the same statement.
+
+    A racing report may have stamped `started_at` a moment after `now_ms` was read; the end
+    is then clamped to the start, so a call never ends before it began.
+    """
+    ended = peewee.Case(None, [(VideoCall.started_at > now_ms, VideoCall.started_at)], now_ms)
     started = peewee.fn.COALESCE(VideoCall.started_at, now_ms)
     # Integer arithmetic rounds to the nearest second identically in SQLite and PostgreSQL.
-    duration = peewee.Cast((peewee.Value(now_ms) - started + 500) / 1000, "INTEGER")
+    duration = peewee.Cast((ended - started + 500) / 1000, "INTEGER")
     return transition_call(
         call_id,
         from_statuses,
         CallStatus.COMPLETED,
         now_ms,
-        ended_at=now_ms,
+        ended_at=ended,
         duration=duration,
     )
 

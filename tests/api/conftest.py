@@ -1,0 +1,78 @@
+"""API fixtures: the app over Starlette's TestClient, seeded through the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.auth.dev import mint_dev_token
+from service.config import Settings
+
+
+@dataclass
+class Api:
+    client: TestClient
+    settings: Settings
+
+    def auth(self, uid: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_dev_token(self.settings, uid)}"}
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_api_key}"}
+
+    def put_user(self, uid: str, **fields: Any) -> None:
+        body = {"firstName": uid.title(), "lastName": "Test", "email": f"{uid}@example.test"}
+        body.update(fields)
+        response = self.client.put(f"/api/admin/users/{uid}", json=body, headers=self.admin())
+        assert response.status_code == 200, response.text
+
+    def put_appointment(self, appointment_id: str, **fields: Any) -> None:
+        body = {
+            "doctorUid": "doc",
+            "patientUid": "pat",
+            "appointmentDate": "2026-11-24",
+            "startTime": "10:00",
+            "endTime": "10:30",
+            "timezone": "Europe/Berlin",
+            "status": "CONFIRMED",
+        }
+        body.update(fields)
+        response = self.client.put(
+            f"/api/admin/appointments/{appointment_id}", json=body, headers=self.admin()
+        )
+        assert response.status_code == 200, response.text
+
+    def initiate(self, uid: str, appointment_id: str) -> Any:
+        return self.client.post(
+            "/api/video-calls/initiate",
+            json={"appointmentId": appointment_id},
+            headers=self.auth(uid),
+        )
+
+    def report(self, uid: str, ref: str, action: str) -> Any:
+        return self.client.patch(
+            f"/api/video-calls/{ref}/status", json={"action": action}, headers=self.auth(uid)
+        )
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[Api]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Api(client, settings)
+
+
+@pytest.fixture
+def seeded(api: Api) -> Api:
+    """A doctor, a patient, an outsider, and appointment `appt1` (CONFIRMED)."""
+    for uid in ("doc", "pat", "outsider"):
+        api.put_user(uid)
+    api.put_appointment("appt1")
+    return api
+
+
+Factory = Callable[..., Api]

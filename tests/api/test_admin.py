@@ -1,0 +1,150 @@
+"""The clinic backend's upserts and the operators' call list, behind ADMIN_API_KEY."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings, load_settings
+from service.store import db
+from service.store.models import Appointment, User
+from tests.api.conftest import Api
+
+
+def test_user_upsert_is_idempotent_and_replaces(api: Api) -> None:
+    body = {
+        "firstName": "Jane",
+        "lastName": "Smith",
+        "email": "jane@example.test",
+        "isActive": True,
+    }
+    for _ in range(2):
+        response = api.client.put("/api/admin/users/pat9", json=body, headers=api.admin())
+        assert response.status_code == 200
+        assert response.json()["user"] == {**body, "uid": "pat9", "profileImageUrl": None}
+    body["lastName"] = "Doe"
+    api.client.put("/api/admin/users/pat9", json=body, headers=api.admin())
+    users = db.run(lambda: list(User.select()))
+    assert [(u.uid, u.last_name) for u in users] == [("pat9", "Doe")]
+
+
+def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
+    body = {
+        "doctorUid": "d",
+        "patientUid": "p",
+        "appointmentDate": "2026-07-01",
+        "startTime": "23:30",
+        "endTime": "00:15",
+        "timezone": "Europe/Berlin",
+        "status": "CONFIRMED",
+    }
+    response = api.client.put("/api/admin/appointments/x1", json=body, headers=api.admin())
+    assert response.status_code == 200
+    assert response.json()["appointment"] == {**body, "id": "x1"}
+    stored = db.run(lambda: Appointment.get_by_id("x1"))
+    # 00:15 the next day in Berlin (UTC+2 in July) is 22:15 UTC on 2026-07-01.
+    assert stored.ends_at == 1782944100000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"firstName": 3},
+        {"lastName": "x"},
+        {"firstName": "A", "isActive": "yes"},
+        {"firstName": "A", "email": "x" * 400},
+    ],
+)
+def test_user_upsert_validates(api: Api, body: dict[str, object]) -> None:
+    response = api.client.put("/api/admin/users/u1", json=body, headers=api.admin())
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
+    assert db.run(lambda: User.select().count()) == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "SOMETHING"},
+        {"appointmentDate": "24/11/2026"},
+        {"startTime": "25:00"},
+        {"timezone": "Mars/Olympus"},
+        {"patientUid": "doc"},
+        {"doctorUid": None},
+    ],
+)
+def test_appointment_upsert_validates(api: Api, change: dict[str, object]) -> None:
+    body = {
+        "doctorUid": "doc",
+        "patientUid": "pat",
+        "appointmentDate": "2026-11-24",
+        "startTime": "10:00",
+        "endTime": "10:30",
+        "status": "CONFIRMED",
+        **change,
+    }
+    response = api.client.put("/api/admin/appointments/a1", json=body, headers=api.admin())
+    assert response.status_code == 400, response.text
+    assert db.run(lambda: Appointment.select().count()) == 0
+
+
+def test_bad_ids_are_refused(api: Api) -> None:
+    response = api.client.put(
+        "/api/admin/users/has%20space", json={"firstName": "A"}, headers=api.admin()
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_id"
+
+
+def test_admin_key_is_required_and_checked(api: Api) -> None:
+    url = "/api/admin/users/u1"
+    missing = api.client.put(url, json={"firstName": "A"})
+    assert missing.status_code == 401 and missing.json()["error"] == "missing_token"
+    wrong = api.client.put(url, json={"firstName": "A"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json()["error"] == "invalid_admin_key"
+    # A Firebase user's token is not an admin key.
+    user = api.client.get("/api/admin/video-calls", headers=api.auth("doc"))
+    assert user.status_code == 403
+
+
+def test_admin_api_is_off_without_a_key(env: dict[str, str]) -> None:
+    env = {k: v for k, v in env.items() if k != "ADMIN_API_KEY"}
+    settings: Settings = load_settings(env)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/api/admin/video-calls", headers={"Authorization": "Bearer x"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "admin_api_disabled"
+
+
+def test_operators_list_calls_by_status(seeded: Api) -> None:
+    for n in range(3):
+        seeded.put_appointment(f"b{n}")
+        seeded.initiate("doc", f"b{n}")
+    seeded.report("doc", "b0", "start")
+    seeded.report("doc", "b1", "start")
+    active = seeded.client.get(
+        "/api/admin/video-calls",
+        params={"status": "IN_PROGRESS", "limit": "1"},
+        headers=seeded.admin(),
+    ).json()
+    assert active["count"] == 1
+    assert active["nextCursor"] is not None
+    rest = seeded.client.get(
+        "/api/admin/video-calls",
+        params={"status": "IN_PROGRESS", "cursor": active["nextCursor"]},
+        headers=seeded.admin(),
+    ).json()
+    found = {c["appointmentId"] for c in active["videoCalls"] + rest["videoCalls"]}
+    assert found == {"b0", "b1"}
+    assert rest["nextCursor"] is None
+    everything = seeded.client.get("/api/admin/video-calls", headers=seeded.admin()).json()
+    assert everything["count"] == 3
+
+
+def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
+    seeded.put_user("doc2")
+    seeded.initiate("doc", "appt1")
+    seeded.put_appointment("appt1", doctorUid="doc2")
+    assert seeded.initiate("doc", "appt1").status_code == 403
+    assert seeded.initiate("doc2", "appt1").json()["userRole"] == "doctor"

@@ -1,0 +1,88 @@
+"""Settings: defaults, and a clear one-line refusal for every unsafe configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.config import AuthMode, ConfigError, load_settings
+from tests.conftest import base_env
+
+
+def test_defaults() -> None:
+    settings = load_settings(base_env())
+    assert settings.database_url == "sqlite:///data/videocalls.db"
+    assert settings.jitsi_token_subject == "meet.example.test"
+    assert settings.jitsi_token_ttl == 10800
+    assert settings.jitsi_token_include_email is False
+    assert settings.call_end_grace == 120
+    assert settings.no_show_grace == 900
+    assert settings.max_call_duration == 14400
+    assert settings.auth_mode is AuthMode.DEV  # base_env picks dev; the real default follows
+
+
+def test_firebase_is_the_default_auth_mode() -> None:
+    env = base_env(FIREBASE_PROJECT_ID="clinic-prod")
+    del env["AUTH_MODE"]
+    assert load_settings(env).auth_mode is AuthMode.FIREBASE
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    settings = load_settings(base_env())
+    assert settings.jitsi_app_secret not in repr(settings)
+    assert settings.admin_api_key not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"JITSI_APP_SECRET": ""}, "JITSI_APP_SECRET is required"),
+        ({"JITSI_APP_SECRET": "short"}, "JITSI_APP_SECRET is too short"),
+        ({"JITSI_APP_SECRET": "ab" * 20}, "JITSI_APP_SECRET is too weak"),
+        ({"JITSI_APP_ID": ""}, "JITSI_APP_ID is required"),
+        ({"JITSI_DOMAIN": ""}, "JITSI_DOMAIN is required"),
+        ({"JITSI_TOKEN_TTL": "soon"}, "JITSI_TOKEN_TTL must be a whole number"),
+        ({"AUTH_MODE": "magic"}, "AUTH_MODE must be firebase or dev"),
+        ({"DEV_AUTH_SECRET": "x"}, "DEV_AUTH_SECRET is too short"),
+        ({"APP_ENV": "production"}, "AUTH_MODE=dev is refused when APP_ENV=production"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with"),
+        ({"PROSODY_EVENTS_SECRET": "plain-secret-without-prefix-0123456789"}, "whsec_"),
+        ({"ADMIN_API_KEY": "admin"}, "ADMIN_API_KEY is too short"),
+        ({"JITSI_DOCTOR_FEATURES": "teleport"}, "unknown features"),
+    ],
+)
+def test_refusals(change: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(base_env(**change))
+    message = str(excinfo.value)
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_production_refuses_the_firebase_emulator() -> None:
+    env = base_env(
+        APP_ENV="production",
+        AUTH_MODE="firebase",
+        FIREBASE_PROJECT_ID="p",
+        FIREBASE_AUTH_EMULATOR_HOST="127.0.0.1:9099",
+    )
+    with pytest.raises(ConfigError, match="FIREBASE_AUTH_EMULATOR_HOST is refused"):
+        load_settings(env)
+
+
+def test_firebase_needs_a_project(tmp_path: Path) -> None:
+    env = base_env(AUTH_MODE="firebase")
+    with pytest.raises(ConfigError, match="FIREBASE_PROJECT_ID is required"):
+        load_settings(env)
+    credentials = tmp_path / "sa.json"
+    credentials.write_text(json.dumps({"type": "service_account", "project_id": "from-file"}))
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(credentials)
+    assert load_settings(env).firebase_project_id == "from-file"
+
+
+def test_secret_rotation_list() -> None:
+    first, second = base_env()["PROSODY_EVENTS_SECRET"], base_env()["PROSODY_EVENTS_SECRET"]
+    settings = load_settings(base_env(PROSODY_EVENTS_SECRET=f"{first} {second}"))
+    assert settings.prosody_events_secrets == (first, second)
