@@ -28,7 +28,7 @@ end
 module:add_timer(0.1, function ()
 	if take("reload-video_call_events") then
 		local ok, err = modulemanager.reload(module.host, "video_call_events");
-		module:log("info", "Reloaded video_call_events: %s %s", tostring(ok), tostring(err));
+		module:log("info", "Reloaded video_call_events: %s", ok and "ok" or tostring(err));
 		reply("reloaded-video_call_events");
 	end
 	local muc = prosody.hosts[module.host].modules.muc;

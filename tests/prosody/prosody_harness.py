@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,6 +105,7 @@ class Receiver:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answers to give first, in order
     hang: bool = False
     quiet: bool = False  # bench: keep no attempt log
@@ -140,9 +142,18 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that gives up (the module's timeout) is expected; anything else,
+                # such as a failed check in handle(), is kept for the test to see.
+                error = sys.exc_info()[1]
+                if not isinstance(error, ConnectionError):
+                    receiver.errors.append(repr(error))
+
         self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -396,7 +407,8 @@ class Client:
         xmpp.enable_direct_tls = False
         xmpp.enable_plaintext = True
         xmpp.register_plugin("xep_0045")
-        xmpp["feature_mechanisms"].unencrypted_plain = True
+        xmpp.register_plugin("xep_0199")
+        xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
         started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         def on_start(_: Any) -> None:
@@ -423,9 +435,15 @@ class Client:
         self.loop.run(join())
         self.rooms[room] = nick
 
+    async def _synced(self) -> None:
+        # Prosody handles one connection's stanzas in order: once a ping is answered, what
+        # was sent before it (and the hooks it fired) has been handled.
+        await self.xmpp.plugin["xep_0199"].ping(slixmpp.JID(DOMAIN), timeout=10)
+
     def say(self, room: str, text: str) -> None:
         async def say() -> None:
             self.xmpp.send_message(mto=slixmpp.JID(f"{room}@{MUC}"), mbody=text, mtype="groupchat")
+            await self._synced()
 
         self.loop.run(say())
 
@@ -434,6 +452,7 @@ class Client:
 
         async def leave() -> None:
             self.xmpp.plugin["xep_0045"].leave_muc(slixmpp.JID(f"{room}@{MUC}"), nick)
+            await self._synced()
 
         self.loop.run(leave())
 
@@ -474,13 +493,21 @@ def stack(
     workdir: Path,
     options: dict[str, Any] | None = None,
     *,
-    secret: str | None = None,
+    secret: str | list[str] | None = None,
+    receiver_secret: str | None = None,
+    statuses: list[int] | None = None,
+    hang: bool = False,
+    receiver_up: bool = True,
     timing: bool = False,
     log_level: str = "debug",
 ) -> Iterator[Stack]:
+    """Prosody configured with `secret` (a new one by default), its receiver checking
+    `receiver_secret` (the first of `secret` by default), set up before Prosody starts."""
     secret = secret or new_secret()
-    receiver = Receiver(secret)
-    receiver.start()
+    first = secret[0] if isinstance(secret, list) else secret
+    receiver = Receiver(receiver_secret or first, statuses=list(statuses or []), hang=hang)
+    if receiver_up:
+        receiver.start()
     prosody = Prosody(
         binary, workdir, receiver.url, secret, options or {}, timing=timing, log_level=log_level
     )
@@ -491,6 +518,9 @@ def stack(
         yield result
     finally:
         result.close()
+
+
+StackFactory = Callable[..., Stack]
 
 
 def copy_logs(workdir: Path, target: Path) -> None:

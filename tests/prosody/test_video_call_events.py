@@ -1,0 +1,429 @@
+"""mod_video_call_events end to end: real Prosody, real XMPP clients (slixmpp), real HTTP.
+
+Each scenario asserts the exact events received, their order by seq and (in the receiver)
+their Standard Webhooks signatures."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.prosody.prosody_harness import MUC, StackFactory, new_secret, wait_until
+
+pytestmark = pytest.mark.prosody
+
+EVENT_ID = re.compile(r"^evt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+Event = dict[str, Any]
+
+
+def check_stream(events: list[Event], gaps: bool = False) -> None:
+    """Contract fields on every event; within a boot, seq goes up by one in arrival order
+    (or at least goes up, where a test drops events on purpose)."""
+    last_seq: dict[str, int] = {}
+    for event in events:
+        assert event["version"] == 1
+        assert EVENT_ID.match(event["id"]), event["id"]
+        assert isinstance(event["occurred_at"], int)
+        assert abs(event["occurred_at"] / 1000 - time.time()) < 600
+        source = event["source"]
+        assert source["host"] == MUC
+        assert source["boot_id"].startswith("b_")
+        seq = source["seq"]
+        previous = last_seq.get(source["boot_id"], 0)
+        assert seq > previous if gaps else seq == previous + 1, f"seq {seq} after {previous}"
+        last_seq[source["boot_id"]] = seq
+        if event["type"] != "prosody.started" and event["type"] != "rooms.snapshot":
+            assert event["room"]["jid"] == f"{event['room']['name']}@{MUC}"
+            assert event["room"]["meeting_id"]
+    assert len({e["id"] for e in events}) == len(events), "an event arrived twice"
+
+
+def summary(events: list[Event]) -> list[tuple[Any, ...]]:
+    """(type, room, user_id, reason) per event: what each scenario pins down exactly."""
+    rows: list[tuple[Any, ...]] = []
+    for event in events:
+        room = event.get("room", {}).get("name")
+        occupant = event.get("occupant")
+        if occupant is None:
+            rows.append((event["type"], room))
+        elif event["type"] == "occupant.left":
+            rows.append((event["type"], room, occupant["user_id"], event["reason"]))
+        else:
+            rows.append((event["type"], room, occupant["user_id"]))
+    return rows
+
+
+def settle(stack: Any, count: int, timeout: float = 20, gaps: bool = False) -> list[Event]:
+    """Wait for `count` events, then make sure no more arrive."""
+    events = stack.receiver.wait_for(count, timeout)
+    time.sleep(0.4)
+    events = stack.receiver.events()
+    check_stream(events, gaps)
+    assert stack.receiver.errors == []
+    assert len(events) == count, summary(events)
+    assert all(a.status in (204, None) or a.status >= 400 for a in stack.receiver.attempts)
+    return events
+
+
+def test_doctor_and_patient_join_talk_and_leave(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    doctor = stack.client("doc", "doctor123")
+    patient = stack.client("pat", "patient456")
+    doctor.join("appointment_1", "Doctor")
+    patient.join("appointment_1", "Patient")
+    doctor.say("appointment_1", "Hello")
+    patient.say("appointment_1", "Hi")
+    patient.leave("appointment_1")
+    doctor.leave("appointment_1")
+
+    events = settle(stack, 7)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_1"),
+        ("occupant.joined", "appointment_1", "doctor123"),
+        ("occupant.joined", "appointment_1", "patient456"),
+        ("occupant.left", "appointment_1", "patient456", "left"),
+        ("occupant.left", "appointment_1", "doctor123", "left"),
+        ("room.destroyed", "appointment_1"),
+    ]
+    started, _, doc_in, pat_in, pat_out, doc_out, _ = events
+    assert "room" not in started and "occupant" not in started
+    assert len({e["room"]["meeting_id"] for e in events[1:]}) == 1
+    assert doc_in["occupant"]["session"] == doc_out["occupant"]["session"]
+    assert pat_in["occupant"]["session"] == pat_out["occupant"]["session"]
+    assert doc_in["occupant"]["session"] != pat_in["occupant"]["session"]
+    assert doc_in["occupant"] == {
+        "session": doc_in["occupant"]["session"],
+        "user_id": "doctor123",
+        "moderator": True,
+        "affiliation": "owner",
+        "role": "moderator",
+    }
+    assert pat_in["occupant"]["moderator"] is False
+    assert pat_in["occupant"]["role"] == "participant"
+    # Thin payloads: nothing about names (the token's "name" is not copied).
+    assert "ignored" not in str(events) and "Doctor" not in str(events)
+    times = [e["occurred_at"] for e in events]
+    assert times == sorted(times)
+    # Every attempt carried a valid signature: the receiver answers 401 otherwise.
+    assert [a.status for a in stack.receiver.attempts] == [204] * 7
+
+
+def test_reconnect_is_a_new_session(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_2", "Doctor")
+    patient = stack.client("pat", "patient456")
+    patient.join("appointment_2", "Patient")
+    patient.disconnect()  # the network drops: Prosody sends unavailable for the session
+    again = stack.client("pat", "patient456")
+    again.join("appointment_2", "Patient")
+
+    events = settle(stack, 6)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_2"),
+        ("occupant.joined", "appointment_2", "doctor123"),
+        ("occupant.joined", "appointment_2", "patient456"),
+        ("occupant.left", "appointment_2", "patient456", "left"),
+        ("occupant.joined", "appointment_2", "patient456"),
+    ]
+    first, left, second = events[3], events[4], events[5]
+    assert first["occupant"]["session"] == left["occupant"]["session"]
+    assert second["occupant"]["session"] != first["occupant"]["session"]
+    assert second["room"]["meeting_id"] == first["room"]["meeting_id"]
+
+
+def test_room_destroyed_with_occupants_then_reused(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    doctor = stack.client("doc", "doctor123")
+    patient = stack.client("pat", "patient456")
+    doctor.join("appointment_3", "Doctor")
+    patient.join("appointment_3", "Patient")
+    stack.receiver.wait_for(4)
+    stack.prosody.destroy_room("appointment_3")
+    stack.receiver.wait_for(7)
+    # A later meeting in the same room name is a new meeting.
+    doctor.join("appointment_3", "Doctor2")
+    doctor.leave("appointment_3")
+
+    events = settle(stack, 11)
+    rows = summary(events)
+    # Prosody removes everyone in no particular order, then destroys the room.
+    assert sorted(rows[4:6]) == [
+        ("occupant.left", "appointment_3", "doctor123", "room_destroyed"),
+        ("occupant.left", "appointment_3", "patient456", "room_destroyed"),
+    ]
+    assert rows[:4] + rows[6:] == [
+        ("prosody.started", None),
+        ("room.created", "appointment_3"),
+        ("occupant.joined", "appointment_3", "doctor123"),
+        ("occupant.joined", "appointment_3", "patient456"),
+        ("room.destroyed", "appointment_3"),
+        ("room.created", "appointment_3"),
+        ("occupant.joined", "appointment_3", "doctor123"),
+        ("occupant.left", "appointment_3", "doctor123", "left"),
+        ("room.destroyed", "appointment_3"),
+    ]
+    first, second = events[1]["room"]["meeting_id"], events[7]["room"]["meeting_id"]
+    assert first != second
+    assert {e["room"]["meeting_id"] for e in events[1:7]} == {first}
+    assert {e["room"]["meeting_id"] for e in events[7:]} == {second}
+
+
+def test_focus_recorders_and_health_checks_are_not_reported(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    focus = stack.client("focus")
+    focus.join("__jicofo-health-check-abc", "focus")
+    focus.join("appointment_4", "focus")
+    recorder = stack.client("jibri")
+    recorder.join("appointment_4", "recorder")
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_4", "Doctor")
+    guest = stack.client("guest")  # a person without a token is reported, with no user_id
+    guest.join("appointment_4", "Guest")
+    guest.leave("appointment_4")
+    recorder.leave("appointment_4")
+    doctor.leave("appointment_4")
+    focus.leave("appointment_4")
+    focus.leave("__jicofo-health-check-abc")
+
+    events = settle(stack, 7)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_4"),
+        ("occupant.joined", "appointment_4", "doctor123"),
+        ("occupant.joined", "appointment_4", None),
+        ("occupant.left", "appointment_4", None, "left"),
+        ("occupant.left", "appointment_4", "doctor123", "left"),
+        ("room.destroyed", "appointment_4"),
+    ]
+
+
+def test_receiver_down_for_a_while(make_stack: StackFactory) -> None:
+    stack = make_stack(receiver_up=False)
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_5", "Doctor")
+    doctor.leave("appointment_5")
+    # Several attempts fail with connection refused while the receiver is away.
+    wait_until(lambda: stack.prosody.log().count("not delivered") >= 2, 10, "failed attempts")
+    assert stack.receiver.events() == []
+    stack.receiver.start()
+
+    events = settle(stack, 5)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_5"),
+        ("occupant.joined", "appointment_5", "doctor123"),
+        ("occupant.left", "appointment_5", "doctor123", "left"),
+        ("room.destroyed", "appointment_5"),
+    ]
+    assert stack.receiver.duplicates == 0
+
+
+def test_server_errors_are_retried_with_backoff(make_stack: StackFactory) -> None:
+    stack = make_stack(statuses=[500, 429, 503])
+    events = settle(stack, 1, timeout=15)
+    assert summary(events) == [("prosody.started", None)]
+    attempts = stack.receiver.attempts
+    assert [a.status for a in attempts] == [500, 429, 503, 204]
+    # The same event every time, same body, freshly signed each attempt.
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1
+    assert len({a.body for a in attempts}) == 1
+    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.7  # 1 s with jitter
+    assert gaps[1] >= 0.95  # Retry-After: 1
+    assert gaps[2] >= 1.4  # 2 s (the test's cap) with jitter
+
+
+def test_other_client_errors_drop_the_event(make_stack: StackFactory) -> None:
+    stack = make_stack(statuses=[400])
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_6", "Doctor")
+    events = settle(stack, 2, gaps=True)
+    assert summary(events) == [
+        ("room.created", "appointment_6"),
+        ("occupant.joined", "appointment_6", "doctor123"),
+    ]
+    dropped = stack.receiver.attempts[0].headers["webhook-id"]
+    assert f"Receiver refused event {dropped} with HTTP 400: dropped" in stack.prosody.log()
+    assert [e["source"]["seq"] for e in events] == [2, 3]  # the gap shows the loss
+
+
+def test_hanging_receiver_times_out_and_is_retried(make_stack: StackFactory) -> None:
+    stack = make_stack(hang=True)
+    wait_until(lambda: len(stack.receiver.attempts) >= 1, 10, "the first attempt")
+    wait_until(lambda: "(timeout)" in stack.prosody.log(), 5, "the module's timeout")
+    stack.receiver.release()
+
+    events = settle(stack, 1, timeout=15)
+    assert summary(events) == [("prosody.started", None)]
+    statuses = [a.status for a in stack.receiver.attempts]
+    assert statuses[0] is None and statuses[-1] == 204
+    first, last = stack.receiver.attempts[0], stack.receiver.attempts[-1]
+    assert first.headers["webhook-id"] == last.headers["webhook-id"]
+    assert last.at - first.at >= 1.0  # the 1 s timeout, then backoff
+
+
+def test_restart_with_pending_events(make_stack: StackFactory) -> None:
+    stack = make_stack(receiver_up=False)
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_7", "Doctor")
+    wait_until(lambda: len(stack.prosody.spool_files()) >= 3, 5, "spooled events")
+    doctor.disconnect()
+    stack.prosody.stop()
+    assert len(stack.prosody.spool_files()) == 5  # started, created, joined, left, destroyed
+    stack.prosody.start()
+    stack.receiver.start()
+
+    events = settle(stack, 6)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_7"),
+        ("occupant.joined", "appointment_7", "doctor123"),
+        ("occupant.left", "appointment_7", "doctor123", "left"),
+        ("room.destroyed", "appointment_7"),
+        ("prosody.started", None),
+    ]
+    first_boot, second_boot = events[0]["source"]["boot_id"], events[5]["source"]["boot_id"]
+    assert first_boot != second_boot
+    assert {e["source"]["boot_id"] for e in events[:5]} == {first_boot}
+    assert events[5]["source"]["seq"] == 1
+    wait_until(lambda: stack.prosody.spool_files() == [], 5, "an empty spool")
+
+
+def test_restart_while_the_room_is_open(make_stack: StackFactory) -> None:
+    stack = make_stack(receiver_up=False)
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_8", "Doctor")
+    wait_until(lambda: len(stack.prosody.spool_files()) >= 3, 5, "spooled events")
+    stack.prosody.stop()  # the client is still in the room
+    stack.prosody.start()
+    stack.receiver.start()
+
+    events = stack.receiver.wait_for(4)
+    time.sleep(0.4)
+    events = stack.receiver.events()
+    check_stream(events)
+    rows = summary(events)
+    assert rows[:3] == [
+        ("prosody.started", None),
+        ("room.created", "appointment_8"),
+        ("occupant.joined", "appointment_8", "doctor123"),
+    ]
+    assert rows[-1] == ("prosody.started", None)
+    # Whatever Prosody emitted while shutting down is delivered too, in order, before the
+    # new boot; prosody.started tells the receiver that every earlier session is gone.
+    assert set(rows[3:-1]) <= {
+        ("occupant.left", "appointment_8", "doctor123", "left"),
+        ("occupant.left", "appointment_8", "doctor123", "unknown"),
+        ("room.destroyed", "appointment_8"),
+    }
+
+
+def test_wrong_secret_keeps_events_until_fixed(make_stack: StackFactory) -> None:
+    secret = new_secret()
+    stack = make_stack(secret=secret, receiver_secret=new_secret())
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_9", "Doctor")
+    wait_until(lambda: len(stack.receiver.attempts) >= 3, 10, "rejected attempts")
+    assert stack.receiver.events() == []
+    assert {a.status for a in stack.receiver.attempts} == {401}
+    assert "check video_call_events_secret" in stack.prosody.log()
+    stack.receiver.secret = secret  # the operator fixes the configuration
+
+    events = settle(stack, 3)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_9"),
+        ("occupant.joined", "appointment_9", "doctor123"),
+    ]
+
+
+def test_rotation_signs_with_every_secret(make_stack: StackFactory) -> None:
+    old, new = new_secret(), new_secret()
+    stack = make_stack(secret=[old, new], receiver_secret=new)
+    events = settle(stack, 1)
+    assert summary(events) == [("prosody.started", None)]
+    signature = stack.receiver.attempts[0].headers["webhook-signature"]
+    assert len(signature.split(" ")) == 2
+    assert all(s.startswith("v1,") for s in signature.split(" "))
+
+
+def test_snapshots_list_live_rooms_and_occupants(make_stack: StackFactory) -> None:
+    stack = make_stack({"video_call_events_snapshot_interval": 1})
+    first = stack.receiver.wait_for(2)
+    assert summary(first) == [("prosody.started", None), ("rooms.snapshot", None)]
+    assert first[1]["rooms"] == []
+
+    focus = stack.client("focus")
+    focus.join("appointment_10", "focus")
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_10", "Doctor")
+    patient = stack.client("pat", "patient456")
+    patient.join("appointment_10", "Patient")
+    other = stack.client("other", "doctor789")
+    other.join("appointment_11", "Other")
+    other.leave("appointment_11")
+    other.join("appointment_12", "Other")
+    count = len(stack.receiver.events())
+
+    def snapshots() -> list[Event]:
+        return [e for e in stack.receiver.events()[count:] if e["type"] == "rooms.snapshot"]
+
+    wait_until(lambda: len(snapshots()) >= 1, 5, "a snapshot")
+    events = stack.receiver.events()
+    check_stream(events)
+    joined = {
+        e["occupant"]["session"]: e for e in events if e["type"] == "occupant.joined"
+    }
+    rooms = {
+        item["room"]["name"]: item for item in snapshots()[0]["rooms"]
+    }
+    assert sorted(rooms) == ["appointment_10", "appointment_12"]
+    for name, item in rooms.items():
+        assert item["room"]["jid"] == f"{name}@{MUC}"
+        for occupant in item["occupants"]:
+            event = joined[occupant["session"]]
+            assert event["room"] == item["room"]
+            assert occupant == {
+                "session": event["occupant"]["session"],
+                "user_id": event["occupant"]["user_id"],
+                "joined_at": event["occurred_at"],
+            }
+    assert sorted(o["user_id"] for o in rooms["appointment_10"]["occupants"]) == [
+        "doctor123",
+        "patient456",
+    ]
+    assert [o["user_id"] for o in rooms["appointment_12"]["occupants"]] == ["doctor789"]
+
+    patient.leave("appointment_10")
+    count = len(stack.receiver.events())
+    wait_until(lambda: len(snapshots()) >= 1, 5, "the next snapshot")
+    rooms = {item["room"]["name"]: item for item in snapshots()[0]["rooms"]}
+    assert [o["user_id"] for o in rooms["appointment_10"]["occupants"]] == ["doctor123"]
+
+
+def test_module_reload_keeps_boot_and_sessions(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_13", "Doctor")
+    stack.receiver.wait_for(3)
+    stack.prosody.reload_module()
+    assert "Reloaded video_call_events: ok" in stack.prosody.log()
+    doctor.leave("appointment_13")
+
+    events = settle(stack, 5)
+    assert summary(events) == [
+        ("prosody.started", None),
+        ("room.created", "appointment_13"),
+        ("occupant.joined", "appointment_13", "doctor123"),
+        ("occupant.left", "appointment_13", "doctor123", "left"),
+        ("room.destroyed", "appointment_13"),
+    ]
+    assert events[2]["occupant"]["session"] == events[3]["occupant"]["session"]
+    assert len({e["source"]["boot_id"] for e in events}) == 1
