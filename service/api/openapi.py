@@ -1,0 +1,697 @@
+"""The OpenAPI 3.1 document of every endpoint this service serves, and GET /openapi.json.
+
+Written by hand as data so that it states what the code returns (shapes.py, common.py,
+errors.py, directory.py); tests/api/test_openapi.py holds real responses against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.common import DEFAULT_PAGE, MAX_PAGE
+from service.api.middleware import MAX_BODY_BYTES
+from service.api.video_calls import MAX_REF_LENGTH
+from service.domain.model import Action, AppointmentStatus, CallStatus
+
+JSON = dict[str, Any]
+
+CALL_STATUSES: Final = [s.value for s in CallStatus]
+APPOINTMENT_STATUSES: Final = [s.value for s in AppointmentStatus]
+ACTIONS: Final = [a.value for a in Action]
+
+# shapes.iso(): ISO-8601 in UTC, always with milliseconds and "Z".
+ISO_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIME_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+ID_PATTERN: Final = r"^[A-Za-z0-9_.:@-]{1,128}$"
+
+
+def _schema(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: JSON) -> JSON:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _string(**extra: Any) -> JSON:
+    return {"type": "string", **extra}
+
+
+def _timestamp(description: str, *, nullable: bool = True) -> JSON:
+    if not nullable:
+        return _string(format="date-time", pattern=ISO_PATTERN, description=description)
+    return {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "pattern": ISO_PATTERN,
+        "description": f"{description}; null until it happens",
+    }
+
+
+def _object(properties: JSON, *, required: list[str] | None = None, **extra: Any) -> JSON:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        **extra,
+    }
+
+
+def _json(schema: JSON) -> JSON:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(description: str, schema: JSON) -> JSON:
+    return {"description": description, "content": _json(schema)}
+
+
+def _error(description: str, codes: list[str], *, current_status: list[str] | None = None) -> JSON:
+    """A `{"message", "error"}` response whose `error` is one of `codes`."""
+    properties: JSON = {
+        "message": _string(description="Human-readable; do not parse"),
+        "error": _string(enum=codes, description="Machine-readable code"),
+    }
+    required = ["message", "error"]
+    if current_status is not None:
+        properties["currentStatus"] = _string(
+            enum=current_status, description="The status that refused the request"
+        )
+    schema = _object(properties, required=required, additionalProperties=False)
+    return {"description": description, "content": _json(schema)}
+
+
+# --- responses every operation of a kind shares ------------------------------------------
+
+AUTH_CODES: Final = ["missing_token", "invalid_token", "expired_token", "revoked_token"]
+UNAUTHORIZED: Final = _error(
+    "Missing, malformed, invalid, expired or revoked ID token, or a disabled account",
+    [*AUTH_CODES, "user_disabled"],
+)
+ADMIN_UNAUTHORIZED: Final = _error("Missing admin key", ["missing_token"])
+ADMIN_FORBIDDEN: Final = _error("Wrong admin key", ["invalid_admin_key"])
+# The admin API answers 404 for everything while ADMIN_API_KEY is unset.
+ADMIN_DISABLED: Final = _error(
+    "The admin API is disabled (ADMIN_API_KEY unset)", ["admin_api_disabled"]
+)
+UNAVAILABLE: Final = _error(
+    "The database, or Firebase's certificates, cannot be reached; retry later",
+    ["database_unavailable", "auth_unavailable"],
+)
+ADMIN_UNAVAILABLE: Final = _error(
+    "The database cannot be reached; retry later", ["database_unavailable"]
+)
+TOO_LARGE: Final = _error(f"Request body over {MAX_BODY_BYTES} bytes", ["payload_too_large"])
+# A {ref} holding an encoded "/" no longer matches the route: the router's own 404.
+ROUTE_NOT_FOUND: Final = "not_found"
+
+BODY_CODES: Final = ["invalid_json", "bad_request"]  # bad_request: unreadable Content-Length
+PAGING_CODES: Final = ["invalid_query", "invalid_cursor"]
+
+
+def _participant_responses(ok: JSON, *, bad: list[str], not_found: list[str]) -> JSON:
+    return {
+        "200": ok,
+        "400": _error("Malformed input", bad),
+        "401": UNAUTHORIZED,
+        "403": _error(
+            "The caller is not a participant, or an account is inactive",
+            ["not_participant", "account_inactive"],
+        ),
+        "404": _error("No such appointment or video call", [*not_found, ROUTE_NOT_FOUND]),
+        "503": UNAVAILABLE,
+    }
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+REF_PARAMETER: Final = {
+    "name": "ref",
+    "in": "path",
+    "required": True,
+    "description": "The appointment id or the video call's id (frontends send either)",
+    "schema": _string(minLength=1, maxLength=MAX_REF_LENGTH, pattern="^[^/]+$"),
+    "examples": {"appointment": {"value": "clxxx123456789"}},
+}
+STATUS_QUERY: Final = {
+    "name": "status",
+    "in": "query",
+    "required": False,
+    "description": "Only calls in this status (empty means any)",
+    "schema": _string(enum=CALL_STATUSES),
+}
+LIMIT_QUERY: Final = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": f"Page size, default {DEFAULT_PAGE}",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+}
+CURSOR_QUERY: Final = {
+    "name": "cursor",
+    "in": "query",
+    "required": False,
+    "description": "Opaque: the `nextCursor` of the previous page",
+    "schema": _string(),
+}
+
+
+def _date_query(name: str, description: str) -> JSON:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": _string(format="date", pattern=DATE_PATTERN),
+    }
+
+
+def _id_parameter(name: str, description: str) -> JSON:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": _string(pattern=ID_PATTERN),
+    }
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+VIDEO_CALL_PROPERTIES: Final[JSON] = {
+    "id": _string(),
+    "appointmentId": _string(),
+    "roomName": _string(),
+    "status": _schema("CallStatus"),
+    "startedAt": _timestamp("When the call started"),
+    "endedAt": _timestamp("When the call ended"),
+    "duration": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "Seconds, once the call has ended",
+    },
+    "doctorJoinedAt": _timestamp("The doctor's first join"),
+    "patientJoinedAt": _timestamp("The patient's first join"),
+    "createdAt": _timestamp("Creation", nullable=False),
+    "updatedAt": _timestamp("Last change", nullable=False),
+}
+APPOINTMENT_PROPERTIES: Final[JSON] = {
+    "id": _string(),
+    "appointmentDate": _string(pattern=DATE_PATTERN, description="In `timezone`"),
+    "startTime": _string(pattern=TIME_PATTERN),
+    "endTime": _string(pattern=TIME_PATTERN),
+    "timezone": _string(description="IANA time zone name"),
+    "status": _schema("AppointmentStatus"),
+}
+
+SCHEMAS: Final[JSON] = {
+    "CallStatus": _string(enum=CALL_STATUSES),
+    "AppointmentStatus": _string(enum=APPOINTMENT_STATUSES),
+    "VideoCallSummary": _object(
+        {
+            "id": _string(description="The video call's id"),
+            "appointmentId": _string(),
+            "roomName": _string(description="`appointment_{appointmentId}`, lower-cased"),
+            "status": _schema("CallStatus"),
+        },
+        additionalProperties=False,
+    ),
+    "VideoCall": _object(VIDEO_CALL_PROPERTIES, additionalProperties=False),
+    "Appointment": _object(APPOINTMENT_PROPERTIES, additionalProperties=False),
+    "Participant": _object(
+        {
+            "uid": _string(),
+            "firstName": _string(),
+            "lastName": _string(),
+            "email": {"type": ["string", "null"]},
+            "profileImageUrl": {"type": ["string", "null"]},
+        },
+        additionalProperties=False,
+    ),
+    "AppointmentWithParticipants": _object(
+        {
+            **APPOINTMENT_PROPERTIES,
+            "doctor": _nullable(_schema("Participant")),
+            "patient": _nullable(_schema("Participant")),
+        },
+        additionalProperties=False,
+    ),
+    "VideoCallListItem": _object(
+        {**VIDEO_CALL_PROPERTIES, "appointment": _schema("AppointmentWithParticipants")},
+        additionalProperties=False,
+    ),
+    "VideoCallList": _object(
+        {
+            "message": _string(const="Video calls retrieved successfully"),
+            "count": {"type": "integer", "minimum": 0, "description": "Items on this page"},
+            "videoCalls": {"type": "array", "items": _schema("VideoCallListItem")},
+            "nextCursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page",
+            },
+        },
+        additionalProperties=False,
+    ),
+    "TokenGrant": _object(
+        {
+            "message": _string(
+                enum=["Video call initiated successfully", "Token retrieved successfully"]
+            ),
+            "videoCall": _schema("VideoCallSummary"),
+            "jitsiToken": _string(description="HS256 JWT for Jitsi (token_verification)"),
+            "meetingLink": _string(
+                format="uri", description="`https://{JITSI_DOMAIN}/{roomName}?jwt={jitsiToken}`"
+            ),
+            "userRole": _string(enum=["doctor", "patient"]),
+            "isModerator": {"type": "boolean", "description": "True for the doctor only"},
+            "expiresIn": _string(description='The token lifetime in words, e.g. "3 hours"'),
+            "expiresAt": _timestamp("When jitsiToken expires", nullable=False),
+        },
+        additionalProperties=False,
+    ),
+    "StatusUpdated": _object(
+        {
+            "message": _string(const="Video call status updated successfully"),
+            "videoCall": _schema("VideoCall"),
+        },
+        additionalProperties=False,
+    ),
+    "VideoCallDetails": _object(
+        {
+            "message": _string(const="Video call details retrieved successfully"),
+            "appointment": _schema("Appointment"),
+            "videoCall": _schema("VideoCall"),
+            "doctor": _nullable(_schema("Participant")),
+            "patient": _nullable(_schema("Participant")),
+        },
+        additionalProperties=False,
+    ),
+    "Stats": _object(
+        {
+            "message": _string(const="Video call statistics retrieved successfully"),
+            "totalCalls": {"type": "integer", "minimum": 0, "description": "COMPLETED calls"},
+            "totalDuration": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Seconds, over COMPLETED calls",
+            },
+            "avgDuration": {
+                "type": ["number", "null"],
+                "description": "Seconds, one decimal; null without COMPLETED calls",
+            },
+            "byStatus": _object(
+                {s: {"type": "integer", "minimum": 0} for s in CALL_STATUSES},
+                additionalProperties=False,
+            ),
+        },
+        additionalProperties=False,
+    ),
+    "InitiateRequest": {
+        "type": "object",
+        "properties": {"appointmentId": _string(minLength=1, maxLength=MAX_REF_LENGTH)},
+        "required": ["appointmentId"],
+        "description": "Unknown fields are ignored",
+        "examples": [{"appointmentId": "clxxx123456789"}],
+    },
+    "StatusRequest": {
+        "type": "object",
+        "properties": {"action": _string(enum=ACTIONS)},
+        "required": ["action"],
+        "description": "Unknown fields (such as `role`) are ignored",
+        "examples": [{"action": "join"}],
+    },
+    "UserUpsert": {
+        "type": "object",
+        "properties": {
+            "firstName": _string(minLength=1, maxLength=200, pattern=r"\S"),
+            "lastName": {"type": ["string", "null"], "maxLength": 200},
+            "email": {"type": ["string", "null"], "maxLength": 320},
+            "profileImageUrl": {"type": ["string", "null"], "maxLength": 2048},
+            "isActive": {"type": "boolean", "default": True},
+        },
+        "required": ["firstName"],
+        "description": "Unknown fields are ignored",
+    },
+    "User": _object(
+        {
+            "uid": _string(),
+            "firstName": _string(),
+            "lastName": _string(),
+            "email": {"type": ["string", "null"]},
+            "profileImageUrl": {"type": ["string", "null"]},
+            "isActive": {"type": "boolean"},
+        },
+        additionalProperties=False,
+    ),
+    "UserSaved": _object(
+        {"message": _string(const="User saved"), "user": _schema("User")},
+        additionalProperties=False,
+    ),
+    "AppointmentUpsert": {
+        "type": "object",
+        "properties": {
+            "doctorUid": _string(pattern=ID_PATTERN),
+            "patientUid": _string(pattern=ID_PATTERN, description="Must differ from doctorUid"),
+            "appointmentDate": _string(format="date", pattern=DATE_PATTERN),
+            "startTime": _string(pattern=TIME_PATTERN),
+            "endTime": _string(
+                pattern=TIME_PATTERN, description="At or before startTime: ends the next day"
+            ),
+            "timezone": {
+                "type": ["string", "null"],
+                "maxLength": 64,
+                "default": "UTC",
+                "description": "IANA time zone name",
+                "examples": ["Europe/Berlin"],
+            },
+            "status": _schema("AppointmentStatus"),
+        },
+        "required": [
+            "doctorUid",
+            "patientUid",
+            "appointmentDate",
+            "startTime",
+            "endTime",
+            "status",
+        ],
+        "description": "Unknown fields are ignored",
+    },
+    "AppointmentRecord": _object(
+        {
+            "id": _string(),
+            "doctorUid": _string(),
+            "patientUid": _string(),
+            "appointmentDate": _string(pattern=DATE_PATTERN),
+            "startTime": _string(pattern=TIME_PATTERN),
+            "endTime": _string(pattern=TIME_PATTERN),
+            "timezone": _string(),
+            "status": _schema("AppointmentStatus"),
+        },
+        additionalProperties=False,
+    ),
+    "AppointmentSaved": _object(
+        {
+            "message": _string(const="Appointment saved"),
+            "appointment": _schema("AppointmentRecord"),
+        },
+        additionalProperties=False,
+    ),
+    "Health": _object({"status": _string(const="ok")}, additionalProperties=False),
+    "Ready": _object({"status": _string(const="ready")}, additionalProperties=False),
+    "NotReady": _object(
+        {
+            "status": _string(const="unavailable"),
+            "message": _string(),
+            "error": _string(const="database_unavailable"),
+        },
+        additionalProperties=False,
+    ),
+    "Error": _object(
+        {
+            "message": _string(),
+            "error": _string(),
+            "currentStatus": _string(),
+        },
+        required=["message", "error"],
+        additionalProperties=False,
+        description="Every error; 500 carries only a generic message (internal_error)",
+    ),
+}
+
+
+def _body(name: str) -> JSON:
+    return {"required": True, "content": _json(_schema(name))}
+
+
+FIREBASE: Final[list[JSON]] = [{"firebaseIdToken": []}]
+ADMIN: Final[list[JSON]] = [{"adminKey": []}]
+
+PATHS: Final[JSON] = {
+    "/healthz": {
+        "get": {
+            "operationId": "healthz",
+            "summary": "Liveness: the process is up",
+            "tags": ["health"],
+            "security": [],
+            "responses": {"200": _ok("Up", _schema("Health"))},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "operationId": "readyz",
+            "summary": "Readiness: the database answers",
+            "tags": ["health"],
+            "security": [],
+            "responses": {
+                "200": _ok("Ready", _schema("Ready")),
+                "503": _ok("The database is unreachable", _schema("NotReady")),
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "tags": ["health"],
+            "security": [],
+            "responses": {"200": _ok("OpenAPI 3.1 document", {"type": "object"})},
+        }
+    },
+    "/api/video-calls": {
+        "get": {
+            "operationId": "listVideoCalls",
+            "summary": "The caller's video calls (as doctor or patient), newest first",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "parameters": [STATUS_QUERY, LIMIT_QUERY, CURSOR_QUERY],
+            "responses": {
+                "200": _ok("One page", _schema("VideoCallList")),
+                "400": _error("Bad status, limit or cursor", PAGING_CODES),
+                "401": UNAUTHORIZED,
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+    "/api/video-calls/initiate": {
+        "post": {
+            "operationId": "initiateVideoCall",
+            "summary": "Create the appointment's call if missing and grant the caller a token",
+            "description": "The appointment must be CONFIRMED or IN_PROGRESS and both accounts "
+            "active. A FAILED call goes back to SCHEDULED (a retry).",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "requestBody": _body("InitiateRequest"),
+            "responses": {
+                **_participant_responses(
+                    _ok("A token for the caller", _schema("TokenGrant")),
+                    bad=[
+                        *BODY_CODES,
+                        "missing_appointment_id",
+                        "invalid_body",
+                        "appointment_not_active",
+                    ],
+                    not_found=["appointment_not_found"],
+                ),
+                "400": _error(
+                    "Malformed body, or the appointment is not CONFIRMED/IN_PROGRESS "
+                    "(then with currentStatus)",
+                    [
+                        *BODY_CODES,
+                        "missing_appointment_id",
+                        "invalid_body",
+                        "appointment_not_active",
+                    ],
+                    current_status=APPOINTMENT_STATUSES,
+                ),
+                "404": _error("No such appointment", ["appointment_not_found"]),
+                "409": _error(
+                    "The call is COMPLETED, CANCELLED or NO_SHOW",
+                    ["call_closed"],
+                    current_status=CALL_STATUSES,
+                ),
+                "413": TOO_LARGE,
+            },
+        }
+    },
+    "/api/video-calls/stats": {
+        "get": {
+            "operationId": "videoCallStats",
+            "summary": "Statistics of the caller's calls as doctor",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "parameters": [
+                _date_query("from", "Appointments on or after this date"),
+                _date_query("to", "Appointments on or before this date"),
+            ],
+            "responses": {
+                "200": _ok("Statistics", _schema("Stats")),
+                "400": _error("from/to is not YYYY-MM-DD", ["invalid_query"]),
+                "401": UNAUTHORIZED,
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+    "/api/video-calls/token/{ref}": {
+        "get": {
+            "operationId": "videoCallToken",
+            "summary": "A fresh token for an initiated call",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "parameters": [REF_PARAMETER],
+            "responses": {
+                **_participant_responses(
+                    _ok("A token for the caller", _schema("TokenGrant")),
+                    bad=["invalid_id"],
+                    not_found=["video_call_not_found", "appointment_not_found"],
+                ),
+                "409": _error(
+                    "The call is COMPLETED, CANCELLED, FAILED or NO_SHOW",
+                    ["call_closed"],
+                    current_status=CALL_STATUSES,
+                ),
+            },
+        }
+    },
+    "/api/video-calls/{ref}/status": {
+        "patch": {
+            "operationId": "updateVideoCallStatus",
+            "summary": "Report join, start, end, cancel or failed",
+            "description": "A repeat of a report that already took effect is a no-op (200).",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "parameters": [REF_PARAMETER],
+            "requestBody": _body("StatusRequest"),
+            "responses": {
+                **_participant_responses(
+                    _ok("The call afterwards", _schema("StatusUpdated")),
+                    bad=[*BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
+                    not_found=["video_call_not_found"],
+                ),
+                "403": _error("The caller is not a participant", ["not_participant"]),
+                "409": _error(
+                    "The status rules refuse this transition",
+                    ["invalid_transition"],
+                    current_status=[*CALL_STATUSES, "UNKNOWN"],
+                ),
+                "413": TOO_LARGE,
+            },
+        }
+    },
+    "/api/video-calls/{ref}": {
+        "get": {
+            "operationId": "videoCallDetails",
+            "summary": "The call, its appointment and both participants",
+            "tags": ["video calls"],
+            "security": FIREBASE,
+            "parameters": [REF_PARAMETER],
+            "responses": {
+                **_participant_responses(
+                    _ok("Details", _schema("VideoCallDetails")),
+                    bad=["invalid_id"],
+                    not_found=["video_call_not_found", "appointment_not_found"],
+                ),
+                "403": _error("The caller is not a participant", ["not_participant"]),
+            },
+        }
+    },
+    "/api/admin/users/{uid}": {
+        "put": {
+            "operationId": "upsertUser",
+            "summary": "Create or replace a user (idempotent)",
+            "tags": ["admin"],
+            "security": ADMIN,
+            "parameters": [_id_parameter("uid", "The Firebase uid")],
+            "requestBody": _body("UserUpsert"),
+            "responses": {
+                "200": _ok("Saved", _schema("UserSaved")),
+                "400": _error("Malformed uid or body", [*BODY_CODES, "invalid_id", "invalid_body"]),
+                "401": ADMIN_UNAUTHORIZED,
+                "403": ADMIN_FORBIDDEN,
+                "404": _error(
+                    "The admin API is disabled, or the uid holds a '/'",
+                    ["admin_api_disabled", ROUTE_NOT_FOUND],
+                ),
+                "413": TOO_LARGE,
+                "503": ADMIN_UNAVAILABLE,
+            },
+        }
+    },
+    "/api/admin/appointments/{id}": {
+        "put": {
+            "operationId": "upsertAppointment",
+            "summary": "Create or replace an appointment (idempotent)",
+            "tags": ["admin"],
+            "security": ADMIN,
+            "parameters": [_id_parameter("id", "The appointment id")],
+            "requestBody": _body("AppointmentUpsert"),
+            "responses": {
+                "200": _ok("Saved", _schema("AppointmentSaved")),
+                "400": _error("Malformed id or body", [*BODY_CODES, "invalid_id", "invalid_body"]),
+                "401": ADMIN_UNAUTHORIZED,
+                "403": ADMIN_FORBIDDEN,
+                "404": _error(
+                    "The admin API is disabled, or the id holds a '/'",
+                    ["admin_api_disabled", ROUTE_NOT_FOUND],
+                ),
+                "413": TOO_LARGE,
+                "503": ADMIN_UNAVAILABLE,
+            },
+        }
+    },
+    "/api/admin/video-calls": {
+        "get": {
+            "operationId": "adminListVideoCalls",
+            "summary": "Every video call, or those in one status, newest first",
+            "tags": ["admin"],
+            "security": ADMIN,
+            "parameters": [STATUS_QUERY, LIMIT_QUERY, CURSOR_QUERY],
+            "responses": {
+                "200": _ok("One page", _schema("VideoCallList")),
+                "400": _error("Bad status, limit or cursor", PAGING_CODES),
+                "401": ADMIN_UNAUTHORIZED,
+                "403": ADMIN_FORBIDDEN,
+                "404": ADMIN_DISABLED,
+                "503": ADMIN_UNAVAILABLE,
+            },
+        }
+    },
+}
+
+DOCUMENT: Final[JSON] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Video calls",
+        "version": "0.1.0",
+        "description": "Jitsi video consultations for clinic appointments. Errors are "
+        '`{"message", "error"}` JSON; an unexpected failure is 500 with `internal_error` and '
+        "a generic message.",
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "firebaseIdToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A Firebase ID token (a dev token under AUTH_MODE=dev)",
+            },
+            "adminKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "ADMIN_API_KEY, for the clinic's backend and operators",
+            },
+        },
+    },
+}
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(DOCUMENT)
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
