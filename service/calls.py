@@ -182,9 +182,17 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
             # Read the clock once the write lock is held, so times follow commit order.
             at = now_ms()
             repo.audit(
-                uid, "status.reported", at, call.id, call.appointment_id, {"action": action.value}
+                uid,
+                "status.reported",
+                at,
+                call.id,
+                call.appointment_id,
+                {"action": action.value, "advisory": bool(call.tracked_by_server)},
             )
-            before = CallStatus(repo.lock_call(call.id).status)
+            locked = repo.lock_call(call.id)
+            if locked.tracked_by_server and action in rules.SERVER_OWNED_ACTIONS:
+                return locked
+            before = CallStatus(locked.status)
             _apply_action(call, role, action, at, uid)
             after = repo.get_call(call.id)
             assert after is not None

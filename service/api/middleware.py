@@ -35,14 +35,19 @@ class BodyLimit:
     endpoints never see a half-read stream.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        # Exact paths with their own limit (Prosody's snapshots can be larger than 64 KiB).
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope["path"], self.default_limit)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -52,8 +57,8 @@ class BodyLimit:
                         send, 400, {"message": "Invalid Content-Length", "error": "bad_request"}
                     )
                     return
-                if declared > self.limit:
-                    await self._too_large(send)
+                if declared > limit:
+                    await self._too_large(send, limit)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -64,8 +69,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._too_large(send)
+            if size > limit:
+                await self._too_large(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -81,12 +86,12 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, limit: int) -> None:
         await _send_json(
             send,
             413,
             {
-                "message": f"Request body is larger than {self.limit} bytes",
+                "message": f"Request body is larger than {limit} bytes",
                 "error": "payload_too_large",
             },
         )

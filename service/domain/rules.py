@@ -35,6 +35,10 @@ ACTION_TARGETS: dict[Action, CallStatus] = {
     Action.FAILED: CallStatus.FAILED,
 }
 
+# Once Prosody reports a call, these client reports are audited but change nothing: the
+# server saw who was in the room. `cancel` and `failed` stay client decisions.
+SERVER_OWNED_ACTIONS = frozenset({Action.JOIN, Action.START, Action.END})
+
 # When the call reaches one of these, the appointment follows.
 APPOINTMENT_FOLLOWS: dict[CallStatus, AppointmentStatus] = {
     CallStatus.IN_PROGRESS: AppointmentStatus.IN_PROGRESS,

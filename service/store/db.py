@@ -134,3 +134,18 @@ def ping() -> bool:
     except Exception:
         return False
     return True
+
+
+def try_advisory_lock(key: int) -> bool:
+    """PostgreSQL session lock (held by this pooled connection); always True on SQLite."""
+    database = current()
+    if not is_postgres(database):
+        return True
+    row = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
+
+
+def advisory_unlock(key: int) -> None:
+    database = current()
+    if is_postgres(database):
+        database.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))

@@ -64,6 +64,13 @@ class VideoCall(BaseModel):
     patient_joined_at = peewee.BigIntegerField(null=True)
     created_at = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
+    # Set once the first Prosody event for the room arrives: from then on the server's view
+    # of joins, start, end and duration wins over client reports.
+    tracked_by_server = peewee.BooleanField(default=False)
+    doctor_presence = peewee.IntegerField(null=True)
+    patient_presence = peewee.IntegerField(null=True)
+    missing = peewee.CharField(max_length=16, null=True)
+    open_sessions = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "video_calls"
@@ -87,3 +94,68 @@ class AuditEvent(BaseModel):
 
     class Meta:
         table_name = "audit_events"
+
+
+class ProsodyEvent(BaseModel):
+    """A received event, stored once under its id (the deduplication key).
+
+    `data` is the parsed event in the service's own JSON form (the same for both receivers),
+    so the record can be derived again without the original request.
+    """
+
+    id = peewee.CharField(max_length=128, primary_key=True)
+    type = peewee.CharField(max_length=32)
+    source = peewee.CharField(max_length=16)
+    host = peewee.CharField(max_length=255)
+    boot_id = peewee.CharField(max_length=128, null=True)
+    seq = peewee.BigIntegerField(null=True)
+    occurred_at = peewee.BigIntegerField()
+    room_name = peewee.CharField(max_length=255, null=True)
+    meeting_id = peewee.CharField(max_length=255, null=True)
+    data = peewee.TextField()
+    received_at = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "prosody_events"
+        indexes = (
+            (("room_name", "occurred_at"), False),
+            (("type", "occurred_at"), False),
+            (("boot_id", "seq"), False),
+        )
+
+
+class SnapshotRoom(BaseModel):
+    """One room listed in a rooms.snapshot, so a call reads only its own room's listings."""
+
+    id = peewee.BigAutoField()
+    event_id = peewee.CharField(max_length=128)
+    occurred_at = peewee.BigIntegerField()
+    room_name = peewee.CharField(max_length=255)
+    meeting_id = peewee.CharField(max_length=255, null=True)
+    occupants = peewee.TextField()
+
+    class Meta:
+        table_name = "snapshot_rooms"
+        indexes = ((("room_name", "occurred_at"), False),)
+
+
+class OccupantSession(BaseModel):
+    """The derived presence timeline of a call, rewritten whenever the call is derived."""
+
+    id = peewee.BigAutoField()
+    call_id = peewee.CharField(max_length=40)
+    session = peewee.CharField(max_length=255)
+    user_id = peewee.CharField(max_length=255, null=True)
+    role = peewee.CharField(max_length=16)
+    joined_at = peewee.BigIntegerField(null=True)
+    left_at = peewee.BigIntegerField(null=True)
+    end_reason = peewee.CharField(max_length=32, null=True)
+    repaired = peewee.BooleanField(default=False)
+    counted = peewee.BooleanField(default=True)
+
+    class Meta:
+        table_name = "occupant_sessions"
+        indexes = ((("call_id", "session"), True),)
+
+
+ALL_MODELS = (User, Appointment, VideoCall, AuditEvent, ProsodyEvent, SnapshotRoom, OccupantSession)

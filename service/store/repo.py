@@ -12,7 +12,7 @@ import peewee
 
 from service.domain.model import AppointmentStatus, CallStatus
 from service.store.db import current, is_postgres
-from service.store.models import Appointment, AuditEvent, User, VideoCall
+from service.store.models import ALL_MODELS, Appointment, AuditEvent, User, VideoCall
 
 
 def new_call_id() -> str:
@@ -223,6 +223,21 @@ def end_call(call_id: str, from_statuses: Iterable[CallStatus], now_ms: int) -> 
     )
 
 
+def scheduled_calls_ended_before(deadline_ms: int, limit: int = 1000) -> list[VideoCall]:
+    """SCHEDULED calls never reported by Prosody whose appointment ended before the deadline."""
+    return list(
+        VideoCall.select(VideoCall)
+        .join(Appointment, on=(Appointment.id == VideoCall.appointment_id))
+        .where(
+            (VideoCall.status == CallStatus.SCHEDULED.value)
+            & ~VideoCall.tracked_by_server
+            & (Appointment.ends_at <= deadline_ms)
+        )
+        .order_by(VideoCall.id)
+        .limit(limit)
+    )
+
+
 @dataclass(frozen=True)
 class Cursor:
     created_at: int
@@ -323,7 +338,7 @@ def audit_trail(call_id: str) -> list[AuditEvent]:
 def reset_for_tests() -> None:
     """Empty every table (tests only)."""
     db = current()
-    tables = [m._meta.table_name for m in (AuditEvent, VideoCall, Appointment, User)]
+    tables = [m._meta.table_name for m in ALL_MODELS]
     if is_postgres(db):
         db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
     else:

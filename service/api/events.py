@@ -1,0 +1,91 @@
+"""Receivers for Prosody's room events: the signed version-1 contract and stock event_sync.
+
+Signatures are verified on the raw bytes before anything is parsed; a rejected request
+stores nothing. Both receivers feed the same pipeline (service.tracking.ingest).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service import tracking
+from service.api.common import in_thread, settings_of
+from service.domain.events import Event
+from service.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from service.events.parse import InvalidEvent, parse_event_sync, parse_v1
+from service.events.signing import SignatureError, verify
+
+log = logging.getLogger("service.events")
+
+EVENT_SYNC_KINDS = ("room/created", "room/destroyed", "occupant/joined", "occupant/left")
+# Snapshots of a busy Prosody list every live room; the request limit is larger here.
+MAX_EVENT_BODY = 4 * 1024 * 1024
+
+
+async def _ingest(request: Request, event: Event, source: str) -> tracking.Ingested:
+    settings = settings_of(request)
+    return await in_thread(lambda: tracking.ingest(settings, event, source))
+
+
+async def prosody_events(request: Request) -> Response:
+    secrets = settings_of(request).prosody_events_secrets
+    if not secrets:
+        raise NotFound(
+            "Prosody event receiver is disabled: set PROSODY_EVENTS_SECRET", "receiver_disabled"
+        )
+    body = await request.body()
+    try:
+        webhook_id = verify(secrets, request.headers, body, time.time())
+    except SignatureError as exc:
+        # The reason (stale, no match, malformed) helps operators; signatures are never logged.
+        log.warning(
+            "event rejected",
+            extra={
+                "fields": {
+                    "reason": exc.reason,
+                    "webhook_id": request.headers.get("webhook-id", "")[:128],
+                }
+            },
+        )
+        raise Unauthorized("Invalid webhook signature or timestamp", "invalid_signature") from None
+    try:
+        event = parse_v1(body)
+    except InvalidEvent as exc:
+        raise BadRequest(str(exc), "invalid_event") from None
+    if event.id != webhook_id:
+        raise BadRequest("webhook-id does not match the event id", "invalid_event")
+    await _ingest(request, event, "v1")
+    return Response(status_code=204)
+
+
+async def event_sync(request: Request) -> Response:
+    token = settings_of(request).event_sync_token
+    if not token:
+        raise NotFound("event_sync receiver is disabled: set EVENT_SYNC_TOKEN", "receiver_disabled")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise Unauthorized("Missing bearer token", "missing_token")
+    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise Forbidden("Invalid event_sync token", "invalid_token")
+    kind: str = request.path_params["kind"]
+    if kind not in EVENT_SYNC_KINDS:
+        raise NotFound("Unknown event_sync event", "not_found")
+    try:
+        event = parse_event_sync(kind, await request.body())
+    except InvalidEvent as exc:
+        raise BadRequest(str(exc), "invalid_event") from None
+    result = await _ingest(request, event, "event_sync")
+    return JSONResponse({"status": "ok", "duplicate": not result.new})
+
+
+routes = [
+    Route("/api/prosody/events", prosody_events, methods=["POST"]),
+    Route("/api/event-sync/events/{kind:path}", event_sync, methods=["POST"]),
+]

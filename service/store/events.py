@@ -1,0 +1,233 @@
+"""Received Prosody events: stored once by id, read back per call for derivation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import peewee
+
+from service.domain.events import (
+    Event,
+    EventType,
+    Occupant,
+    ProsodyStarted,
+    RoomEvent,
+    Snapshot,
+    SnapshotOccupant,
+)
+from service.domain.events import SnapshotRoom as SnapshotRoomValue
+from service.domain.model import CallStatus
+from service.domain.presence import PresenceSession
+from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def insert(event: Event, source: str, received_at: int) -> bool:
+    """Store the event under its id; False if that id was already stored (a duplicate).
+
+    ON CONFLICT DO NOTHING makes two replicas receiving the same event store it once.
+    """
+    row: dict[str, Any] = {
+        "id": event.id,
+        "type": _type(event).value,
+        "source": source,
+        "host": event.host,
+        "boot_id": event.boot_id,
+        "seq": event.seq,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "room_name": None,
+        "meeting_id": None,
+        "data": "{}",
+    }
+    if isinstance(event, RoomEvent):
+        row.update(room_name=event.room_name, meeting_id=event.meeting_id)
+        row["data"] = _compact(asdict(event))
+    inserted = ProsodyEvent.insert(**row).on_conflict_ignore().as_rowcount().execute()
+    if inserted != 1:
+        return False
+    if isinstance(event, Snapshot) and event.rooms:
+        SnapshotRoom.insert_many(
+            [
+                {
+                    "event_id": event.id,
+                    "occurred_at": event.occurred_at,
+                    "room_name": room.room_name,
+                    "meeting_id": room.meeting_id,
+                    "occupants": _compact([asdict(o) for o in room.occupants]),
+                }
+                for room in event.rooms
+            ]
+        ).execute()
+    return True
+
+
+def _type(event: Event) -> EventType:
+    if isinstance(event, Snapshot):
+        return EventType.ROOMS_SNAPSHOT
+    if isinstance(event, ProsodyStarted):
+        return EventType.PROSODY_STARTED
+    return event.type
+
+
+def _room_event(data: str) -> RoomEvent:
+    raw = json.loads(data)
+    occupant = raw.pop("occupant", None)
+    return RoomEvent(
+        **{**raw, "type": EventType(raw["type"])},
+        occupant=Occupant(**occupant) if occupant else None,
+    )
+
+
+def seq_gap(event: Event) -> bool:
+    """True when the event before this one from the same Prosody boot was never received."""
+    if event.boot_id is None or event.seq is None or event.seq <= 1:
+        return False
+    previous = ProsodyEvent.select(ProsodyEvent.id).where(
+        (ProsodyEvent.boot_id == event.boot_id) & (ProsodyEvent.seq == event.seq - 1)
+    )
+    return not previous.exists()
+
+
+def load_for_room(
+    room_name: str, max_call_ms: int
+) -> tuple[list[RoomEvent], list[Snapshot], list[ProsodyStarted]]:
+    """Everything derivation needs for one room, in a bounded time window.
+
+    Snapshots matter only while a session of this room could be open: from the room's first
+    event (or first listing) to its last plus the longest call. Each snapshot is read with
+    only this room's listing: a snapshot that does not list the room says it was empty.
+    """
+    events = [
+        _room_event(row.data)
+        for row in ProsodyEvent.select(ProsodyEvent.data)
+        .where(ProsodyEvent.room_name == room_name)
+        .order_by(ProsodyEvent.occurred_at)
+    ]
+    listings = list(
+        SnapshotRoom.select()
+        .where(SnapshotRoom.room_name == room_name)
+        .order_by(SnapshotRoom.occurred_at)
+    )
+    times = [e.occurred_at for e in events] + [row.occurred_at for row in listings]
+    if not times:
+        return [], [], []
+    start, end = min(times), max(times) + max_call_ms
+    by_snapshot = {row.event_id: row for row in listings}
+    snapshots = [
+        Snapshot(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            host=row.host,
+            boot_id=row.boot_id or "",
+            seq=row.seq or 0,
+            rooms=_listing(by_snapshot.get(row.id)),
+        )
+        for row in ProsodyEvent.select(
+            ProsodyEvent.id,
+            ProsodyEvent.occurred_at,
+            ProsodyEvent.host,
+            ProsodyEvent.boot_id,
+            ProsodyEvent.seq,
+        )
+        .where(
+            (ProsodyEvent.type == EventType.ROOMS_SNAPSHOT.value)
+            & (ProsodyEvent.occurred_at.between(start, end))
+        )
+        .order_by(ProsodyEvent.occurred_at)
+    ]
+    restarts = [
+        ProsodyStarted(row.id, row.occurred_at, row.host, row.boot_id or "", row.seq or 0)
+        for row in ProsodyEvent.select(
+            ProsodyEvent.id,
+            ProsodyEvent.occurred_at,
+            ProsodyEvent.host,
+            ProsodyEvent.boot_id,
+            ProsodyEvent.seq,
+        ).where(
+            (ProsodyEvent.type == EventType.PROSODY_STARTED.value)
+            & (ProsodyEvent.occurred_at >= start)
+        )
+    ]
+    return events, snapshots, restarts
+
+
+def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:
+    if row is None:
+        return ()
+    occupants = tuple(SnapshotOccupant(**o) for o in json.loads(row.occupants))
+    return (SnapshotRoomValue(row.room_name, row.meeting_id, occupants),)
+
+
+def calls_for_rooms(room_names: Iterable[str]) -> list[str]:
+    names = list(set(room_names))
+    if not names:
+        return []
+    ids: list[str] = []
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        ids.extend(
+            row.id for row in VideoCall.select(VideoCall.id).where(VideoCall.room_name.in_(chunk))
+        )
+    return ids
+
+
+def open_tracked_calls(limit: int = 5000) -> list[str]:
+    """Calls the server tracks that are not settled yet: the sweeper's and repairs' scope."""
+    query = (
+        VideoCall.select(VideoCall.id)
+        .where(
+            VideoCall.tracked_by_server
+            & VideoCall.status.in_([CallStatus.SCHEDULED.value, CallStatus.IN_PROGRESS.value])
+        )
+        .order_by(VideoCall.id)
+        .limit(limit)
+    )
+    return [row.id for row in query]
+
+
+def calls_with_open_sessions() -> list[str]:
+    query = VideoCall.select(VideoCall.id).where(
+        VideoCall.tracked_by_server & (VideoCall.open_sessions > 0)
+    )
+    return [row.id for row in query]
+
+
+def sessions_of(call_id: str) -> list[OccupantSession]:
+    return list(
+        OccupantSession.select()
+        .where(OccupantSession.call_id == call_id)
+        .order_by(OccupantSession.joined_at.asc(nulls="LAST"), OccupantSession.session)
+    )
+
+
+def replace_sessions(call_id: str, sessions: Sequence[PresenceSession]) -> None:
+    OccupantSession.delete().where(OccupantSession.call_id == call_id).execute()
+    if not sessions:
+        return
+    OccupantSession.insert_many(
+        [
+            {
+                "call_id": call_id,
+                "session": s.session,
+                "user_id": s.user_id,
+                "role": s.role.value,
+                "joined_at": s.joined_at,
+                "left_at": s.left_at,
+                "end_reason": s.end_reason.value if s.end_reason else None,
+                "repaired": s.repaired,
+                "counted": s.counted,
+            }
+            for s in sessions
+        ]
+    ).execute()
+
+
+def stored_count() -> int:
+    return int(ProsodyEvent.select(peewee.fn.COUNT(ProsodyEvent.id)).scalar() or 0)

@@ -1,0 +1,289 @@
+"""Server-side truth: Prosody's events become each call's presence, status and durations.
+
+Every event is stored once under its id and, in the same transaction, the affected calls are
+derived again from *all* their stored events (service.domain.presence). Because derivation
+is a function of the set of events, duplicates and any arrival order give the same record.
+The call row is locked first, so two replicas applying events of one call take turns and
+the second sees the first's events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from service.calls import now_ms
+from service.config import Settings
+from service.domain import rules
+from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
+from service.domain.model import AppointmentStatus, CallStatus
+from service.domain.presence import CallDerivation, derive_call
+from service.store import db, repo
+from service.store import events as event_store
+from service.store.models import VideoCall
+
+log = logging.getLogger("service.tracking")
+
+# Advisory lock key for the sweeper: one replica at a time sweeps (PostgreSQL).
+SWEEPER_LOCK_KEY = 7_305_002
+SERVER = "prosody"
+SWEEPER = "sweeper"
+
+
+@dataclass(frozen=True)
+class Ingested:
+    new: bool
+    calls: int
+
+
+def ingest(settings: Settings, event: Event, source: str) -> Ingested:
+    """Store `event` (if new) and apply it to every call it concerns, in one transaction."""
+
+    def work() -> Ingested:
+        with db.write_transaction():
+            at = now_ms()
+            if not event_store.insert(event, source, at):
+                return Ingested(new=False, calls=0)
+            call_ids = _affected_calls(event)
+            first = call_ids[0] if len(call_ids) == 1 else None
+            repo.audit(
+                SERVER,
+                "event.received",
+                at,
+                first,
+                detail={
+                    "id": event.id,
+                    "type": _type_name(event),
+                    "source": source,
+                    "verified": True,
+                },
+            )
+            if event_store.seq_gap(event):
+                # Something between this event and the previous one was lost; the next
+                # snapshot repairs presence, and operators see the gap here and in the log.
+                log.warning(
+                    "event sequence gap",
+                    extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
+                )
+                repo.audit(
+                    SERVER,
+                    "event.seq_gap",
+                    at,
+                    first,
+                    detail={"boot_id": event.boot_id, "seq": event.seq},
+                )
+            for call_id in call_ids:
+                _derive_and_apply(settings, call_id, at, cause="server_event")
+            return Ingested(new=True, calls=len(call_ids))
+
+    return db.run(work)
+
+
+def _type_name(event: Event) -> str:
+    if isinstance(event, Snapshot):
+        return "rooms.snapshot"
+    if isinstance(event, ProsodyStarted):
+        return "prosody.started"
+    return event.type.value
+
+
+def _affected_calls(event: Event) -> list[str]:
+    """Sorted, so transactions touching several calls lock them in one order (no deadlock)."""
+    if isinstance(event, RoomEvent):
+        ids = event_store.calls_for_rooms([event.room_name])
+    elif isinstance(event, Snapshot):
+        listed = event_store.calls_for_rooms(room.room_name for room in event.rooms)
+        ids = [*listed, *event_store.calls_with_open_sessions()]
+    else:
+        ids = event_store.calls_with_open_sessions()
+    return sorted(set(ids))
+
+
+def _derive(settings: Settings, call: VideoCall, at: int) -> CallDerivation:
+    appointment = repo.get_appointment(call.appointment_id)
+    events, snapshots, restarts = event_store.load_for_room(
+        call.room_name, settings.max_call_duration * 1000
+    )
+    return derive_call(
+        events,
+        snapshots,
+        restarts,
+        room_name=call.room_name,
+        doctor_uid=call.doctor_uid,
+        patient_uid=call.patient_uid,
+        now_ms=at,
+        appointment_end_ms=appointment.ends_at if appointment is not None else None,
+        call_end_grace_ms=settings.call_end_grace * 1000,
+        no_show_grace_ms=settings.no_show_grace * 1000,
+        max_call_ms=settings.max_call_duration * 1000,
+    )
+
+
+def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> None:
+    call = repo.lock_call(call_id)
+    derived = _derive(settings, call, at)
+    before = {s.session: (s.left_at, s.end_reason) for s in event_store.sessions_of(call_id)}
+    event_store.replace_sessions(call_id, derived.sessions)
+    actor = SWEEPER if cause == "sweeper" else SERVER
+    for repair in derived.repairs:
+        if before.get(repair.session) != (repair.at, repair.reason.value):
+            repo.audit(
+                actor,
+                "presence.repaired",
+                at,
+                call_id,
+                call.appointment_id,
+                detail={"session": repair.session, "reason": repair.reason.value, "at": repair.at},
+            )
+    current = CallStatus(call.status)
+    fields = {
+        "tracked_by_server": True,
+        "doctor_joined_at": derived.doctor_joined_at,
+        "patient_joined_at": derived.patient_joined_at,
+        "started_at": derived.started_at,
+        "doctor_presence": derived.doctor_presence_s,
+        "patient_presence": derived.patient_presence_s,
+        "missing": derived.missing,
+        "open_sessions": sum(1 for s in derived.sessions if s.left_at is None and s.counted),
+        "updated_at": at,
+    }
+    # A settled COMPLETED record keeps its end if a later derivation has none (an event
+    # that arrived after the sweeper closed the call); otherwise the derivation is the truth.
+    if derived.status is CallStatus.COMPLETED or current is not CallStatus.COMPLETED:
+        fields.update(ended_at=derived.ended_at, duration=derived.duration)
+    VideoCall.update(**fields).where(VideoCall.id == call_id).execute()
+    _move_status(call, current, derived.status, at, cause, actor)
+
+
+def _move_status(
+    call: VideoCall, current: CallStatus, target: CallStatus, at: int, cause: str, actor: str
+) -> None:
+    """Walk from the stored status to the derived one through allowed transitions only."""
+    path = _path(current, target)
+    for step in path:
+        if not repo.transition_call(call.id, [current], step, at):
+            return
+        repo.audit(
+            actor,
+            "call.transition",
+            at,
+            call.id,
+            call.appointment_id,
+            detail={"from": current.value, "to": step.value, "cause": cause},
+        )
+        follows = rules.APPOINTMENT_FOLLOWS.get(step)
+        if follows is not None:
+            sources = [
+                s for s in AppointmentStatus if s not in (follows, AppointmentStatus.CANCELLED)
+            ]
+            if repo.set_appointment_status(call.appointment_id, follows, sources, at):
+                repo.audit(
+                    actor,
+                    "appointment.transition",
+                    at,
+                    call.id,
+                    call.appointment_id,
+                    detail={"to": follows.value, "cause": cause},
+                )
+        current = step
+
+
+def _path(current: CallStatus, target: CallStatus) -> list[CallStatus]:
+    if current is target:
+        return []
+    if rules.can_transition(current, target):
+        return [target]
+    # The server may learn of a whole call at once: SCHEDULED -> IN_PROGRESS -> COMPLETED.
+    if current is CallStatus.SCHEDULED and target is CallStatus.COMPLETED:
+        return [CallStatus.IN_PROGRESS, CallStatus.COMPLETED]
+    # Anything else (a final status, FAILED, or a derivation behind the stored status)
+    # leaves the status as it is.
+    return []
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    ran: bool
+    derived: int
+    no_shows: int
+
+
+def sweep(settings: Settings, at: int | None = None) -> SweepResult:
+    """Grace-period completion, NO_SHOW and stale sessions, for every open call.
+
+    On PostgreSQL only the replica holding the advisory lock sweeps; the others return at
+    once. Each call is handled in its own short transaction.
+    """
+    now = at if at is not None else now_ms()
+
+    def work() -> SweepResult:
+        if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
+            return SweepResult(ran=False, derived=0, no_shows=0)
+        try:
+            derived = 0
+            for call_id in event_store.open_tracked_calls():
+                with db.write_transaction():
+                    _derive_and_apply(settings, call_id, now, cause="sweeper")
+                derived += 1
+            no_shows = _untracked_no_shows(settings, now)
+            return SweepResult(ran=True, derived=derived, no_shows=no_shows)
+        finally:
+            db.advisory_unlock(SWEEPER_LOCK_KEY)
+
+    return db.run(work)
+
+
+def _untracked_no_shows(settings: Settings, now: int) -> int:
+    """Calls without any Prosody event: NO_SHOW by the client reports they did get."""
+    deadline = now - settings.no_show_grace * 1000
+    marked = 0
+    for call in repo.scheduled_calls_ended_before(deadline):
+        missing = _missing_by_reports(call)
+        with db.write_transaction():
+            if repo.transition_call(
+                call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
+            ):
+                marked += 1
+                repo.audit(
+                    SWEEPER,
+                    "call.transition",
+                    now,
+                    call.id,
+                    call.appointment_id,
+                    detail={
+                        "from": "SCHEDULED",
+                        "to": "NO_SHOW",
+                        "cause": "sweeper",
+                        "missing": missing,
+                    },
+                )
+                if repo.set_appointment_status(
+                    call.appointment_id,
+                    AppointmentStatus.NO_SHOW,
+                    [
+                        AppointmentStatus.CONFIRMED,
+                        AppointmentStatus.PENDING,
+                        AppointmentStatus.IN_PROGRESS,
+                    ],
+                    now,
+                ):
+                    repo.audit(
+                        SWEEPER,
+                        "appointment.transition",
+                        now,
+                        call.id,
+                        call.appointment_id,
+                        detail={"to": "NO_SHOW", "cause": "sweeper"},
+                    )
+    return marked
+
+
+def _missing_by_reports(call: VideoCall) -> str:
+    doctor, patient = call.doctor_joined_at is None, call.patient_joined_at is None
+    if doctor and patient:
+        return "both"
+    if doctor:
+        return "doctor"
+    if patient:
+        return "patient"
+    return "none"
