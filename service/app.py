@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from service import logs
-from service.api import admin, health, openapi, video_calls
+from service.api import admin, events, health, openapi, video_calls
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
@@ -49,10 +49,18 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
                 max_age=600,
             )
         )
-    middleware.append(Middleware(BodyLimit))
+    middleware.append(
+        Middleware(BodyLimit, overrides={"/api/prosody/events": events.MAX_EVENT_BODY})
+    )
 
     app = Starlette(
-        routes=[*health.routes, *video_calls.routes, *admin.routes, *openapi.routes],
+        routes=[
+            *health.routes,
+            *video_calls.routes,
+            *admin.routes,
+            *events.routes,
+            *openapi.routes,
+        ],
         middleware=middleware,
         exception_handlers={
             AppError: app_error,
