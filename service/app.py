@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from service import logs
+from service import logs, sweeper
 from service.api import admin, events, health, openapi, video_calls
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
@@ -35,7 +35,11 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # One worker thread per pooled connection: more threads would only queue on the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-        yield
+        async with anyio.create_task_group() as tasks:
+            if settings.sweep_interval > 0:
+                tasks.start_soon(sweeper.run_forever, settings)
+            yield
+            tasks.cancel_scope.cancel()
         db.current().close_all()  # type: ignore[attr-defined]
 
     middleware = [Middleware(RequestLog)]

@@ -14,7 +14,8 @@ from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, room_name_for
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import db, repo
-from service.store.models import Appointment, User, VideoCall
+from service.store import events as event_store
+from service.store.models import Appointment, OccupantSession, User, VideoCall
 
 
 def now_ms() -> int:
@@ -37,6 +38,7 @@ class CallView:
     appointment: Appointment
     doctor: User | None
     patient: User | None
+    sessions: tuple[OccupantSession, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,10 @@ def details(uid: str, ref: str) -> CallView:
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")
         users = repo.get_users([call.doctor_uid, call.patient_uid])
-        return CallView(call, appointment, users.get(call.doctor_uid), users.get(call.patient_uid))
+        sessions = tuple(event_store.sessions_of(call.id))
+        return CallView(
+            call, appointment, users.get(call.doctor_uid), users.get(call.patient_uid), sessions
+        )
 
     return db.run(work)
 

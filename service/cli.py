@@ -114,6 +114,20 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return _import_document(settings, directory.demo_records(date.today()))
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from service import tracking
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    _bind(settings)
+    result = tracking.sweep(settings)
+    if not result.ran:
+        print("another replica is sweeping; nothing done")
+        return 0
+    print(f"swept: {result.derived} call(s) derived again, {result.no_shows} marked NO_SHOW")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videocalls", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("seed-demo", help="load demo users and appointments").set_defaults(
         func=cmd_seed_demo
     )
+    sub.add_parser(
+        "sweep", help="complete calls after the grace period, mark NO_SHOW, close stale sessions"
+    ).set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -99,12 +99,35 @@ def token_grant(message: str, grant: TokenGrant) -> dict[str, Any]:
     }
 
 
+def presence(view: CallView) -> dict[str, Any]:
+    """What Prosody saw: each role's time in the room and every occupant session."""
+    call = view.call
+    return {
+        "trackedByServer": bool(call.tracked_by_server),
+        "doctorPresence": call.doctor_presence,
+        "patientPresence": call.patient_presence,
+        "missing": call.missing,
+        "sessions": [
+            {
+                "role": s.role,
+                "joinedAt": iso(s.joined_at),
+                "leftAt": iso(s.left_at),
+                "endReason": s.end_reason,
+                "repaired": bool(s.repaired),
+            }
+            for s in view.sessions
+            if s.counted and s.joined_at is not None
+        ],
+    }
+
+
 def call_details(view: CallView) -> dict[str, Any]:
     return {
         "appointment": appointment(view.appointment),
         "videoCall": call_full(view.call),
         "doctor": user(view.doctor),
         "patient": user(view.patient),
+        "presence": presence(view),
     }
 
 
