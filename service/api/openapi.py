@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.common import DEFAULT_PAGE, MAX_PAGE
+from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH
-from service.domain.model import Action, AppointmentStatus, CallStatus
+from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Role
 
 JSON = dict[str, Any]
 
@@ -113,18 +114,21 @@ BODY_CODES: Final = ["invalid_json", "bad_request"]  # bad_request: unreadable C
 PAGING_CODES: Final = ["invalid_query", "invalid_cursor"]
 
 
-def _participant_responses(ok: JSON, *, bad: list[str], not_found: list[str]) -> JSON:
+def _participant_responses(ok: JSON) -> JSON:
+    """200, 401, 403 and 503 of an endpoint for an appointment's participants."""
     return {
         "200": ok,
-        "400": _error("Malformed input", bad),
         "401": UNAUTHORIZED,
         "403": _error(
             "The caller is not a participant, or an account is inactive",
             ["not_participant", "account_inactive"],
         ),
-        "404": _error("No such appointment or video call", [*not_found, ROUTE_NOT_FOUND]),
         "503": UNAVAILABLE,
     }
+
+
+def _ref_not_found(codes: list[str]) -> JSON:
+    return _error("No such appointment or video call", [*codes, ROUTE_NOT_FOUND])
 
 
 # --- parameters ---------------------------------------------------------------------------
@@ -280,6 +284,39 @@ SCHEMAS: Final[JSON] = {
         },
         additionalProperties=False,
     ),
+    "Presence": _object(
+        {
+            "trackedByServer": {
+                "type": "boolean",
+                "description": "Prosody's events, not client reports, drive this call",
+            },
+            "doctorPresence": {"type": ["integer", "null"], "minimum": 0},
+            "patientPresence": {"type": ["integer", "null"], "minimum": 0},
+            "missing": {
+                "type": ["string", "null"],
+                "enum": ["both", "doctor", "patient", "none", None],
+                "description": "Who never joined, for a NO_SHOW call",
+            },
+            "sessions": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "role": _string(enum=[r.value for r in Role]),
+                        "joinedAt": _timestamp("Join", nullable=False),
+                        "leftAt": _timestamp("Leave"),
+                        "endReason": {
+                            "type": ["string", "null"],
+                            "enum": [*(r.value for r in EndReason), None],
+                        },
+                        "repaired": {"type": "boolean"},
+                    },
+                    additionalProperties=False,
+                ),
+            },
+        },
+        additionalProperties=False,
+        description="What Prosody saw: each role's time in the room and its occupant sessions",
+    ),
     "VideoCallDetails": _object(
         {
             "message": _string(const="Video call details retrieved successfully"),
@@ -287,6 +324,7 @@ SCHEMAS: Final[JSON] = {
             "videoCall": _schema("VideoCall"),
             "doctor": _nullable(_schema("Participant")),
             "patient": _nullable(_schema("Participant")),
+            "presence": _schema("Presence"),
         },
         additionalProperties=False,
     ),
@@ -410,6 +448,13 @@ SCHEMAS: Final[JSON] = {
         },
         additionalProperties=False,
     ),
+    "EventSyncAccepted": _object(
+        {
+            "status": _string(const="ok"),
+            "duplicate": {"type": "boolean", "description": "Already received before"},
+        },
+        additionalProperties=False,
+    ),
     "Error": _object(
         {
             "message": _string(),
@@ -486,16 +531,7 @@ PATHS: Final[JSON] = {
             "security": FIREBASE,
             "requestBody": _body("InitiateRequest"),
             "responses": {
-                **_participant_responses(
-                    _ok("A token for the caller", _schema("TokenGrant")),
-                    bad=[
-                        *BODY_CODES,
-                        "missing_appointment_id",
-                        "invalid_body",
-                        "appointment_not_active",
-                    ],
-                    not_found=["appointment_not_found"],
-                ),
+                **_participant_responses(_ok("A token for the caller", _schema("TokenGrant"))),
                 "400": _error(
                     "Malformed body, or the appointment is not CONFIRMED/IN_PROGRESS "
                     "(then with currentStatus)",
@@ -543,11 +579,9 @@ PATHS: Final[JSON] = {
             "security": FIREBASE,
             "parameters": [REF_PARAMETER],
             "responses": {
-                **_participant_responses(
-                    _ok("A token for the caller", _schema("TokenGrant")),
-                    bad=["invalid_id"],
-                    not_found=["video_call_not_found", "appointment_not_found"],
-                ),
+                **_participant_responses(_ok("A token for the caller", _schema("TokenGrant"))),
+                "400": _error("The ref is longer than 128 characters", ["invalid_id"]),
+                "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
                 "409": _error(
                     "The call is COMPLETED, CANCELLED, FAILED or NO_SHOW",
                     ["call_closed"],
@@ -566,11 +600,12 @@ PATHS: Final[JSON] = {
             "parameters": [REF_PARAMETER],
             "requestBody": _body("StatusRequest"),
             "responses": {
-                **_participant_responses(
-                    _ok("The call afterwards", _schema("StatusUpdated")),
-                    bad=[*BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
-                    not_found=["video_call_not_found"],
+                **_participant_responses(_ok("The call afterwards", _schema("StatusUpdated"))),
+                "400": _error(
+                    "Malformed ref or body, or an unknown action",
+                    [*BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
                 ),
+                "404": _ref_not_found(["video_call_not_found"]),
                 "403": _error("The caller is not a participant", ["not_participant"]),
                 "409": _error(
                     "The status rules refuse this transition",
@@ -589,11 +624,9 @@ PATHS: Final[JSON] = {
             "security": FIREBASE,
             "parameters": [REF_PARAMETER],
             "responses": {
-                **_participant_responses(
-                    _ok("Details", _schema("VideoCallDetails")),
-                    bad=["invalid_id"],
-                    not_found=["video_call_not_found", "appointment_not_found"],
-                ),
+                **_participant_responses(_ok("Details", _schema("VideoCallDetails"))),
+                "400": _error("The ref is longer than 128 characters", ["invalid_id"]),
+                "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
                 "403": _error("The caller is not a participant", ["not_participant"]),
             },
         }
@@ -661,6 +694,69 @@ PATHS: Final[JSON] = {
     },
 }
 
+EVENT_BODY: Final = {
+    "required": True,
+    "description": "An event as docs/events.md describes it",
+    "content": _json({"type": "object"}),
+}
+
+
+def _event_sync(kind: str) -> JSON:
+    return {
+        "post": {
+            "operationId": "eventSync" + "".join(p.title() for p in kind.split("/")),
+            "summary": f"Prosody's stock event_sync module: {kind}",
+            "tags": ["events"],
+            "security": [{"eventSyncToken": []}],
+            "requestBody": EVENT_BODY,
+            "responses": {
+                "200": _ok("Stored (or a repeat)", _schema("EventSyncAccepted")),
+                "400": _error("Not a valid event", ["invalid_event", "bad_request"]),
+                "401": _error("Missing token", ["missing_token"]),
+                "403": _error("Wrong token", ["invalid_token"]),
+                "404": _error(
+                    "The receiver is disabled (EVENT_SYNC_TOKEN unset)", ["receiver_disabled"]
+                ),
+                "413": TOO_LARGE,
+                "503": ADMIN_UNAVAILABLE,
+            },
+        }
+    }
+
+
+PATHS.update(
+    {
+        "/api/prosody/events": {
+            "post": {
+                "operationId": "prosodyEvents",
+                "summary": "Signed room events (contract version 1) from the Prosody module",
+                "description": "Standard Webhooks signature over the raw body, checked before "
+                "parsing; a rejected request stores nothing.",
+                "tags": ["events"],
+                "security": [{"webhookSignature": []}],
+                "requestBody": EVENT_BODY,
+                "responses": {
+                    "204": {"description": "Stored (or a repeat)"},
+                    "400": _error(
+                        "Not a valid event, or webhook-id differs from the event id",
+                        ["invalid_event", "bad_request"],
+                    ),
+                    "401": _error("Bad or stale signature", ["invalid_signature"]),
+                    "404": _error(
+                        "The receiver is disabled (PROSODY_EVENTS_SECRET unset)",
+                        ["receiver_disabled"],
+                    ),
+                    "413": _error(
+                        f"Request body over {MAX_EVENT_BODY} bytes", ["payload_too_large"]
+                    ),
+                    "503": ADMIN_UNAVAILABLE,
+                },
+            }
+        },
+        **{f"/api/event-sync/events/{kind}": _event_sync(kind) for kind in EVENT_SYNC_KINDS},
+    }
+)
+
 DOCUMENT: Final[JSON] = {
     "openapi": "3.1.0",
     "info": {
@@ -679,6 +775,18 @@ DOCUMENT: Final[JSON] = {
                 "scheme": "bearer",
                 "bearerFormat": "JWT",
                 "description": "A Firebase ID token (a dev token under AUTH_MODE=dev)",
+            },
+            "webhookSignature": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "webhook-signature",
+                "description": "Standard Webhooks: webhook-id, webhook-timestamp and "
+                "webhook-signature (HMAC-SHA256 with PROSODY_EVENTS_SECRET)",
+            },
+            "eventSyncToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "EVENT_SYNC_TOKEN, configured in Prosody's event_sync module",
             },
             "adminKey": {
                 "type": "http",
