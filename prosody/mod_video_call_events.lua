@@ -7,6 +7,7 @@
 
 local array = require "util.array";
 local base64 = require "util.encodings".base64;
+local datamanager = require "util.datamanager";
 local hashes = require "util.hashes";
 local http = require "net.http";
 local json = require "util.json";
@@ -56,8 +57,6 @@ do
 		error("video_call_events_secret is required");
 	end
 end
-
-local store = module:open_store("video_call_events");
 
 local function now_ms()
 	return math.floor(time.now() * 1000);
@@ -147,26 +146,149 @@ local function new_record(room, occupant, session, joined_at)
 end
 
 ---------------------------------------------------------------------------------------------
--- Spool: keyval records "e<position>" holding {id, body, created}, positions increasing
--- across boots, plus "index" holding the position of the oldest undelivered event.
+-- Spool: append-only segment files in Prosody's data directory (util.datamanager, the files
+-- behind the "internal" storage), SEGMENT_SIZE events each, one line per event:
+-- "<created unix s> <event id> <body>". An append is one write to an open-for-append file,
+-- far cheaper than rewriting a keyval file per event. The "index" record holds the segment
+-- and count of events already delivered; it is saved within INDEX_SAVE_DELAY of a
+-- delivery, so a crash may resend (never lose) the last few delivered events.
 ---------------------------------------------------------------------------------------------
 
-local function spool_key(position)
-	return "e" .. position;
+local SPOOL_STORE = "video_call_events";
+local SEGMENT_SIZE = 1000;
+local INDEX_SAVE_DELAY = 0.25;
+
+local function segment_user(segment)
+	return "segment" .. segment;
 end
 
-local head, tail;
-do
-	local index = store:get("index");
-	head = index and index.head or 1;
-	tail = head;
-	-- Records are written contiguously and only removed at the head, so the first missing
-	-- position after the head is where the next one goes.
-	while store:get(spool_key(tail)) do
-		tail = tail + 1;
+local function segment_path(segment)
+	return datamanager.getpath(segment_user(segment), module.host, SPOOL_STORE, "spool");
+end
+
+local function read_segment(segment)
+	local file = io.open(segment_path(segment));
+	if not file then return nil; end
+	local records = {};
+	for line in file:lines("L") do
+		local created, id, body = line:match("^(%d+) (%S+) (.-)\n$");
+		if created then
+			table.insert(records, { created = tonumber(created); id = id; body = body });
+		else -- a torn last line after a crash: that event never finished being spooled
+			module:log("warn", "Skipping a damaged line in spool segment %d", segment);
+		end
 	end
-	if tail > head then
-		module:log("info", "%d undelivered events in the spool", tail - head);
+	file:close();
+	return records;
+end
+
+local head_segment, head_offset; -- next event to deliver: records[head_offset + 1] of head_segment
+local tail_segment, tail_count; -- where the next event is appended
+local segments = {}; -- records of the head and tail segments, read once
+do
+	local index = datamanager.load("index", module.host, SPOOL_STORE) or {};
+	head_segment, head_offset = index.segment or 1, index.offset or 0;
+	-- A segment is removed after the index moves past it; a crash in between leaves it behind.
+	os.remove(segment_path(head_segment - 1));
+	tail_segment = head_segment;
+	local function exists(segment)
+		local file = io.open(segment_path(segment));
+		if file then file:close(); end
+		return file ~= nil;
+	end
+	while exists(tail_segment + 1) do
+		tail_segment = tail_segment + 1;
+	end
+	segments[tail_segment] = read_segment(tail_segment) or {};
+	tail_count = #segments[tail_segment];
+	local pending = (tail_segment - head_segment) * SEGMENT_SIZE + tail_count - head_offset;
+	if pending > 0 then
+		module:log("info", "About %d undelivered events in the spool", pending);
+	end
+end
+
+local function position(segment, offset)
+	return segment * SEGMENT_SIZE + offset;
+end
+
+local index_timer;
+local function save_index()
+	if index_timer then
+		index_timer:stop();
+		index_timer = nil;
+	end
+	local ok, err = datamanager.store("index", module.host, SPOOL_STORE,
+		{ segment = head_segment; offset = head_offset });
+	if not ok then
+		module:log("error", "Could not save the spool index (events may be sent again): %s", err);
+	end
+end
+
+local function spool_append(id, body)
+	if tail_count >= SEGMENT_SIZE then
+		if tail_segment ~= head_segment then
+			segments[tail_segment] = nil;
+		end
+		tail_segment, tail_count = tail_segment + 1, 0;
+		segments[tail_segment] = {};
+	end
+	local created = os.time();
+	local ok, err = datamanager.append_raw(segment_user(tail_segment), module.host, SPOOL_STORE, "spool",
+		("%d %s %s\n"):format(created, id, body));
+	if not ok then
+		return nil, err;
+	end
+	tail_count = tail_count + 1;
+	table.insert(segments[tail_segment], { created = created; id = id; body = body });
+	return position(tail_segment, tail_count);
+end
+
+-- The oldest undelivered record, or nil when everything has been delivered.
+local function spool_peek()
+	while head_segment < tail_segment or head_offset < tail_count do
+		local records = segments[head_segment];
+		if not records then
+			records = read_segment(head_segment) or {};
+			segments[head_segment] = records;
+		end
+		local record = records[head_offset + 1];
+		if record then
+			return record;
+		end
+		if head_segment == tail_segment then
+			return nil; -- the tail lost lines it counted: nothing more to send
+		end
+		module:log("warn", "Spool segment %d ends early; moving on", head_segment);
+		head_offset = SEGMENT_SIZE; -- treat it as complete
+		segments[head_segment] = nil;
+		local done = head_segment;
+		head_segment, head_offset = head_segment + 1, 0;
+		save_index();
+		os.remove(segment_path(done));
+	end
+	return nil;
+end
+
+-- The record spool_peek returned has been delivered or dropped.
+local function spool_advance()
+	head_offset = head_offset + 1;
+	if head_offset < SEGMENT_SIZE then
+		if not index_timer then
+			index_timer = module:add_timer(INDEX_SAVE_DELAY, function ()
+				index_timer = nil;
+				save_index();
+			end);
+		end
+		return;
+	end
+	local done = head_segment;
+	segments[done] = nil;
+	head_segment, head_offset = head_segment + 1, 0;
+	save_index();
+	os.remove(segment_path(done));
+	if head_segment > tail_segment then
+		tail_segment, tail_count = head_segment, 0;
+		segments[tail_segment] = {};
 	end
 end
 
@@ -196,23 +318,21 @@ local function enqueue(event_type, fields, occurred_at)
 	for key, value in pairs(fields) do
 		body[key] = value;
 	end
-	local position = tail;
-	local ok, err = store:set(spool_key(position), { id = id; body = json.encode(body); created = os.time() });
-	if not ok then
+	local spooled, err = spool_append(id, json.encode(body));
+	if not spooled then
 		module:log("error", "Event %s (%s) could not be spooled and is lost: %s", id, event_type, err);
 		return nil;
 	end
-	tail = tail + 1;
-	module:log("debug", "Spooled %s %s seq %d at %d", event_type, id, boot.seq, position);
+	module:log("debug", "Spooled %s %s seq %d", event_type, id, boot.seq);
 	wake();
-	return position;
+	return spooled;
 end
 
 ---------------------------------------------------------------------------------------------
 -- Delivery: one request at a time, oldest first.
 ---------------------------------------------------------------------------------------------
 
-local attempt; -- the request in flight: { position, record, request, timer }
+local attempt; -- the request in flight: { record, request, timer }
 local failures = 0;
 
 local function sign(id, timestamp, body)
@@ -222,15 +342,6 @@ local function sign(id, timestamp, body)
 		signatures[i] = "v1," .. base64.encode(hashes.hmac_sha256(key, payload));
 	end
 	return table.concat(signatures, " ");
-end
-
-local function advance(position)
-	head = position + 1;
-	local ok, err = store:set("index", { head = head });
-	if not ok then
-		module:log("error", "Could not save the spool index (events may be sent again): %s", err);
-	end
-	store:set(spool_key(position), nil);
 end
 
 local function retry_later(delay)
@@ -264,7 +375,7 @@ local function finish(current, code, detail, response)
 	local id = current.record.id;
 	if code >= 200 and code < 300 then
 		failures = 0;
-		advance(current.position);
+		spool_advance();
 		return pump();
 	end
 	local retryable = code == 0 or code == 408 or code == 429 or code == 401 or code == 403
@@ -272,7 +383,7 @@ local function finish(current, code, detail, response)
 	if not retryable then
 		module:log("error", "Receiver refused event %s with HTTP %d: dropped", id, code);
 		failures = 0;
-		advance(current.position);
+		spool_advance();
 		return pump();
 	end
 	local delay = backoff();
@@ -290,9 +401,9 @@ local function finish(current, code, detail, response)
 	retry_later(delay);
 end
 
-local function send(position, record)
+local function send(record)
 	local timestamp = tostring(os.time());
-	local current = { position = position; record = record };
+	local current = { record = record };
 	attempt = current;
 	current.timer = module:add_timer(timeout, function ()
 		if attempt ~= current then return; end
@@ -329,19 +440,16 @@ function pump()
 	if attempt or retry_timer or module.loaded == false then
 		return;
 	end
-	-- Skip records that are gone or too old; bounded by the spool length.
-	while head < tail do
-		local record = store:get(spool_key(head));
-		if not record then
-			module:log("warn", "Spool record %d is missing; skipping it", head);
-			advance(head);
-		elseif os.time() - (record.created or 0) > max_age then
-			module:log("error", "Event %s is older than video_call_events_max_age: dropped", record.id);
-			failures = 0;
-			advance(head);
-		else
-			return send(head, record);
-		end
+	-- Drop what is too old; bounded by the spool length.
+	local record = spool_peek();
+	while record and os.time() - record.created > max_age do
+		module:log("error", "Event %s is older than video_call_events_max_age: dropped", record.id);
+		failures = 0;
+		spool_advance();
+		record = spool_peek();
+	end
+	if record then
+		return send(record);
 	end
 end
 
@@ -443,7 +551,7 @@ end
 local function take_snapshot()
 	-- A snapshot still waiting in the spool is as good as a new one: do not pile them up
 	-- while the receiver is away.
-	if last_snapshot_position and last_snapshot_position >= head then
+	if last_snapshot_position and last_snapshot_position > position(head_segment, head_offset) then
 		return;
 	end
 	local occurred_at = now_ms();
@@ -492,7 +600,11 @@ function module.load()
 	wake();
 end
 
+-- Deliveries since the last index save would be sent again after a restart: save it now.
+module:hook_global("server-stopping", save_index);
+
 function module.unload()
+	save_index();
 	-- A reply to the old instance's request is ignored; the new instance sends the event again.
 	local current = attempt;
 	attempt = nil;

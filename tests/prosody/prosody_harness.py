@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -360,8 +361,20 @@ class Prosody:
         claims = {"context": {"user": {"id": user_id, "name": "ignored"}}, "room": "*"}
         return jwt.encode(claims, self.token_secret, algorithm="HS256")
 
-    def spool_files(self) -> list[Path]:
-        return [p for p in (self.dir / "data").rglob("e*.dat")]
+    def spooled(self) -> int:
+        """Events in the module's spool not yet marked delivered (index saved lazily)."""
+        lines = {
+            int(m.group(1)): path.read_bytes().count(b"\n")
+            for path in (self.dir / "data").rglob("segment*.spool")
+            if (m := re.search(r"segment(\d+)\.spool$", path.name))
+        }
+        index = next((self.dir / "data").rglob("video_call_events/index.dat"), None)
+        segment, offset = 1, 0
+        if index is not None:
+            text = index.read_text()
+            segment = int(re.search(r"segment\"?\]? = (\d+)", text).group(1))  # type: ignore[union-attr]
+            offset = int(re.search(r"offset\"?\]? = (\d+)", text).group(1))  # type: ignore[union-attr]
+        return sum(n for s, n in lines.items() if s >= segment) - offset
 
 
 # --------------------------------------------------------------------------------------------

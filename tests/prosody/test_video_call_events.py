@@ -273,10 +273,10 @@ def test_restart_with_pending_events(make_stack: StackFactory) -> None:
     stack = make_stack(receiver_up=False)
     doctor = stack.client("doc", "doctor123")
     doctor.join("appointment_7", "Doctor")
-    wait_until(lambda: len(stack.prosody.spool_files()) >= 3, 5, "spooled events")
+    wait_until(lambda: stack.prosody.spooled() >= 3, 5, "spooled events")
     doctor.disconnect()
     stack.prosody.stop()
-    assert len(stack.prosody.spool_files()) == 5  # started, created, joined, left, destroyed
+    assert stack.prosody.spooled() == 5  # started, created, joined, left, destroyed
     stack.prosody.start()
     stack.receiver.start()
 
@@ -293,14 +293,14 @@ def test_restart_with_pending_events(make_stack: StackFactory) -> None:
     assert first_boot != second_boot
     assert {e["source"]["boot_id"] for e in events[:5]} == {first_boot}
     assert events[5]["source"]["seq"] == 1
-    wait_until(lambda: stack.prosody.spool_files() == [], 5, "an empty spool")
+    wait_until(lambda: stack.prosody.spooled() == 0, 5, "an empty spool")
 
 
 def test_restart_while_the_room_is_open(make_stack: StackFactory) -> None:
     stack = make_stack(receiver_up=False)
     doctor = stack.client("doc", "doctor123")
     doctor.join("appointment_8", "Doctor")
-    wait_until(lambda: len(stack.prosody.spool_files()) >= 3, 5, "spooled events")
+    wait_until(lambda: stack.prosody.spooled() >= 3, 5, "spooled events")
     stack.prosody.stop()  # the client is still in the room
     stack.prosody.start()
     stack.receiver.start()
