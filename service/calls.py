@@ -180,27 +180,41 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
     def work() -> VideoCall:
         call = _find_call(ref)
         role = _participant_role(call, uid)
-        with db.write_transaction():
-            # Read the clock once the write lock is held, so times follow commit order.
-            at = now_ms()
-            repo.audit(
-                uid,
-                "status.reported",
-                at,
-                call.id,
-                call.appointment_id,
-                {"action": action.value, "advisory": bool(call.tracked_by_server)},
-            )
-            locked = repo.lock_call(call.id)
-            if locked.tracked_by_server and action in rules.SERVER_OWNED_ACTIONS:
-                return locked
-            before = CallStatus(locked.status)
-            _apply_action(call, role, action, at, uid)
-            after = repo.get_call(call.id)
-            assert after is not None
-            if CallStatus(after.status) is not before:
-                _follow_appointment(after, before, uid, at, cause="client_report")
-        return after
+        try:
+            with db.write_transaction():
+                # Read the clock once the write lock is held, so times follow commit order.
+                at = now_ms()
+                locked = repo.lock_call(call.id)
+                advisory = bool(locked.tracked_by_server) and action in rules.SERVER_OWNED_ACTIONS
+                repo.audit(
+                    uid,
+                    "status.reported",
+                    at,
+                    call.id,
+                    call.appointment_id,
+                    {"action": action.value, "advisory": advisory},
+                )
+                if advisory:
+                    return locked
+                before = CallStatus(locked.status)
+                _apply_action(call, role, action, at, uid)
+                after = repo.get_call(call.id)
+                assert after is not None
+                if CallStatus(after.status) is not before:
+                    _follow_appointment(after, before, uid, at, cause="client_report")
+            return after
+        except Conflict as refused:
+            # The refused report rolled back with its transaction; it is still worth a record.
+            with db.write_transaction():
+                repo.audit(
+                    uid,
+                    "status.reported",
+                    now_ms(),
+                    call.id,
+                    call.appointment_id,
+                    {"action": action.value, "refused": refused.extra.get("currentStatus")},
+                )
+            raise
 
     return db.run(work)
 

@@ -17,8 +17,10 @@ from service.domain.model import AppointmentStatus
 from service.errors import BadRequest
 from service.store import db, repo
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
-TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# ASCII only, matched whole (fullmatch: `$` would also accept a trailing newline).
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+TIME_PATTERN = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _text(data: Mapping[str, Any], key: str, *, required: bool, max_len: int) -> str | None:
@@ -33,11 +35,13 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool, max_len: int) ->
         raise BadRequest(f"{key} is longer than {max_len} characters", "invalid_body")
     if required and not value.strip():
         raise BadRequest(f"{key} must not be empty", "invalid_body")
+    if "\x00" in value:
+        raise BadRequest(f"{key} must not contain NUL characters", "invalid_body")
     return value
 
 
 def check_id(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise BadRequest(
             f"{what} must be 1-128 characters of letters, digits and _.:@-", "invalid_id"
         )
@@ -85,20 +89,21 @@ def appointment_row(appointment_id: str, data: Mapping[str, Any], at: int) -> di
         raise BadRequest("doctorUid and patientUid must differ", "invalid_body")
     day = _text(data, "appointmentDate", required=True, max_len=10) or ""
     try:
+        if not DATE_PATTERN.fullmatch(day):
+            raise ValueError
         date.fromisoformat(day)
     except ValueError:
         raise BadRequest("appointmentDate must be YYYY-MM-DD", "invalid_body") from None
-    if len(day) != 10:
-        raise BadRequest("appointmentDate must be YYYY-MM-DD", "invalid_body")
     start = _text(data, "startTime", required=True, max_len=5) or ""
     end = _text(data, "endTime", required=True, max_len=5) or ""
     for key, value in (("startTime", start), ("endTime", end)):
-        if not TIME_PATTERN.match(value):
+        if not TIME_PATTERN.fullmatch(value):
             raise BadRequest(f"{key} must be HH:MM (24-hour)", "invalid_body")
     timezone = _text(data, "timezone", required=False, max_len=64) or "UTC"
     try:
         ends_at = appointment_ends_at(day, end, start, timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OverflowError, OSError):
+        # OSError: a folder of the zone database ("America") is not a zone.
         raise BadRequest(
             "timezone must be an IANA name such as Europe/Berlin", "invalid_body"
         ) from None

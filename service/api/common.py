@@ -7,6 +7,7 @@ import binascii
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.auth import AuthError, bearer_token
 from service.config import Settings
+from service.directory import ID_PATTERN
 from service.domain.model import CallStatus
 from service.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from service.store.db import DatabaseUnavailable
@@ -42,7 +44,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    # 405 carries `Allow`; keep whatever headers Starlette attached.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def settings_of(request: Request) -> Settings:
@@ -111,7 +116,7 @@ def page_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", "invalid_query")
     return int(raw)
 
@@ -130,7 +135,12 @@ def page_cursor(request: Request) -> Cursor | None:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         created_at, call_id = decoded
-        if not isinstance(created_at, int) or not isinstance(call_id, str):
+        if (
+            not isinstance(created_at, int)
+            or not 0 <= created_at < 2**62
+            or not isinstance(call_id, str)
+            or not ID_PATTERN.fullmatch(call_id)
+        ):
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("cursor is not one this service returned", "invalid_cursor") from None

@@ -20,16 +20,18 @@ from service.api.common import (
     settings_of,
     status_filter,
 )
+from service.directory import ID_PATTERN
 from service.domain.model import Action
 from service.errors import BadRequest
 
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Ids are at most this long (directory.ID_PATTERN); the OpenAPI document states it too.
 MAX_REF_LENGTH = 128
 
 
 def _ref(request: Request) -> str:
     ref: str = request.path_params["ref"]
-    if not ref or len(ref) > MAX_REF_LENGTH:
+    if not ID_PATTERN.fullmatch(ref):
         raise BadRequest("Invalid appointment or video call id", "invalid_id")
     return ref
 
@@ -40,8 +42,10 @@ async def initiate(request: Request) -> Response:
     appointment_id = body.get("appointmentId")
     if appointment_id is None or appointment_id == "":
         raise BadRequest("appointmentId is required", "missing_appointment_id")
-    if not isinstance(appointment_id, str) or len(appointment_id) > MAX_REF_LENGTH:
+    if not isinstance(appointment_id, str):
         raise BadRequest("appointmentId must be a string", "invalid_body")
+    if not ID_PATTERN.fullmatch(appointment_id):
+        raise BadRequest("appointmentId is not a valid id", "invalid_id")
     settings = settings_of(request)
     grant = await in_thread(lambda: calls.initiate(settings, uid, appointment_id))
     return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
@@ -104,7 +108,7 @@ def _date(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if not DATE_PATTERN.match(raw):
+    if not DATE_PATTERN.fullmatch(raw):
         raise BadRequest(f"{name} must be a date YYYY-MM-DD", "invalid_query")
     return raw
 

@@ -8,9 +8,7 @@ with the admin key, often aimed at seeded appointment and call ids; it checks fo
 undocumented status codes and content types, and for bodies that break the schema. About
 1200 cases, a few seconds, so both parts run on SQLite and on PostgreSQL.
 
-Known service bugs have their own `xfail(strict=True)` tests at the end; the schemathesis run
-steps around exactly those inputs (`_known_bug`), so that a fix turns the xfail into a failure
-that says to delete both.
+Inputs that once caused server errors have their own regression tests at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import jsonschema_rs
 import jwt
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, assume, given
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -165,7 +163,7 @@ def test_initiate_responses(seeded: Api) -> None:
         (b"[1]", "invalid_json"),
         (b"{}", "missing_appointment_id"),
         (b'{"appointmentId": 7}', "invalid_body"),
-        (json.dumps({"appointmentId": "x" * 129}).encode(), "invalid_body"),
+        (json.dumps({"appointmentId": "x" * 129}).encode(), "invalid_id"),
     ]:
         response = post(INITIATE, content=raw, headers=doc)
         assert conforms(response, INITIATE, "post", 400)["error"] == code
@@ -498,21 +496,6 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _known_bug(case: Any, database_url: str) -> bool:
-    """Inputs that hit the bugs the xfail tests below pin down (remove once they are fixed)."""
-    values = [case.path_parameters, case.query, case.body]
-    if database_url.startswith("postgresql") and any(
-        "\x00" in text for value in values for text in _strings(value)
-    ):
-        return True  # test_nul_characters_are_a_client_error
-    body = case.body
-    return (
-        case.operation.path == APPOINTMENTS
-        and isinstance(body, dict)
-        and body.get("appointmentDate") == "9999-12-31"
-    )  # test_appointment_on_the_last_representable_day
-
-
 def _bearer(settings: Settings, uid: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_dev_token(settings, uid)}"}
 
@@ -566,7 +549,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz: Fuzz) 
         )
         @given(case=_strategy(operation, fuzz), who=_who(fuzz, operation.path))
         def run(case: Any, who: dict[str, str]) -> None:
-            assume(not _known_bug(case, fuzz.database_url))
             headers = {
                 k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"
             }
@@ -580,19 +562,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz: Fuzz) 
     assert fuzz.cases >= MINIMUM_CASES, fuzz.statuses
 
 
-# --- known service bugs (see the module docstring) ---------------------------------------------
+# --- inputs that once caused server errors (regressions) ---------------------------------------
 
 
-def _xfail_on(request: pytest.FixtureRequest, database: str, reason: str) -> None:
-    if request.getfixturevalue("database_url").startswith(database):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="directory.appointment_ends_at: an end at or before the start on 9999-12-31 "
-    "overflows datetime (OverflowError is not caught): 500 instead of 400",
-)
 def test_appointment_on_the_last_representable_day(api: Api) -> None:
     payload = {
         "doctorUid": "d",
@@ -606,11 +578,6 @@ def test_appointment_on_the_last_representable_day(api: Api) -> None:
     conforms(response, APPOINTMENTS, "put", 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="directory.appointment_ends_at: ZoneInfo('America') raises IsADirectoryError "
-    "(not caught): 500 instead of 400",
-)
 def test_timezone_naming_a_tzdata_folder(api: Api) -> None:
     payload = {
         "doctorUid": "d",
@@ -625,10 +592,6 @@ def test_timezone_naming_a_tzdata_folder(api: Api) -> None:
     conforms(response, APPOINTMENTS, "put", 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="common.page_limit: '²'.isdigit() is True but int('²') raises ValueError: 500",
-)
 @pytest.mark.parametrize("path", [LIST, ADMIN_LIST])
 def test_limit_of_a_superscript_digit(api: Api, path: str) -> None:
     headers = api.admin() if path == ADMIN_LIST else api.auth("doc")
@@ -637,12 +600,6 @@ def test_limit_of_a_superscript_digit(api: Api, path: str) -> None:
 
 
 def test_cursor_with_an_out_of_range_time(api: Api, request: pytest.FixtureRequest) -> None:
-    _xfail_on(
-        request,
-        "sqlite",
-        "common.page_cursor accepts any int; SQLite cannot bind one over 2**63-1 "
-        "(OverflowError): 500 instead of 400 invalid_cursor",
-    )
     response = api.client.get(
         LIST, params={"cursor": cursor_of(2**63, "x")}, headers=api.auth("doc")
     )
@@ -669,22 +626,12 @@ def test_nul_characters_are_a_client_error(
     url: str,
     payload: Any,
 ) -> None:
-    _xfail_on(
-        request,
-        "postgresql",
-        "PostgreSQL text cannot hold NUL: psycopg2 raises ValueError on the query: 500",
-    )
     headers = api.admin() if path == USERS else api.auth("doc")
     response = api.client.request(method, url, json=payload, headers=headers)
     assert response.status_code < 500
     conforms(response, path, method)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="directory.appointment_row: date.fromisoformat accepts ISO week dates of 10 "
-    "characters, so appointmentDate '2024-W01-1' is stored and returned (not YYYY-MM-DD)",
-)
 def test_appointment_date_in_week_form(api: Api) -> None:
     payload = {
         "doctorUid": "d",
@@ -698,11 +645,6 @@ def test_appointment_date_in_week_form(api: Api) -> None:
     conforms(response, APPOINTMENTS, "put", 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="directory.ID_PATTERN ends in '$', which also matches before a final newline: "
-    "uid 'x\\n' is accepted and stored",
-)
 def test_uid_with_a_trailing_newline(api: Api) -> None:
     response = api.client.put("/api/admin/users/x%0A", json={"firstName": "X"}, headers=api.admin())
     conforms(response, USERS, "put", 400)
