@@ -581,7 +581,9 @@ PATHS: Final[JSON] = {
             "parameters": [REF_PARAMETER],
             "responses": {
                 **_participant_responses(_ok("A token for the caller", _schema("TokenGrant"))),
-                "400": _error("The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]),
+                "400": _error(
+                    "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
+                ),
                 "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
                 "409": _error(
                     "The call is COMPLETED, CANCELLED, FAILED or NO_SHOW",
@@ -626,7 +628,9 @@ PATHS: Final[JSON] = {
             "parameters": [REF_PARAMETER],
             "responses": {
                 **_participant_responses(_ok("Details", _schema("VideoCallDetails"))),
-                "400": _error("The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]),
+                "400": _error(
+                    "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
+                ),
                 "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
                 "403": _error("The caller is not a participant", ["not_participant"]),
             },
