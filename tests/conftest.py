@@ -87,11 +87,21 @@ def database_url(
         url = f"sqlite:///{tmp_path_factory.getbasetemp() / 'videocalls.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
+    yield from _fresh(url)
+
+
+def _fresh(url: str) -> Iterator[str]:
     database = _database_for(url)
     db.bind(database)
     db.run(repo.reset_for_tests)
     yield url
     db.bind(database)
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database, for tests that only make sense there."""
+    yield from _fresh(postgres_url)
 
 
 @pytest.fixture
