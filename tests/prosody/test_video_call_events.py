@@ -427,3 +427,23 @@ def test_module_reload_keeps_boot_and_sessions(make_stack: StackFactory) -> None
     ]
     assert events[2]["occupant"]["session"] == events[3]["occupant"]["session"]
     assert len({e["source"]["boot_id"] for e in events}) == 1
+
+
+def test_events_older_than_max_age_are_dropped(make_stack: StackFactory) -> None:
+    stack = make_stack({"video_call_events_max_age": 1}, receiver_up=False)
+    doctor = stack.client("doc", "doctor123")
+    doctor.join("appointment_14", "Doctor")
+    wait_until(
+        lambda: stack.prosody.log().count("older than video_call_events_max_age") >= 3,
+        10,
+        "old events to be dropped",
+    )
+    stack.receiver.start()
+    doctor.leave("appointment_14")
+
+    events = settle(stack, 2, gaps=True)
+    assert summary(events) == [
+        ("occupant.left", "appointment_14", "doctor123", "left"),
+        ("room.destroyed", "appointment_14"),
+    ]
+    assert [e["source"]["seq"] for e in events] == [4, 5]
