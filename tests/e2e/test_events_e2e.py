@@ -14,7 +14,7 @@ from service.store.models import AuditEvent, OccupantSession, ProsodyEvent, Vide
 from tests.conftest import base_env
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import seed
-from tests.eventstream import Stream, consultation, signed
+from tests.eventstream import Stream, consultation, event_sync_consultation, signed
 
 ROOM = "appointment_race1"
 
@@ -138,3 +138,44 @@ def test_two_replicas_receiving_every_event_agree(postgres_database_url: str) ->
     finally:
         stop_server(first)
         stop_server(second)
+
+
+def test_event_sync_stream_over_http_matches_the_signed_one(server: Server) -> None:
+    """The same consultation through both receivers gives the same record (whole seconds)."""
+    tokens = seed(server)
+    initiate(server, tokens)
+    t0_s = int(time.time()) - 700
+    headers = {"Authorization": f"Bearer {server.env['EVENT_SYNC_TOKEN']}"}
+    for kind, payload in event_sync_consultation(ROOM, "doc", "pat", t0_s):
+        r = httpx.post(f"{server.url}/api/event-sync/events/{kind}", json=payload, headers=headers)
+        assert r.status_code == 200, r.text
+    via_event_sync = record()
+
+    # The signed stream of the same consultation, for another appointment of the same pair.
+    settings_admin = {"Authorization": f"Bearer {server.env['ADMIN_API_KEY']}"}
+    r = httpx.put(
+        f"{server.url}/api/admin/appointments/race2",
+        json={
+            "doctorUid": "doc",
+            "patientUid": "pat",
+            "appointmentDate": "2026-11-24",
+            "startTime": "10:00",
+            "endTime": "11:00",
+            "status": "CONFIRMED",
+        },
+        headers=settings_admin,
+    )
+    assert r.status_code == 200
+    r = httpx.post(
+        f"{server.url}/api/video-calls/initiate",
+        json={"appointmentId": "race2"},
+        headers={"Authorization": tokens["doc"]},
+    )
+    assert r.status_code == 200
+    for event in consultation(Stream(), "appointment_race2", "doc", "pat", t0_s * 1000):
+        assert send(server.url, server.env["PROSODY_EVENTS_SECRET"], event) == 204
+    via_v1 = db.run(lambda: VideoCall.get(VideoCall.appointment_id == "race2"))
+
+    for field in ("status", "started_at", "ended_at", "duration", "doctor_joined_at"):
+        assert getattr(via_event_sync, field) == getattr(via_v1, field), field
+    assert via_v1.status == "COMPLETED"
