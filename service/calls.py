@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from service import jitsi
+from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, room_name_for
@@ -16,10 +17,6 @@ from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import db, repo
 from service.store import events as event_store
 from service.store.models import Appointment, OccupantSession, User, VideoCall
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from service.calls import now_ms
+from service.clock import now_ms
 from service.domain.model import AppointmentStatus
 from service.errors import BadRequest
 from service.store import db, repo

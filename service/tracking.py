@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from service.calls import now_ms
+from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
 from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
