@@ -24,7 +24,7 @@ local snapshot_interval = module:get_option_number("video_call_events_snapshot_i
 local max_age = module:get_option_number("video_call_events_max_age", 172800);
 local retry_max = module:get_option_number("video_call_events_retry_max", 300);
 local ignore_patterns = module:get_option_array("video_call_events_ignore", {
-	"^focus@", "^jibri@", "^recorder@", "^transcriber@", "@recorder%.",
+	"^focus@", "^jibri@", "^recorder@", "^transcriber@", "@hidden%.",
 });
 local ignore_room_patterns = module:get_option_array("video_call_events_ignore_rooms", {
 	"^__jicofo%-health%-check",
