@@ -1,7 +1,8 @@
 -- TEST ONLY: lets the test suite drive a running Prosody without an admin console.
 -- Every 0.1 s it looks for request files in test_control_dir:
 --   reload-<module>  reloads that module on this host (a real modulemanager reload);
---   destroy-<room>   destroys that room of this MUC host.
+--   destroy-<room>   destroys that room of this MUC host;
+--   kick-<room>      kicks the occupant whose nick the file holds from that room.
 -- With test_control_timing = true it also logs, for each hook of mod_video_call_events,
 -- the time spent inside it, by hooking just above and just below its priority.
 
@@ -36,6 +37,14 @@ module:add_timer(0.1, function ()
 		local node = room.jid:match("^[^@]+");
 		if take("destroy-" .. node) then
 			room:destroy(nil, "destroyed by the test");
+		end
+		local path = dir .. "/kick-" .. node;
+		local file = io.open(path);
+		if file then
+			local nick = file:read("a");
+			file:close();
+			os.remove(path);
+			room:set_role(true, room.jid .. "/" .. nick, "none", "kicked by the test");
 		end
 	end
 	return 0.1;

@@ -357,6 +357,12 @@ class Prosody:
     def destroy_room(self, room: str) -> None:
         self.control(f"destroy-{room}")
 
+    def kick(self, room: str, nick: str) -> None:
+        staged = self.dir / f"staged-kick-{room}"
+        staged.write_text(nick)
+        staged.rename(self.dir / f"kick-{room}")  # never seen half-written
+        wait_until(lambda: not (self.dir / f"kick-{room}").exists(), 10, f"kick-{room}")
+
     def token(self, user_id: str) -> str:
         claims = {"context": {"user": {"id": user_id, "name": "ignored"}}, "room": "*"}
         return jwt.encode(claims, self.token_secret, algorithm="HS256")

@@ -447,3 +447,17 @@ def test_events_older_than_max_age_are_dropped(make_stack: StackFactory) -> None
         ("room.destroyed", "appointment_14"),
     ]
     assert [e["source"]["seq"] for e in events] == [4, 5]
+
+
+def test_kicked_occupant(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    doctor = stack.client("doc", "doctor123")
+    patient = stack.client("pat", "patient456")
+    doctor.join("appointment_15", "Doctor")
+    patient.join("appointment_15", "Patient")
+    stack.receiver.wait_for(4)
+    stack.prosody.kick("appointment_15", "Patient")
+
+    events = settle(stack, 5)
+    assert summary(events)[-1] == ("occupant.left", "appointment_15", "patient456", "kicked")
+    assert events[-1]["occupant"]["session"] == events[3]["occupant"]["session"]
