@@ -198,7 +198,9 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
                 after = repo.get_call(call.id)
                 assert after is not None
                 if CallStatus(after.status) is not before:
-                    _follow_appointment(after, before, uid, at, cause="client_report")
+                    record_transition(
+                        after, before, CallStatus(after.status), uid, at, "client_report"
+                    )
             return after
         except Conflict as refused:
             # The refused report rolled back with its transaction; it is still worth a record.
@@ -250,23 +252,30 @@ def _refuse(call_id: str, target: CallStatus) -> None:
     )
 
 
-def _follow_appointment(
-    call: VideoCall, before: CallStatus, actor: str, at: int, cause: str
+def record_transition(
+    call: VideoCall,
+    before: CallStatus,
+    after: CallStatus,
+    actor: str,
+    at: int,
+    cause: str,
+    **detail: str,
 ) -> None:
-    after = CallStatus(call.status)
+    """Audit a call's transition and move its appointment along when the rules say so."""
     repo.audit(
         actor,
         "call.transition",
         at,
         call.id,
         call.appointment_id,
-        {"from": before.value, "to": after.value, "cause": cause},
+        {"from": before.value, "to": after.value, "cause": cause, **detail},
     )
     target = rules.APPOINTMENT_FOLLOWS.get(after)
     if target is None:
         return
-    sources = [s for s in AppointmentStatus if s not in (target, AppointmentStatus.CANCELLED)]
-    if repo.set_appointment_status(call.appointment_id, target, sources, at):
+    if repo.set_appointment_status(
+        call.appointment_id, target, rules.appointment_sources(target), at
+    ):
         repo.audit(
             actor,
             "appointment.transition",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from service.calls import record_transition
 from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
 from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
-from service.domain.model import AppointmentStatus, CallStatus
+from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, derive_call
 from service.store import db, repo
 from service.store import events as event_store
@@ -159,32 +160,10 @@ def _move_status(
     call: VideoCall, current: CallStatus, target: CallStatus, at: int, cause: str, actor: str
 ) -> None:
     """Walk from the stored status to the derived one through allowed transitions only."""
-    path = _path(current, target)
-    for step in path:
+    for step in _path(current, target):
         if not repo.transition_call(call.id, [current], step, at):
             return
-        repo.audit(
-            actor,
-            "call.transition",
-            at,
-            call.id,
-            call.appointment_id,
-            detail={"from": current.value, "to": step.value, "cause": cause},
-        )
-        follows = rules.APPOINTMENT_FOLLOWS.get(step)
-        if follows is not None:
-            sources = [
-                s for s in AppointmentStatus if s not in (follows, AppointmentStatus.CANCELLED)
-            ]
-            if repo.set_appointment_status(call.appointment_id, follows, sources, at):
-                repo.audit(
-                    actor,
-                    "appointment.transition",
-                    at,
-                    call.id,
-                    call.appointment_id,
-                    detail={"to": follows.value, "cause": cause},
-                )
+        record_transition(call, current, step, actor, at, cause)
         current = step
 
 
@@ -244,37 +223,15 @@ def _untracked_no_shows(settings: Settings, now: int) -> int:
                 call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
             ):
                 marked += 1
-                repo.audit(
+                record_transition(
+                    call,
+                    CallStatus.SCHEDULED,
+                    CallStatus.NO_SHOW,
                     SWEEPER,
-                    "call.transition",
                     now,
-                    call.id,
-                    call.appointment_id,
-                    detail={
-                        "from": "SCHEDULED",
-                        "to": "NO_SHOW",
-                        "cause": "sweeper",
-                        "missing": missing,
-                    },
+                    "sweeper",
+                    missing=missing,
                 )
-                if repo.set_appointment_status(
-                    call.appointment_id,
-                    AppointmentStatus.NO_SHOW,
-                    [
-                        AppointmentStatus.CONFIRMED,
-                        AppointmentStatus.PENDING,
-                        AppointmentStatus.IN_PROGRESS,
-                    ],
-                    now,
-                ):
-                    repo.audit(
-                        SWEEPER,
-                        "appointment.transition",
-                        now,
-                        call.id,
-                        call.appointment_id,
-                        detail={"to": "NO_SHOW", "cause": "sweeper"},
-                    )
     return marked
 
 

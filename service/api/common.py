@@ -76,16 +76,20 @@ async def caller_uid(request: Request) -> str:
     return uid
 
 
+def require_bearer_key(request: Request, key: str, code: str, what: str) -> None:
+    """A static shared key in `Authorization: Bearer ...`, compared in constant time."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized(f"Missing {what}", "missing_token")
+    if not hmac.compare_digest(value.strip().encode(), key.encode()):
+        raise Forbidden(f"Invalid {what}", code)
+
+
 def require_admin(request: Request) -> None:
     key = settings_of(request).admin_api_key
     if not key:
         raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        raise Unauthorized("Missing admin key", "missing_token")
-    if not hmac.compare_digest(value.strip().encode(), key.encode()):
-        raise Forbidden("Invalid admin key", "invalid_admin_key")
+    require_bearer_key(request, key, "invalid_admin_key", "admin key")
 
 
 async def json_object(request: Request) -> dict[str, Any]:

@@ -6,7 +6,6 @@ stores nothing. Both receivers feed the same pipeline (service.tracking.ingest).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
@@ -15,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import tracking
-from service.api.common import in_thread, settings_of
+from service.api.common import in_thread, require_bearer_key, settings_of
 from service.domain.events import Event
-from service.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from service.errors import BadRequest, NotFound, Unauthorized
 from service.events.parse import InvalidEvent, parse_event_sync, parse_v1
 from service.events.signing import SignatureError, verify
 
@@ -68,12 +67,7 @@ async def event_sync(request: Request) -> Response:
     token = settings_of(request).event_sync_token
     if not token:
         raise NotFound("event_sync receiver is disabled: set EVENT_SYNC_TOKEN", "receiver_disabled")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        raise Unauthorized("Missing bearer token", "missing_token")
-    if not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise Forbidden("Invalid event_sync token", "invalid_token")
+    require_bearer_key(request, token, "invalid_token", "event_sync token")
     kind: str = request.path_params["kind"]
     if kind not in EVENT_SYNC_KINDS:
         raise NotFound("Unknown event_sync event", "not_found")

@@ -47,6 +47,16 @@ APPOINTMENT_FOLLOWS: dict[CallStatus, AppointmentStatus] = {
 }
 
 
+FINAL_APPOINTMENT_STATUSES = frozenset(
+    {AppointmentStatus.COMPLETED, AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW}
+)
+
+
+def appointment_sources(target: AppointmentStatus) -> frozenset[AppointmentStatus]:
+    """An appointment follows its call unless it is already settled (or already there)."""
+    return frozenset(AppointmentStatus) - FINAL_APPOINTMENT_STATUSES - {target}
+
+
 def can_transition(current: CallStatus, target: CallStatus) -> bool:
     return target in TRANSITIONS[current]
 

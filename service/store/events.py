@@ -129,33 +129,26 @@ def load_for_room(
             seq=row.seq or 0,
             rooms=_listing(by_snapshot.get(row.id)),
         )
-        for row in ProsodyEvent.select(
-            ProsodyEvent.id,
-            ProsodyEvent.occurred_at,
-            ProsodyEvent.host,
-            ProsodyEvent.boot_id,
-            ProsodyEvent.seq,
-        )
-        .where(
-            (ProsodyEvent.type == EventType.ROOMS_SNAPSHOT.value)
-            & (ProsodyEvent.occurred_at.between(start, end))
-        )
+        for row in _headers(EventType.ROOMS_SNAPSHOT)
+        .where(ProsodyEvent.occurred_at.between(start, end))
         .order_by(ProsodyEvent.occurred_at)
     ]
     restarts = [
         ProsodyStarted(row.id, row.occurred_at, row.host, row.boot_id or "", row.seq or 0)
-        for row in ProsodyEvent.select(
-            ProsodyEvent.id,
-            ProsodyEvent.occurred_at,
-            ProsodyEvent.host,
-            ProsodyEvent.boot_id,
-            ProsodyEvent.seq,
-        ).where(
-            (ProsodyEvent.type == EventType.PROSODY_STARTED.value)
-            & (ProsodyEvent.occurred_at >= start)
-        )
+        for row in _headers(EventType.PROSODY_STARTED).where(ProsodyEvent.occurred_at >= start)
     ]
     return events, snapshots, restarts
+
+
+def _headers(kind: EventType) -> Any:
+    """Events of one type without their data: snapshots are read per room (SnapshotRoom)."""
+    return ProsodyEvent.select(
+        ProsodyEvent.id,
+        ProsodyEvent.occurred_at,
+        ProsodyEvent.host,
+        ProsodyEvent.boot_id,
+        ProsodyEvent.seq,
+    ).where(ProsodyEvent.type == kind.value)
 
 
 def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:

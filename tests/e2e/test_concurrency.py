@@ -18,6 +18,23 @@ from tests.e2e.conftest import Server
 CONCURRENCY = 30
 
 
+def put_appointment(server: Server, appointment_id: str) -> None:
+    settings = load_settings(server.env)
+    r = httpx.put(
+        f"{server.url}/api/admin/appointments/{appointment_id}",
+        json={
+            "doctorUid": "doc",
+            "patientUid": "pat",
+            "appointmentDate": "2026-11-24",
+            "startTime": "10:00",
+            "endTime": "11:00",
+            "status": "CONFIRMED",
+        },
+        headers={"Authorization": f"Bearer {settings.admin_api_key}"},
+    )
+    assert r.status_code == 200, r.text
+
+
 def seed(server: Server) -> dict[str, str]:
     settings = load_settings(server.env)
     admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
@@ -25,19 +42,7 @@ def seed(server: Server) -> dict[str, str]:
         for uid in ("doc", "pat"):
             r = client.put(f"/api/admin/users/{uid}", json={"firstName": uid}, headers=admin)
             assert r.status_code == 200, r.text
-        r = client.put(
-            "/api/admin/appointments/race1",
-            json={
-                "doctorUid": "doc",
-                "patientUid": "pat",
-                "appointmentDate": "2026-11-24",
-                "startTime": "10:00",
-                "endTime": "11:00",
-                "status": "CONFIRMED",
-            },
-            headers=admin,
-        )
-        assert r.status_code == 200, r.text
+    put_appointment(server, "race1")
     return {uid: f"Bearer {mint_dev_token(settings, uid)}" for uid in ("doc", "pat")}
 
 

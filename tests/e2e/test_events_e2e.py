@@ -13,7 +13,7 @@ from service.store import db
 from service.store.models import AuditEvent, OccupantSession, ProsodyEvent, VideoCall
 from tests.conftest import base_env
 from tests.e2e.conftest import Server, start_server, stop_server
-from tests.e2e.test_concurrency import seed
+from tests.e2e.test_concurrency import put_appointment, seed
 from tests.eventstream import Stream, consultation, event_sync_consultation, signed
 
 ROOM = "appointment_race1"
@@ -152,20 +152,7 @@ def test_event_sync_stream_over_http_matches_the_signed_one(server: Server) -> N
     via_event_sync = record()
 
     # The signed stream of the same consultation, for another appointment of the same pair.
-    settings_admin = {"Authorization": f"Bearer {server.env['ADMIN_API_KEY']}"}
-    r = httpx.put(
-        f"{server.url}/api/admin/appointments/race2",
-        json={
-            "doctorUid": "doc",
-            "patientUid": "pat",
-            "appointmentDate": "2026-11-24",
-            "startTime": "10:00",
-            "endTime": "11:00",
-            "status": "CONFIRMED",
-        },
-        headers=settings_admin,
-    )
-    assert r.status_code == 200
+    put_appointment(server, "race2")
     r = httpx.post(
         f"{server.url}/api/video-calls/initiate",
         json={"appointmentId": "race2"},
