@@ -66,12 +66,8 @@ end
 -- table so that reloading this module neither restarts seq nor announces a new boot.
 local process = prosody.video_call_events;
 if not process then
-	process = {
-		boot_id = ("b_%d_%s"):format(os.time(), random.bytes(4):gsub(".", function (c)
-			return ("%02x"):format(c:byte());
-		end));
-		hosts = {};
-	};
+	local suffix = random.bytes(4):gsub(".", function (c) return ("%02x"):format(c:byte()); end);
+	process = { boot_id = ("b_%d_%s"):format(os.time(), suffix); hosts = {} };
 	prosody.video_call_events = process;
 end
 local boot = process.hosts[module.host];
