@@ -699,10 +699,115 @@ PATHS: Final[JSON] = {
     },
 }
 
+_EVENT_ROOM: Final[JSON] = {
+    "type": "object",
+    "required": ["name", "meeting_id"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "jid": {"type": "string"},
+        "meeting_id": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
+}
+_EVENT_OCCUPANT: Final[JSON] = {
+    "type": "object",
+    "required": ["session"],
+    "properties": {
+        "session": {"type": "string", "minLength": 1, "maxLength": 128},
+        "user_id": {"type": ["string", "null"]},
+        "moderator": {"type": ["boolean", "null"]},
+        "affiliation": {"type": ["string", "null"]},
+        "role": {"type": ["string", "null"]},
+    },
+}
+# Contract version 1 (docs/events.md); which fields each `type` needs is checked by the parser.
 EVENT_BODY: Final = {
     "required": True,
-    "description": "An event as docs/events.md describes it",
-    "content": _json({"type": "object"}),
+    "description": "One event of contract version 1 (docs/events.md)",
+    "content": _json(
+        {
+            "type": "object",
+            "required": ["version", "id", "type", "occurred_at", "source"],
+            "properties": {
+                "version": {"const": 1},
+                "id": {"type": "string", "pattern": "^evt_[0-9a-fA-F-]{36}$"},
+                "type": {
+                    "enum": [
+                        "prosody.started",
+                        "room.created",
+                        "occupant.joined",
+                        "occupant.left",
+                        "room.destroyed",
+                        "rooms.snapshot",
+                    ]
+                },
+                "occurred_at": {"type": "integer", "description": "ms since the Unix epoch"},
+                "source": {
+                    "type": "object",
+                    "required": ["host", "boot_id", "seq"],
+                    "properties": {
+                        "host": {"type": "string"},
+                        "boot_id": {"type": "string"},
+                        "seq": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "room": _EVENT_ROOM,
+                "occupant": _EVENT_OCCUPANT,
+                "reason": {"type": ["string", "null"]},
+                "rooms": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "room": _EVENT_ROOM,
+                            "occupants": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["session", "joined_at"],
+                                    "properties": {
+                                        "session": {"type": "string"},
+                                        "user_id": {"type": ["string", "null"]},
+                                        "joined_at": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    ),
+}
+EVENT_SYNC_BODY: Final = {
+    "required": True,
+    "description": "jitsi-contrib event_sync's payload (times in whole Unix seconds)",
+    "content": _json(
+        {
+            "type": "object",
+            "properties": {
+                "event_name": {"type": "string"},
+                "room_name": {"type": "string"},
+                "room_jid": {"type": "string"},
+                "is_breakout": {"type": "boolean"},
+                "breakout_room_id": {"type": ["string", "null"]},
+                "created_at": {"type": "integer"},
+                "destroyed_at": {"type": "integer"},
+                "active_occupants_count": {"type": "integer"},
+                "all_occupants": {"type": "array"},
+                "occupant": {
+                    "type": "object",
+                    "properties": {
+                        "occupant_jid": {"type": "string"},
+                        "joined_at": {"type": "integer"},
+                        "left_at": {"type": "integer"},
+                        "name": {"type": ["string", "null"]},
+                        "id": {"type": ["string", "null"]},
+                        "email": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        }
+    ),
 }
 
 
@@ -713,7 +818,7 @@ def _event_sync(kind: str) -> JSON:
             "summary": f"Prosody's stock event_sync module: {kind}",
             "tags": ["events"],
             "security": [{"eventSyncToken": []}],
-            "requestBody": EVENT_BODY,
+            "requestBody": EVENT_SYNC_BODY,
             "responses": {
                 "200": _ok("Stored (or a repeat)", _schema("EventSyncAccepted")),
                 "400": _error("Not a valid event", ["invalid_event", "bad_request"]),
