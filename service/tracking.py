@@ -27,6 +27,8 @@ log = logging.getLogger("service.tracking")
 
 # Advisory lock key for the sweeper: one replica at a time sweeps (PostgreSQL).
 SWEEPER_LOCK_KEY = 7_305_002
+# Snapshots older than this are deleted by the sweeper: far beyond any call's window.
+SNAPSHOT_RETENTION_MS = 30 * 86_400_000
 SERVER = "prosody"
 SWEEPER = "sweeper"
 
@@ -185,6 +187,7 @@ class SweepResult:
     ran: bool
     derived: int
     no_shows: int
+    pruned: int
 
 
 def sweep(settings: Settings, at: int | None = None) -> SweepResult:
@@ -197,7 +200,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
 
     def work() -> SweepResult:
         if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
-            return SweepResult(ran=False, derived=0, no_shows=0)
+            return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
         try:
             derived = 0
             for call_id in event_store.open_tracked_calls():
@@ -205,7 +208,9 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
                     _derive_and_apply(settings, call_id, now, cause="sweeper")
                 derived += 1
             no_shows = _untracked_no_shows(settings, now)
-            return SweepResult(ran=True, derived=derived, no_shows=no_shows)
+            with db.write_transaction():
+                pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
+            return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:
             db.advisory_unlock(SWEEPER_LOCK_KEY)
 

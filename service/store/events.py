@@ -222,5 +222,26 @@ def replace_sessions(call_id: str, sessions: Sequence[PresenceSession]) -> None:
     ).execute()
 
 
+def prune_snapshots(before_ms: int, batch: int = 1000) -> int:
+    """Delete snapshots older than `before_ms` (their listings too); returns how many.
+
+    Snapshots arrive every minute and matter only while a call could still be open; room
+    events are kept for the audit trail.
+    """
+    ids = [
+        row.id
+        for row in ProsodyEvent.select(ProsodyEvent.id)
+        .where(
+            (ProsodyEvent.type == EventType.ROOMS_SNAPSHOT.value)
+            & (ProsodyEvent.occurred_at < before_ms)
+        )
+        .limit(batch)
+    ]
+    if ids:
+        SnapshotRoom.delete().where(SnapshotRoom.event_id.in_(ids)).execute()
+        ProsodyEvent.delete().where(ProsodyEvent.id.in_(ids)).execute()
+    return len(ids)
+
+
 def stored_count() -> int:
     return int(ProsodyEvent.select(peewee.fn.COUNT(ProsodyEvent.id)).scalar() or 0)

@@ -313,3 +313,21 @@ def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) ->
     assert old["presence"]["missing"] == "doctor"
     current = db.run(lambda: VideoCall.get(VideoCall.appointment_id == "appt1"))
     assert current.status == "SCHEDULED"
+
+
+def test_sweeper_prunes_old_snapshots_only(call: Api) -> None:
+    stream = Stream()
+    now = now_ms()
+    old_at = now - tracking.SNAPSHOT_RETENTION_MS - 60_000
+    listing = [{"room": stream.room(ROOM, "m1"), "occupants": []}]
+    # Timestamps within the signature tolerance; `occurred_at` is Prosody's, and old.
+    post(call, stream.snapshot(old_at, listing))
+    post(call, stream.snapshot(now - 1_000, listing))
+    post(call, stream.joined(ROOM, "m1", "s-doc", "doc", old_at))
+    result = tracking.sweep(call.settings, at=now)
+    assert result.pruned == 1
+    from service.store.models import SnapshotRoom
+
+    kinds = db.run(lambda: sorted(e.type for e in ProsodyEvent.select()))
+    assert kinds == ["occupant.joined", "rooms.snapshot"]
+    assert db.run(lambda: SnapshotRoom.select().count()) == 1
