@@ -1,0 +1,100 @@
+"""Where a worker's time goes under load: py-spy samples of the thread holding the GIL.
+
+One uvicorn worker is one Python process, so the thread holding the GIL is what bounds its
+throughput. Samples are grouped into cost centres by the frames on their stack (the first
+matching rule wins, in the order of CENTRES), and the hottest leaf functions are listed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (name, substrings of a frame "function (file:line)" that put a sample in it)
+CENTRES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("request log (service/logs.py, logging)", ("service/logs.py", "/logging/")),
+    ("JWT sign/verify (PyJWT, hmac)", ("/jwt/", "hmac.py")),
+    ("event verify/parse (service/events)", ("service/events/",)),
+    ("presence derivation (service/domain)", ("service/domain/",)),
+    ("database: driver (sqlite3, psycopg2)", ("sqlite3", "psycopg2")),
+    ("database: peewee (query building, rows)", ("peewee.py", "playhouse/")),
+    ("thread hand-off (anyio to_thread, threading)",
+     ("anyio/to_thread", "anyio/_backends", "threading.py", "concurrent/")),
+    ("HTTP server and event loop (uvicorn, httptools, asyncio)",
+     ("uvicorn/", "httptools", "asyncio/", "uvloop")),
+    ("Starlette (routing, requests, responses)", ("starlette/",)),
+    ("service code (api, use cases)", ("service/",)),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Profile:
+    samples: int
+    centres: list[tuple[str, float]]  # name, share of samples
+    leaves: list[tuple[str, float]]  # hottest innermost frames
+
+
+def available() -> bool:
+    return _py_spy() is not None
+
+
+def _py_spy() -> str | None:
+    venv = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "py-spy"
+    return str(venv) if venv.exists() else shutil.which("py-spy")
+
+
+def start(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
+    binary = _py_spy()
+    assert binary is not None
+    return subprocess.Popen(
+        [binary, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+         "--gil", "--nonblocking", "--format", "raw", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def summarize(raw: Path, top: int = 8) -> Profile | None:
+    if not raw.exists():
+        return None
+    centres: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        leaves[_short(frames[-1])] += count
+        centres[_centre(frames)] += count
+    if not total:
+        return None
+    return Profile(
+        total,
+        [(name, n / total) for name, n in centres.most_common()],
+        [(name, n / total) for name, n in leaves.most_common(top)],
+    )
+
+
+def _centre(frames: list[str]) -> str:
+    for name, markers in CENTRES:
+        if any(marker in frame for frame in frames for marker in markers):
+            return name
+    return "other (interpreter, stdlib)"
+
+
+def _short(frame: str) -> str:
+    # "function (/long/path/site-packages/pkg/mod.py:123)" -> "function (pkg/mod.py:123)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for cut in ("site-packages/", f"{REPO}/", "lib/python3"):
+        if cut in where:
+            where = where.split(cut, 1)[1]
+    return f"{name} ({where})"
