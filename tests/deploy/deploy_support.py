@@ -25,6 +25,11 @@ PLUGIN_PATH = "/prosody-plugins-custom/mod_video_call_events.lua"
 SERVICE_ALIAS = "videocalls.meet.jitsi"
 PUBLIC_URL = "https://meet.example.com"
 FIREBASE_PROJECT = "demo-clinic"
+# Prosody's data directory in docker-jitsi-meet's image (`data_path` in prosody.cfg.lua.tmpl),
+# where the module keeps its spool of undelivered events, and where it lies on the host (the
+# prosody service mounts ${CONFIG}/storage/prosody at /var/lib/prosody).
+DATA_PATH = "/var/lib/prosody/data"
+HOST_DATA_PATH = "${CONFIG}/storage/prosody/data"
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -38,6 +43,12 @@ def require_tool(name: str, hint: str) -> str:
 def require_fixture() -> Path:
     require((FIXTURE / "docker-compose.yml").is_file(), f"no fixture at {FIXTURE}")
     return FIXTURE
+
+
+def datamanager_encode(name: str) -> str:
+    """How Prosody's util.datamanager writes a host name in a path: every byte that is not a
+    letter or digit as %xx (muc.meet.jitsi -> muc%2emeet%2ejitsi)."""
+    return "".join(c if c.isascii() and c.isalnum() else f"%{ord(c):02x}" for c in name)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from service.config import DEFAULT_DOCTOR_FEATURES, DEFAULT_PATIENT_FEATURES, load_settings
 from tests.deploy.deploy_support import (
+    DATA_PATH,
     FIREBASE_PROJECT,
+    HOST_DATA_PATH,
     OVERLAY,
     OWN_BASE,
     PLUGIN_PATH,
@@ -111,15 +113,39 @@ def test_module_options_carry_the_url_and_the_shared_secret(checkout: Checkout) 
     options = dict(line.split(" = ", 1) for line in rendered)
     assert options["video_call_events_url"] == f'"{EVENTS_URL}"'
 
-    # The component's `storage = "memory"` would lose the spool of undelivered events.
-    assert options["storage"] == '{ video_call_events = "internal" }'
-    assert options["default_storage"] == '"memory"'
+    # Only the module's own options: any other line would repeat one the component already
+    # sets (its `storage = "memory"`, ...), which Prosody 13 reports as a duplicate option. The
+    # spool does not need a storage setting (see test_the_event_spool_is_on_a_host_volume).
+    assert set(options) == {"video_call_events_url", "video_call_events_secret"}
 
     secret = checkout.env()["VIDEOCALLS_EVENTS_SECRET"]
     assert options["video_call_events_secret"] == f'"{secret}"'
     assert environment(services["videocalls"])["PROSODY_EVENTS_SECRET"] == secret
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+
+
+def test_the_event_spool_is_on_a_host_volume(checkout: Checkout) -> None:
+    # The module writes its spool into Prosody's data_path whatever `storage` says; that folder
+    # must be on a host volume, or recreating the container loses the undelivered events.
+    prosody = checkout.compose_config()["services"]["prosody"]
+    mounts = {}
+    for volume in prosody["volumes"]:
+        host, container, *mode = volume.split(":")
+        if PurePosixPath(DATA_PATH).is_relative_to(container):
+            assert "ro" not in mode, volume
+            mounts[container] = host
+    assert mounts, f"{DATA_PATH} is not on a volume: {prosody['volumes']}"
+    container = max(mounts, key=len)  # the innermost mount holds the folder
+    host = PurePosixPath(mounts[container]) / PurePosixPath(DATA_PATH).relative_to(container)
+    config_dir = checkout.env()["CONFIG"]
+    assert str(host) == HOST_DATA_PATH.replace("${CONFIG}", config_dir)
+
+
+def test_data_path_is_the_one_docker_jitsi_meet_sets() -> None:
+    # DATA_PATH, which the test above and the guide rely on, against docker-jitsi-meet's template.
+    template = (require_fixture() / "prosody.cfg.lua.tmpl").read_text()
+    assert re.findall(r"^\s*data_path\s*=\s*\"([^\"]*)\"", template, re.MULTILINE) == [DATA_PATH]
 
 
 def test_one_jwt_secret_for_jitsi_and_the_service(checkout: Checkout) -> None:

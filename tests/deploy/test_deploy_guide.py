@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from service.cli import build_parser
-from tests.deploy.deploy_support import OVERLAY, REPO
+from tests.deploy.deploy_support import HOST_DATA_PATH, OVERLAY, REPO, datamanager_encode
 
 GUIDE = REPO / "docs" / "operator-guide.md"
 ENV_EXAMPLE = REPO / "docker" / "env.example"
@@ -88,3 +88,10 @@ def test_sqlite_backup_command_makes_a_consistent_copy(tmp_path: Path) -> None:
     assert copy.execute("SELECT id FROM video_calls").fetchall() == [("vc1",)]
     copy.close()
     source.close()
+
+
+def test_guide_and_module_readme_name_the_spool_folder_on_the_host() -> None:
+    # Checked against docker-jitsi-meet's volume and data_path in test_deploy_compose.py.
+    folder = f"{HOST_DATA_PATH}/{datamanager_encode('muc.meet.jitsi')}/video_call_events/"
+    for doc in (GUIDE, REPO / "prosody" / "README.md"):
+        assert folder in doc.read_text(), doc

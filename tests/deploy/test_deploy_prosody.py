@@ -1,6 +1,8 @@
 """The module's options exactly as the overlay sets them, rendered the way docker-jitsi-meet's
 jitsi-meet.cfg.lua.tmpl renders XMPP_MUC_CONFIGURATION and XMPP_MUC_MODULES into the MUC
-component, load in a real Prosody, and its events reach a running service.
+component, load in a real Prosody, and its events reach a running service, including those
+spooled before a Prosody restart (the spool is a file in Prosody's data_path, whatever the
+component's `storage`).
 
 Differences from the container, all outside the overlay's lines: loopback instead of the
 meet.jitsi network (VIDEOCALLS_EVENTS_URL points at the test's service), the test suite's token
@@ -30,6 +32,7 @@ from tests.deploy.deploy_support import (
     OWN_BASE,
     REPO,
     Checkout,
+    datamanager_encode,
     make_checkout,
     render_muc_configuration,
     split_list,
@@ -90,6 +93,12 @@ Component "{muc}" "muc"
     muc_tombstones = false
     muc_room_allow_persistent = false
 """
+
+
+def spool_segment(data_path: Path, host: str) -> Path:
+    """The module's first spool file: <data_path>/<host>/video_call_events/segment1.spool
+    (in docker-jitsi-meet, /var/lib/prosody/data/muc%2emeet%2ejitsi/video_call_events/...)."""
+    return data_path / datamanager_encode(host) / "video_call_events" / "segment1.spool"
 
 
 def available_modules(modules: list[str]) -> list[str]:
@@ -256,10 +265,11 @@ def test_overlay_options_load_in_prosody_and_events_reach_the_service(
     env["DATABASE_URL"] = f"sqlite:///{database}"
     service = Service(env, port, tmp_path / "service.log")
 
-    # A short path: Prosody 13.0.1 crashes formatting its "Duplicate option" warning (which the
-    # overlay's `storage` line causes, on purpose) when the config path does not fit Lua's
-    # 60-character short_src. In the container it is /config/conf.d/jitsi-meet.cfg.lua.
+    # A short path, like the container's /config/conf.d/jitsi-meet.cfg.lua: Prosody 13.0.1
+    # crashes formatting a config warning (such as "Duplicate option", should one come back)
+    # when the config path does not fit Lua's 60-character short_src.
     workdir = Path(tempfile.mkdtemp(prefix="vcd", dir="/tmp"))
+    spool = spool_segment(workdir / "data", MUC)
     prosody = OverlayProsody(
         prosody_binary,
         workdir,
@@ -271,16 +281,27 @@ def test_overlay_options_load_in_prosody_and_events_reach_the_service(
     loop = Loop()
     client: Client | None = None
     try:
-        # Prosody first, with the service still down: its events wait in the spool, which the
-        # overlay's storage lines keep on disk although the component stores in memory.
+        # Prosody first, with the service still down: its events wait in the spool, a file in
+        # Prosody's data_path although the component keeps everything else in memory
+        # (`storage = "memory"`, as in docker-jitsi-meet).
         prosody.start()
         client = Client(loop, prosody.c2s_port, "doctor", prosody.token("doctor-deploy"))
         client.join("appointment_deploytest", "doctor")
         wait_until(
-            lambda: any("video_call_events" in str(p) for p in (workdir / "data").rglob("*.*")),
+            lambda: spool.exists() and b"doctor-deploy" in spool.read_bytes(),
             15,
-            "the event spool on disk",
+            f"the join in the event spool at {spool}",
         )
+        # The overlay's lines add no option the component already has (Prosody 13 warns).
+        assert "Duplicate option" not in prosody.log()
+        client.disconnect()
+        client = None
+
+        # Recreating the container: a new Prosody process on the same data directory. Nobody
+        # joins after it, so the join reaches the service only if the spool survived.
+        prosody.stop()
+        assert b"doctor-deploy" in spool.read_bytes()
+        prosody.start()
 
         service.start()
         require(
@@ -296,16 +317,18 @@ def test_overlay_options_load_in_prosody_and_events_reach_the_service(
             assert not refused, f"the service refused events: {refused}"
             return len(statuses)
 
+        # First boot: prosody.started, room.created, occupant.joined, occupant.left,
+        # room.destroyed; then the second boot's prosody.started.
         wait_until(
-            lambda: accepted() >= 3,
+            lambda: accepted() >= 6,
             60,
-            "prosody.started, the snapshot and occupant.joined to be accepted",
+            "the first boot's events and the second prosody.started to be accepted",
         )
         assert "rejected the signature" not in prosody.log()
         wait_until(
             lambda: database_mentions(database, "doctor-deploy"),
             30,
-            "the join to be stored by the service",
+            "the join from before the restart to be stored by the service",
         )
 
         if prosody_binary == "/usr/bin/prosody":
