@@ -59,7 +59,7 @@ def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
     return role
 
 
-def _require_active(appointment: Appointment) -> dict[str, User]:
+def _require_active(appointment: Appointment | VideoCall) -> dict[str, User]:
     users = repo.get_users([appointment.doctor_uid, appointment.patient_uid])
     for uid in (appointment.doctor_uid, appointment.patient_uid):
         user = users.get(uid)
@@ -99,6 +99,14 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
                 "appointment_not_active",
                 currentStatus=status.value,
             )
+        existing = repo.get_call_by_appointment(appointment.id)
+        if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
+            # The common case (the second participant, a reload): nothing to create or reset,
+            # so no write transaction, only the audit entry.
+            repo.audit(
+                uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
+            )
+            return existing, users[uid], role
         with db.write_transaction():
             at = now_ms()
             call, created = repo.create_call_if_missing(
@@ -144,10 +152,7 @@ def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
     def work() -> tuple[VideoCall, User, Role]:
         call = _find_call(ref)
         role = _participant_role(call, uid)
-        appointment = repo.get_appointment(call.appointment_id)
-        if appointment is None:
-            raise NotFound("Appointment not found", "appointment_not_found")
-        users = _require_active(appointment)
+        users = _require_active(call)
         current = CallStatus(call.status)
         if current not in rules.JOINABLE_STATUSES:
             raise Conflict(

@@ -60,7 +60,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     app_env: str = "development"
     log_level: str = "INFO"
-    db_pool_size: int = 20
+    db_pool_size: int = 8
     prosody_events_secrets: tuple[str, ...] = field(default=(), repr=False)
     event_sync_token: str = field(default="", repr=False)
     call_end_grace: int = 120
@@ -215,7 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins,
         app_env=app_env,
         log_level=log_level,
-        db_pool_size=_int(env, "DB_POOL_SIZE", 20, minimum=1),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
         prosody_events_secrets=events_secrets,
         event_sync_token=event_sync_token,
         call_end_grace=_int(env, "CALL_END_GRACE", 120),

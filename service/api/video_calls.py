@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,12 +12,11 @@ from starlette.routing import Route
 from service import calls
 from service.api import shapes
 from service.api.common import (
-    caller_uid,
+    as_caller,
     encode_cursor,
-    in_thread,
-    json_object,
     page_cursor,
     page_limit,
+    parse_json_object,
     settings_of,
     status_filter,
 )
@@ -37,63 +37,68 @@ def _ref(request: Request) -> str:
 
 
 async def initiate(request: Request) -> Response:
-    uid = await caller_uid(request)
-    body = await json_object(request)
-    appointment_id = body.get("appointmentId")
-    if appointment_id is None or appointment_id == "":
-        raise BadRequest("appointmentId is required", "missing_appointment_id")
-    if not isinstance(appointment_id, str):
-        raise BadRequest("appointmentId must be a string", "invalid_body")
-    if not ID_PATTERN.fullmatch(appointment_id):
-        raise BadRequest("appointmentId is not a valid id", "invalid_id")
+    raw = await request.body()
     settings = settings_of(request)
-    grant = await in_thread(lambda: calls.initiate(settings, uid, appointment_id))
+
+    def work(uid: str) -> calls.TokenGrant:
+        body = parse_json_object(raw)
+        appointment_id = body.get("appointmentId")
+        if appointment_id is None or appointment_id == "":
+            raise BadRequest("appointmentId is required", "missing_appointment_id")
+        if not isinstance(appointment_id, str):
+            raise BadRequest("appointmentId must be a string", "invalid_body")
+        if not ID_PATTERN.fullmatch(appointment_id):
+            raise BadRequest("appointmentId is not a valid id", "invalid_id")
+        return calls.initiate(settings, uid, appointment_id)
+
+    grant = await as_caller(request, work)
     return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
 
 
 async def token(request: Request) -> Response:
-    uid = await caller_uid(request)
-    ref = _ref(request)
     settings = settings_of(request)
-    grant = await in_thread(lambda: calls.refresh_token(settings, uid, ref))
+    grant = await as_caller(request, lambda uid: calls.refresh_token(settings, uid, _ref(request)))
     return JSONResponse(shapes.token_grant("Token retrieved successfully", grant))
 
 
-async def update_status(request: Request) -> Response:
-    uid = await caller_uid(request)
-    ref = _ref(request)
-    body = await json_object(request)
-    raw = body.get("action")
-    if raw is None or raw == "":
+def _action(raw: bytes) -> Action:
+    value = parse_json_object(raw).get("action")
+    if value is None or value == "":
         raise BadRequest("action is required", "missing_action")
     try:
-        action = Action(raw) if isinstance(raw, str) else None
+        return Action(value) if isinstance(value, str) else _unknown_action()
     except ValueError:
-        action = None
-    if action is None:
-        allowed = ", ".join(a.value for a in Action)
-        raise BadRequest(f"Unknown action; use one of {allowed}", "unknown_action")
-    call = await in_thread(lambda: calls.report_status(uid, ref, action))
+        return _unknown_action()
+
+
+def _unknown_action() -> NoReturn:
+    allowed = ", ".join(a.value for a in Action)
+    raise BadRequest(f"Unknown action; use one of {allowed}", "unknown_action")
+
+
+async def update_status(request: Request) -> Response:
+    raw = await request.body()
+    call = await as_caller(
+        request, lambda uid: calls.report_status(uid, _ref(request), _action(raw))
+    )
     return JSONResponse(
         {"message": "Video call status updated successfully", "videoCall": shapes.call_full(call)}
     )
 
 
 async def details(request: Request) -> Response:
-    uid = await caller_uid(request)
-    ref = _ref(request)
-    view = await in_thread(lambda: calls.details(uid, ref))
+    view = await as_caller(request, lambda uid: calls.details(uid, _ref(request)))
     return JSONResponse(
         {"message": "Video call details retrieved successfully", **shapes.call_details(view)}
     )
 
 
 async def list_calls(request: Request) -> Response:
-    uid = await caller_uid(request)
-    status = status_filter(request)
-    limit = page_limit(request)
-    cursor = page_cursor(request)
-    page = await in_thread(lambda: calls.list_for_user(uid, status, cursor, limit))
+    def work(uid: str) -> calls.CallPage:
+        status, limit, cursor = status_filter(request), page_limit(request), page_cursor(request)
+        return calls.list_for_user(uid, status, cursor, limit)
+
+    page = await as_caller(request, work)
     return JSONResponse(
         {
             "message": "Video calls retrieved successfully",
@@ -114,9 +119,10 @@ def _date(request: Request, name: str) -> str | None:
 
 
 async def stats(request: Request) -> Response:
-    uid = await caller_uid(request)
-    date_from, date_to = _date(request, "from"), _date(request, "to")
-    result = await in_thread(lambda: calls.stats_for_doctor(uid, date_from, date_to))
+    result = await as_caller(
+        request,
+        lambda uid: calls.stats_for_doctor(uid, _date(request, "from"), _date(request, "to")),
+    )
     return JSONResponse(
         {"message": "Video call statistics retrieved successfully", **shapes.stats(result)}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -80,17 +81,30 @@ def current() -> peewee.Database:
     return db
 
 
+# Writers of one process queue here, in order, instead of each polling SQLite's lock in the
+# busy handler (which sleeps with growing back-off and makes long tails under load).
+_sqlite_writer = threading.Lock()
+
+
 @contextmanager
 def write_transaction() -> Iterator[None]:
     """A transaction that takes the write lock up front.
 
     SQLite's default deferred BEGIN upgrades to a write lock mid-transaction and fails with
     "database is locked" when two writers race; BEGIN IMMEDIATE queues them on busy_timeout
-    instead. PostgreSQL needs nothing special: conditional updates and row locks do the rest.
+    instead (between processes), and a process-wide lock queues this process's writers.
+    PostgreSQL needs nothing special: conditional updates and row locks do the rest.
     """
     db = current()
-    ctx = db.atomic("IMMEDIATE") if isinstance(db, peewee.SqliteDatabase) else db.atomic()
-    with ctx:
+    if not isinstance(db, peewee.SqliteDatabase):
+        with db.atomic():
+            yield
+        return
+    if db.in_transaction():
+        with db.atomic():
+            yield
+        return
+    with _sqlite_writer, db.atomic("IMMEDIATE"):
         yield
 
 

@@ -120,9 +120,17 @@ def lock_call(call_id: str) -> VideoCall:
 
 
 def find_call(ref: str) -> VideoCall | None:
-    """A path parameter holds an appointment id or a call id: frontends send either."""
-    call = VideoCall.get_or_none(VideoCall.appointment_id == ref)
-    return call if call is not None else get_call(ref)
+    """A path parameter holds an appointment id or a call id: frontends send either.
+
+    One query over both unique indexes; an appointment-id match wins if both match.
+    """
+    rows = list(
+        VideoCall.select().where((VideoCall.appointment_id == ref) | (VideoCall.id == ref)).limit(2)
+    )
+    for row in rows:
+        if row.appointment_id == ref:
+            return row
+    return rows[0] if rows else None
 
 
 def create_call_if_missing(
