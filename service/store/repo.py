@@ -11,6 +11,7 @@ from typing import Any
 import peewee
 
 from service.domain.model import AppointmentStatus, CallStatus
+from service.store.compiled import Compiled
 from service.store.db import current, is_postgres
 from service.store.models import ALL_MODELS, Appointment, AuditEvent, User, VideoCall
 
@@ -22,15 +23,23 @@ def new_call_id() -> str:
 # --- users and appointments -------------------------------------------------------------
 
 
+_APPOINTMENT = Compiled(lambda i: Appointment.select().where(Appointment.id == i), "a")
+_TWO_USERS = Compiled(lambda a, b: User.select().where(User.uid.in_([a, b])), "a", "b")
+
+
 def get_appointment(appointment_id: str) -> Appointment | None:
-    return Appointment.get_or_none(Appointment.id == appointment_id)
+    return _APPOINTMENT.first(Appointment, appointment_id)
 
 
 def get_users(uids: Iterable[str]) -> dict[str, User]:
     wanted = list(set(uids))
     if not wanted:
         return {}
-    return {u.uid: u for u in User.select().where(User.uid.in_(wanted))}
+    if len(wanted) <= 2:  # a doctor and a patient: every request's lookup
+        rows = _TWO_USERS.rows(User, wanted[0], wanted[-1])
+    else:
+        rows = list(User.select().where(User.uid.in_(wanted)))
+    return {u.uid: u for u in rows}
 
 
 def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:
@@ -103,8 +112,27 @@ def set_appointment_status(
 # --- video calls --------------------------------------------------------------------------
 
 
+_CALL = Compiled(lambda i: VideoCall.select().where(VideoCall.id == i), "c")
+_CALL_BY_APPOINTMENT = Compiled(
+    lambda a: VideoCall.select().where(VideoCall.appointment_id == a), "a"
+)
+_CALL_BY_REF = Compiled(
+    lambda a, c: VideoCall.select().where((VideoCall.appointment_id == a) | (VideoCall.id == c)),
+    "a",
+    "c",
+)
+
+
+def _locked_call(call_id: str) -> peewee.ModelSelect[VideoCall]:
+    query = VideoCall.select().where(VideoCall.id == call_id)
+    return query.for_update() if is_postgres(current()) else query
+
+
+_LOCKED_CALL = Compiled(_locked_call, "c")
+
+
 def get_call(call_id: str) -> VideoCall | None:
-    return VideoCall.get_or_none(VideoCall.id == call_id)
+    return _CALL.first(VideoCall, call_id)
 
 
 def lock_call(call_id: str) -> VideoCall:
@@ -113,10 +141,10 @@ def lock_call(call_id: str) -> VideoCall:
     PostgreSQL takes the row lock with FOR UPDATE; SQLite already holds the database write
     lock (BEGIN IMMEDIATE), so a plain read is as good there.
     """
-    query = VideoCall.select().where(VideoCall.id == call_id)
-    if is_postgres(current()):
-        query = query.for_update()
-    return query.get()
+    call = _LOCKED_CALL.first(VideoCall, call_id)
+    if call is None:
+        raise peewee.DoesNotExist(f"video call {call_id}")
+    return call
 
 
 def find_call(ref: str) -> VideoCall | None:
@@ -159,7 +187,7 @@ def create_call_if_missing(
 
 
 def get_call_by_appointment(appointment_id: str) -> VideoCall | None:
-    return VideoCall.get_or_none(VideoCall.appointment_id == appointment_id)
+    return _CALL_BY_APPOINTMENT.first(VideoCall, appointment_id)
 
 
 def transition_call(
@@ -321,6 +349,24 @@ def doctor_stats(
 # --- audit --------------------------------------------------------------------------------
 
 
+_AUDIT = Compiled(
+    lambda at, actor, action, call, appointment, detail: AuditEvent.insert(
+        at=at,
+        actor=actor,
+        action=action,
+        call_id=call,
+        appointment_id=appointment,
+        detail=detail,
+    ),
+    -1,
+    "actor",
+    "action",
+    "call",
+    "appointment",
+    "detail",
+)
+
+
 def audit(
     actor: str,
     action: str,
@@ -329,14 +375,14 @@ def audit(
     appointment_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    AuditEvent.insert(
-        at=now_ms,
-        actor=actor,
-        action=action,
-        call_id=call_id,
-        appointment_id=appointment_id,
-        detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
-    ).execute()
+    _AUDIT.execute(
+        now_ms,
+        actor,
+        action,
+        call_id,
+        appointment_id,
+        json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
+    )
 
 
 def audit_trail(call_id: str) -> list[AuditEvent]:
