@@ -139,22 +139,24 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
                 detail={"session": repair.session, "reason": repair.reason.value, "at": repair.at},
             )
     current = CallStatus(call.status)
-    fields = {
-        "tracked_by_server": True,
-        "doctor_joined_at": derived.doctor_joined_at,
-        "patient_joined_at": derived.patient_joined_at,
-        "started_at": derived.started_at,
-        "doctor_presence": derived.doctor_presence_s,
-        "patient_presence": derived.patient_presence_s,
-        "missing": derived.missing,
-        "open_sessions": sum(1 for s in derived.sessions if s.left_at is None and s.counted),
-        "updated_at": at,
-    }
     # A settled COMPLETED record keeps its end if a later derivation has none (an event
     # that arrived after the sweeper closed the call); otherwise the derivation is the truth.
-    if derived.status is CallStatus.COMPLETED or current is not CallStatus.COMPLETED:
-        fields.update(ended_at=derived.ended_at, duration=derived.duration)
-    VideoCall.update(**fields).where(VideoCall.id == call_id).execute()
+    keep_end = derived.status is not CallStatus.COMPLETED and current is CallStatus.COMPLETED
+    repo.save_presence(
+        call_id,
+        {
+            "doctor_joined_at": derived.doctor_joined_at,
+            "patient_joined_at": derived.patient_joined_at,
+            "started_at": derived.started_at,
+            "ended_at": call.ended_at if keep_end else derived.ended_at,
+            "duration": call.duration if keep_end else derived.duration,
+            "doctor_presence": derived.doctor_presence_s,
+            "patient_presence": derived.patient_presence_s,
+            "missing": derived.missing,
+            "open_sessions": sum(1 for s in derived.sessions if s.left_at is None and s.counted),
+            "updated_at": at,
+        },
+    )
     _move_status(call, current, derived.status, at, cause, actor)
 
 

@@ -21,11 +21,107 @@ from service.domain.events import (
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
 from service.domain.presence import PresenceSession
+from service.store.compiled import Compiled
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+_INSERT_COLUMNS = (
+    "id",
+    "type",
+    "source",
+    "host",
+    "boot_id",
+    "seq",
+    "occurred_at",
+    "received_at",
+    "room_name",
+    "meeting_id",
+    "data",
+)
+_INSERT = Compiled(
+    lambda *values: (
+        ProsodyEvent.insert(dict(zip(_INSERT_COLUMNS, values, strict=True)))
+        .on_conflict_ignore()
+        .returning(ProsodyEvent.id)
+    ),
+    "i",
+    "t",
+    "s",
+    "h",
+    "b",
+    -1,
+    -2,
+    -3,
+    "r",
+    "m",
+    "d",
+)
+_ROOM_EVENTS = Compiled(
+    lambda room: (
+        ProsodyEvent.select(ProsodyEvent.data)
+        .where(ProsodyEvent.room_name == room)
+        .order_by(ProsodyEvent.occurred_at)
+    ),
+    "r",
+)
+_LISTINGS = Compiled(
+    lambda room: (
+        SnapshotRoom.select()
+        .where(SnapshotRoom.room_name == room)
+        .order_by(SnapshotRoom.occurred_at)
+    ),
+    "r",
+)
+_HEADER_FIELDS = (
+    ProsodyEvent.id,
+    ProsodyEvent.occurred_at,
+    ProsodyEvent.host,
+    ProsodyEvent.boot_id,
+    ProsodyEvent.seq,
+)
+# Snapshots are read per room (SnapshotRoom), so only their headers are needed here.
+_SNAPSHOTS = Compiled(
+    lambda kind, start, end: (
+        ProsodyEvent.select(*_HEADER_FIELDS)
+        .where((ProsodyEvent.type == kind) & ProsodyEvent.occurred_at.between(start, end))
+        .order_by(ProsodyEvent.occurred_at)
+    ),
+    "k",
+    -1,
+    -2,
+)
+_RESTARTS = Compiled(
+    lambda kind, start: ProsodyEvent.select(*_HEADER_FIELDS).where(
+        (ProsodyEvent.type == kind) & (ProsodyEvent.occurred_at >= start)
+    ),
+    "k",
+    -1,
+)
+_PREVIOUS = Compiled(
+    lambda boot, seq: ProsodyEvent.select(ProsodyEvent.id).where(
+        (ProsodyEvent.boot_id == boot) & (ProsodyEvent.seq == seq)
+    ),
+    "b",
+    -1,
+)
+_CALL_FOR_ROOM = Compiled(
+    lambda room: VideoCall.select(VideoCall.id).where(VideoCall.room_name == room), "r"
+)
+_SESSIONS = Compiled(
+    lambda call: (
+        OccupantSession.select()
+        .where(OccupantSession.call_id == call)
+        .order_by(OccupantSession.joined_at.asc(nulls="LAST"), OccupantSession.session)
+    ),
+    "c",
+)
+_DELETE_SESSIONS = Compiled(
+    lambda call: OccupantSession.delete().where(OccupantSession.call_id == call), "c"
+)
 
 
 def insert(event: Event, source: str, received_at: int) -> bool:
@@ -49,8 +145,10 @@ def insert(event: Event, source: str, received_at: int) -> bool:
     if isinstance(event, RoomEvent):
         row.update(room_name=event.room_name, meeting_id=event.meeting_id)
         row["data"] = _compact(asdict(event))
-    inserted = ProsodyEvent.insert(**row).on_conflict_ignore().as_rowcount().execute()
-    if inserted != 1:
+    # RETURNING yields the row only if it was inserted; rowcount is unreliable with RETURNING
+    # on SQLite, the fetched rows are not.
+    cursor = _INSERT.execute(*(row[c] for c in _INSERT_COLUMNS))
+    if len(cursor.fetchall()) != 1:
         return False
     if isinstance(event, Snapshot) and event.rooms:
         SnapshotRoom.insert_many(
@@ -89,10 +187,7 @@ def seq_gap(event: Event) -> bool:
     """True when the event before this one from the same Prosody boot was never received."""
     if event.boot_id is None or event.seq is None or event.seq <= 1:
         return False
-    previous = ProsodyEvent.select(ProsodyEvent.id).where(
-        (ProsodyEvent.boot_id == event.boot_id) & (ProsodyEvent.seq == event.seq - 1)
-    )
-    return not previous.exists()
+    return not _PREVIOUS.rows(ProsodyEvent, event.boot_id, event.seq - 1)
 
 
 def load_for_room(
@@ -104,17 +199,8 @@ def load_for_room(
     event (or first listing) to its last plus the longest call. Each snapshot is read with
     only this room's listing: a snapshot that does not list the room says it was empty.
     """
-    events = [
-        _room_event(row.data)
-        for row in ProsodyEvent.select(ProsodyEvent.data)
-        .where(ProsodyEvent.room_name == room_name)
-        .order_by(ProsodyEvent.occurred_at)
-    ]
-    listings = list(
-        SnapshotRoom.select()
-        .where(SnapshotRoom.room_name == room_name)
-        .order_by(SnapshotRoom.occurred_at)
-    )
+    events = [_room_event(row.data) for row in _ROOM_EVENTS.rows(ProsodyEvent, room_name)]
+    listings = _LISTINGS.rows(SnapshotRoom, room_name)
     times = [e.occurred_at for e in events] + [row.occurred_at for row in listings]
     if not times:
         return [], [], []
@@ -129,26 +215,13 @@ def load_for_room(
             seq=row.seq or 0,
             rooms=_listing(by_snapshot.get(row.id)),
         )
-        for row in _headers(EventType.ROOMS_SNAPSHOT)
-        .where(ProsodyEvent.occurred_at.between(start, end))
-        .order_by(ProsodyEvent.occurred_at)
+        for row in _SNAPSHOTS.rows(ProsodyEvent, EventType.ROOMS_SNAPSHOT.value, start, end)
     ]
     restarts = [
         ProsodyStarted(row.id, row.occurred_at, row.host, row.boot_id or "", row.seq or 0)
-        for row in _headers(EventType.PROSODY_STARTED).where(ProsodyEvent.occurred_at >= start)
+        for row in _RESTARTS.rows(ProsodyEvent, EventType.PROSODY_STARTED.value, start)
     ]
     return events, snapshots, restarts
-
-
-def _headers(kind: EventType) -> Any:
-    """Events of one type without their data: snapshots are read per room (SnapshotRoom)."""
-    return ProsodyEvent.select(
-        ProsodyEvent.id,
-        ProsodyEvent.occurred_at,
-        ProsodyEvent.host,
-        ProsodyEvent.boot_id,
-        ProsodyEvent.seq,
-    ).where(ProsodyEvent.type == kind.value)
 
 
 def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:
@@ -160,8 +233,8 @@ def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:
 
 def calls_for_rooms(room_names: Iterable[str]) -> list[str]:
     names = list(set(room_names))
-    if not names:
-        return []
+    if len(names) == 1:  # a room event: the common case
+        return [row.id for row in _CALL_FOR_ROOM.rows(VideoCall, names[0])]
     ids: list[str] = []
     for start in range(0, len(names), 500):
         chunk = names[start : start + 500]
@@ -193,15 +266,11 @@ def calls_with_open_sessions() -> list[str]:
 
 
 def sessions_of(call_id: str) -> list[OccupantSession]:
-    return list(
-        OccupantSession.select()
-        .where(OccupantSession.call_id == call_id)
-        .order_by(OccupantSession.joined_at.asc(nulls="LAST"), OccupantSession.session)
-    )
+    return _SESSIONS.rows(OccupantSession, call_id)
 
 
 def replace_sessions(call_id: str, sessions: Sequence[PresenceSession]) -> None:
-    OccupantSession.delete().where(OccupantSession.call_id == call_id).execute()
+    _DELETE_SESSIONS.execute(call_id)
     if not sessions:
         return
     OccupantSession.insert_many(

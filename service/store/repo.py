@@ -274,6 +274,41 @@ def scheduled_calls_ended_before(deadline_ms: int, limit: int = 1000) -> list[Vi
     )
 
 
+PRESENCE_FIELDS = (
+    "doctor_joined_at",
+    "patient_joined_at",
+    "started_at",
+    "ended_at",
+    "duration",
+    "doctor_presence",
+    "patient_presence",
+    "missing",
+    "open_sessions",
+    "updated_at",
+)
+_SAVE_PRESENCE = Compiled(
+    lambda call, *values: VideoCall.update(
+        tracked_by_server=True, **dict(zip(PRESENCE_FIELDS, values, strict=True))
+    ).where(VideoCall.id == call),
+    "c",
+    -1,
+    -2,
+    -3,
+    -4,
+    -5,
+    -6,
+    -7,
+    "m",
+    -8,
+    -9,
+)
+
+
+def save_presence(call_id: str, values: dict[str, Any]) -> None:
+    """Store what Prosody's events say about a call (every PRESENCE_FIELDS value)."""
+    _SAVE_PRESENCE.execute(call_id, *(values[name] for name in PRESENCE_FIELDS))
+
+
 @dataclass(frozen=True)
 class Cursor:
     created_at: int
