@@ -103,9 +103,10 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
         if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
             # The common case (the second participant, a reload): nothing to create or reset,
             # so no write transaction, only the audit entry.
-            repo.audit(
-                uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
-            )
+            with db.write_transaction():
+                repo.audit(
+                    uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
+                )
             return existing, users[uid], role
         with db.write_transaction():
             at = now_ms()
@@ -158,9 +159,10 @@ def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
             raise Conflict(
                 f"Video call is {current.value}", "call_closed", currentStatus=current.value
             )
-        repo.audit(
-            uid, "token.issued", now_ms(), call.id, call.appointment_id, {"role": role.value}
-        )
+        with db.write_transaction():
+            repo.audit(
+                uid, "token.issued", now_ms(), call.id, call.appointment_id, {"role": role.value}
+            )
         return call, users[uid], role
 
     call, user, role = db.run(work)
