@@ -138,7 +138,8 @@ def render(r: Results) -> str:
         "the initiate body and signs a JWT with the same claims with PyJWT. Measured first in "
         "every block (database x workers); every ratio in that block divides by it.",
         "- Service: `videocalls serve --workers N`, `AUTH_MODE=dev`, `LOG_LEVEL=INFO` (one "
-        "JSON line per request, as in production), `DB_POOL_SIZE` default (20), "
+        "JSON line per request, as in production), `DB_POOL_SIZE` default (8 connections, "
+        "8 worker threads), "
         "`SWEEP_INTERVAL=0` (the sweeper is periodic work, not per request).",
         "- initiate and token: 2,000 confirmed appointments with existing calls, doctor and "
         "patient alternating; events: `occupant.joined`/`left` round robin over those 2,000 "
@@ -268,55 +269,50 @@ def _misses(r: Results, v: Verdicts) -> list[str]:
 # the figures it rests on are regenerated with every run, so check them before trusting it.
 ANALYSIS = [
     "**Why.** One uvicorn worker is one Python process: its throughput is 1 / (CPU time "
-    "per request under the GIL). The baseline spends a few hundredths of a millisecond per "
-    "request; the service spends one to a few milliseconds (the 1-connection columns), so the "
-    "ratios are a few percent, not 20-25 %. The database itself is not the limit: PostgreSQL "
-    "answers each statement in tens of microseconds (see the plans), and the profiles put "
-    "the GIL time in Python around it:",
+    "per request under the GIL). The baseline spends about 0.1 ms per request; the service "
+    "spends 0.5-0.9 ms on SQLite and 1.3-2.7 ms on PostgreSQL (the 1-connection columns), so "
+    "the ratios are 4-10 %, not 20-25 %. The database is not the limit (PostgreSQL runs each "
+    "statement in tens of microseconds, see the plans); the profiles above put the GIL time in "
+    "Python around it:",
     "",
-    "1. **Thread hand-offs.** Every request goes to the thread pool twice: "
-    "`service/api/common.py::caller_uid` runs the token check through `run_in_threadpool`, "
-    "then `in_thread` runs the use case. `service/app.py`'s lifespan sizes the pool to "
-    "`DB_POOL_SIZE` (20 threads), and at 32 connections those threads and the event loop "
-    "hand the GIL back and forth: `threading.Condition.notify/wait` and anyio's "
-    "`WorkerThread.run` are the hottest frames of the token and initiate profiles.",
-    "2. **peewee building SQL in Python.** initiate and token run 4-5 statements, an event 13 "
-    "(listed above); peewee compiles each one from its expression tree on every call "
-    "(`Context.sql`, `NodeList.__sql__`), and turns each row into a model instance.",
-    "3. **Events re-derive the call from all its room's events** (load every event, snapshot "
-    "listing and restart of the room, delete and re-insert the occupant sessions): the cost "
-    "of an event grows with the events already stored for its room.",
-    "4. **SQLite write tails.** Writers queue for the database lock (`BEGIN IMMEDIATE` + "
-    "`busy_timeout`). SQLite's busy handler sleeps with growing back-off instead of queueing, "
-    "so a waiting writer can miss many releases: p50 stays near the others while p99 of "
-    "initiate and events reaches hundreds of milliseconds to seconds. No request fails "
-    "(zero `database is locked`), they wait.",
+    "1. **Thread hand-off** (20-35 %). Each request crosses once from the event loop to a "
+    "worker thread and back (`service/api/common.py::as_caller`: token check and use case in "
+    "one trip), because the work may block (Google's certificates, a database failover, the "
+    "SQLite write lock). At 32 connections the loop and 8 threads pass the GIL back and forth.",
+    "2. **uvicorn, asyncio and Starlette** (30-40 %): the same per-request cost the baseline "
+    "pays, which is why the baseline's 0.1 ms is the floor.",
+    "3. **peewee** (16-50 %): executing statements and turning rows into model instances. "
+    "SQL text is no longer built per call on the hot paths (`service/store/compiled.py`), but "
+    "`Database.execute_sql`, the pool's connection checks and `Model` hydration remain; an "
+    "event runs about ten statements (store, audit, gap check, lock, read the room's history, "
+    "rewrite its sessions, save the record).",
+    "4. **Events re-derive the call from all its room's events**: the cost of an event grows "
+    "with the events already stored for its room (here about 30 per room).",
     "5. **p99 at 32 connections is queueing.** With 32 connections in a closed loop the mean "
     "latency is 32 / throughput (Little's law), so p99 < 25 ms needs more than 1,280 req/s "
-    "even with no variance at all: the p99 and the ratio targets are the same target. The "
-    "1-connection columns show the time of one request alone, a few milliseconds.",
-    "6. **Lists** meet their targets: the plans are backward index range scans of "
-    "`(doctor_uid, created_at, id)` with the keyset condition in the index and no sort, the "
-    "same at 10,000 and 1,000,000 calls. What a page costs is Python: 50 model instances, two "
-    "`IN` look-ups, and `service/api/shapes.py::iso` (`datetime.fromtimestamp` + `strftime` "
-    "for each time field), the hottest frame of the list profile.",
+    "even with no variance: the p99 and the ratio targets are the same target. SQLite writers "
+    "of one worker now queue on a lock (`store/db.py::write_transaction`) instead of sleeping "
+    "in SQLite's busy handler, which brought the 1-worker p99 from about 1.1-1.6 s to 35-50 ms; "
+    "with 2 workers the two processes still meet in the busy handler (events p99).",
+    "6. **Lists** meet their targets: backward index range scans of `(doctor_uid, created_at, "
+    "id)` with the keyset condition in the index and no sort, the same at 10,000 and "
+    "1,000,000 calls. A page costs Python: 50 model instances, two `IN` look-ups, JSON.",
     "",
-    "**What would close it** (in the order of expected gain; none is in this change, see the "
-    "issue note):",
+    "**Done in this change** (first run of this bench: initiate 0.05, token 0.05, events 0.03 "
+    "of the baseline with 1 worker on SQLite, p99 up to 1.6 s): one thread trip per request "
+    "instead of two; 8 threads instead of 20; SQLite writers queued per process; hot queries "
+    "rendered to SQL once; token refresh without the appointment look-up; initiate of an "
+    "existing call without a write transaction; time formatting without `datetime`.",
     "",
-    "- One thread hop per request: verify dev and cached-certificate Firebase tokens on the "
-    "event loop, or run the token check and the use case in the same `in_thread` call; and "
-    "size the thread pool to the work, not to `DB_POOL_SIZE` (a handful of threads per worker "
-    "for SQLite, which has one writer anyway).",
-    "- Fewer, cheaper statements on the hot paths: token as one join (call, appointment, both "
-    "users) instead of four look-ups; precompiled SQL or `.tuples()` rows for the hot reads; "
-    "events: skip rewriting occupant sessions that did not change, load the room's history "
-    "once per transaction.",
-    "- SQLite writers: serialise them inside each worker with a `threading.Lock` around "
-    "`store/db.py::write_transaction`, so they queue in order instead of sleeping in the busy "
-    "handler; the tail falls to the queue length times one transaction.",
-    "- Lists: format times without `datetime` (e.g. `time.gmtime` + integer formatting, or "
-    "a small cache of the day part), and shape rows from tuples.",
-    "- More workers than cores does not help on this 2-core machine (wrk needs one); the "
-    "2-worker rows show what a second core buys.",
+    "**What would close the rest** (in the order of expected gain):",
+    "",
+    "- Events: apply an event incrementally when it arrives in order (append to the sessions "
+    "already derived) and re-derive the whole room only when an event is out of order or a "
+    "repair is due; write only the sessions that changed.",
+    "- Rows as tuples instead of `Model` instances on the hot reads, and one statement for "
+    "the token path (call and both users joined).",
+    "- Audit entries written in batches by a background writer (at the cost of the audit "
+    "entry no longer being in the same transaction as the change it records).",
+    "- More cores: with 2 cores and wrk on one of them, a second worker buys little here; "
+    "each worker is single-core bound, so throughput scales with workers on a larger host.",
 ]
