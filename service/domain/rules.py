@@ -74,14 +74,10 @@ def duration_seconds(started_at_ms: int | None, ended_at_ms: int) -> int:
     """Whole seconds between start and end, never negative (clocks and reports disagree)."""
     if started_at_ms is None:
         return 0
-    return max(0, round((ended_at_ms - started_at_ms) / 1000))
+    # Half a second rounds up; store/repo.py::end_call computes the same in SQL.
+    return max(0, (ended_at_ms - started_at_ms + 500) // 1000)
 
 
 def join_field(role: Role) -> str | None:
     """Which first-join field a participant's `join` fills (`other` people fill none)."""
     return {Role.DOCTOR: "doctor_joined_at", Role.PATIENT: "patient_joined_at"}.get(role)
-
-
-def start_of_call(doctor_joined_at: int, patient_joined_at: int) -> int:
-    """By client reports, a call starts when the second participant arrives."""
-    return max(doctor_joined_at, patient_joined_at)

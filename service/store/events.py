@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-import peewee
-
 from service.domain.events import (
     Event,
     EventType,
@@ -310,7 +308,3 @@ def prune_snapshots(before_ms: int, batch: int = 1000) -> int:
         SnapshotRoom.delete().where(SnapshotRoom.event_id.in_(ids)).execute()
         ProsodyEvent.delete().where(ProsodyEvent.id.in_(ids)).execute()
     return len(ids)
-
-
-def stored_count() -> int:
-    return int(ProsodyEvent.select(peewee.fn.COUNT(ProsodyEvent.id)).scalar() or 0)

@@ -247,7 +247,8 @@ def end_call(call_id: str, from_statuses: Iterable[CallStatus], now_ms: int) -> 
     """
     ended = peewee.Case(None, [(VideoCall.started_at > now_ms, VideoCall.started_at)], now_ms)
     started = peewee.fn.COALESCE(VideoCall.started_at, now_ms)
-    # Integer arithmetic rounds to the nearest second identically in SQLite and PostgreSQL.
+    # Integer arithmetic rounds to the nearest second identically in SQLite and PostgreSQL
+    # (domain/rules.py::duration_seconds states the rule).
     duration = peewee.Cast((ended - started + 500) / 1000, "INTEGER")
     return transition_call(
         call_id,
