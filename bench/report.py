@@ -292,7 +292,7 @@ ANALYSIS = [
     "latency is 32 / throughput (Little's law), so p99 < 25 ms needs more than 1,280 req/s "
     "even with no variance: the p99 and the ratio targets are the same target. SQLite writers "
     "of one worker now queue on a lock (`store/db.py::write_transaction`) instead of sleeping "
-    "in SQLite's busy handler, which brought the 1-worker p99 from about 1.1-1.6 s to 35-50 ms; "
+    "in SQLite's busy handler, which brought the 1-worker p99 from about 1.1-1.6 s to 35-65 ms; "
     "with 2 workers the two processes still meet in the busy handler (events p99).",
     "6. **Lists** meet their targets: backward index range scans of `(doctor_uid, created_at, "
     "id)` with the keyset condition in the index and no sort, the same at 10,000 and "
