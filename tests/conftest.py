@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import hypothesis
 import peewee
 import pytest
 
@@ -22,6 +23,12 @@ from service.store import db, repo
 from service.store.migrate import migrate
 
 IN_CI = bool(os.environ.get("CI"))
+
+# In CI, property tests and schemathesis run the same examples every time, so a landing never
+# depends on luck; locally they explore new examples on every run.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if IN_CI:
+    hypothesis.settings.load_profile("ci")
 
 
 def require(condition: bool, reason: str) -> None:
