@@ -293,6 +293,18 @@ def record_transition(
         )
 
 
+def follow_cancelled_appointment(appointment_id: str, actor: str, at: int) -> None:
+    """The clinic cancelled the appointment: a call that has not started is cancelled too
+    (otherwise the sweeper would later call it a NO_SHOW). Runs in the caller's transaction."""
+    call = repo.get_call_by_appointment(appointment_id)
+    if call is not None and repo.transition_call(
+        call.id, [CallStatus.SCHEDULED], CallStatus.CANCELLED, at
+    ):
+        record_transition(
+            call, CallStatus.SCHEDULED, CallStatus.CANCELLED, actor, at, "appointment_cancelled"
+        )
+
+
 def details(uid: str, ref: str) -> CallView:
     def work() -> CallView:
         call = _find_call(ref)

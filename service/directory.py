@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.calls import follow_cancelled_appointment
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus
 from service.errors import BadRequest
@@ -147,6 +148,8 @@ def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str
         with db.write_transaction():
             repo.upsert_appointments([row])
             repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
+            if row["status"] == AppointmentStatus.CANCELLED.value:
+                follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
 
     db.run(work)
     return row
@@ -174,6 +177,9 @@ def import_records(document: Any) -> tuple[int, int]:
                 at,
                 detail={"users": len(users), "appointments": len(appointments)},
             )
+            for row in appointments:
+                if row["status"] == AppointmentStatus.CANCELLED.value:
+                    follow_cancelled_appointment(row["id"], "import", at)
 
     db.run(work)
     return len(users), len(appointments)

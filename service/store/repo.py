@@ -269,6 +269,10 @@ def scheduled_calls_ended_before(deadline_ms: int, limit: int = 1000) -> list[Vi
             (VideoCall.status == CallStatus.SCHEDULED.value)
             & ~VideoCall.tracked_by_server
             & (Appointment.ends_at <= deadline_ms)
+            # A settled appointment (cancelled, completed) is not a missed one.
+            & Appointment.status.in_(
+                [AppointmentStatus.CONFIRMED.value, AppointmentStatus.IN_PROGRESS.value]
+            )
         )
         .order_by(VideoCall.id)
         .limit(limit)

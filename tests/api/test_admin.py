@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.config import Settings, load_settings
 from service.store import db
-from service.store.models import Appointment, User
+from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
 
 
@@ -148,3 +148,20 @@ def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
     seeded.put_appointment("appt1", doctorUid="doc2")
     assert seeded.initiate("doc", "appt1").status_code == 403
     assert seeded.initiate("doc2", "appt1").json()["userRole"] == "doctor"
+
+
+def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) -> None:
+    from service import tracking
+
+    seeded.put_appointment("c1", appointmentDate="2026-01-05", timezone="UTC")
+    seeded.put_appointment("c2", appointmentDate="2026-01-05", timezone="UTC")
+    seeded.initiate("doc", "c1")
+    seeded.initiate("doc", "c2")
+    seeded.report("doc", "c2", "start")
+    seeded.put_appointment("c1", appointmentDate="2026-01-05", timezone="UTC", status="CANCELLED")
+    seeded.put_appointment("c2", appointmentDate="2026-01-05", timezone="UTC", status="CANCELLED")
+    calls = {c.appointment_id: c.status for c in db.run(lambda: list(VideoCall.select()))}
+    assert calls["c1"] == "CANCELLED"
+    assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend
+    # Long after the appointment: a cancelled appointment is not a no-show.
+    assert tracking.sweep(seeded.settings).no_shows == 0
