@@ -102,7 +102,7 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
         existing = repo.get_call_by_appointment(appointment.id)
         if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
             # The common case (the second participant, a reload): nothing to create or reset,
-            # so no write transaction, only the audit entry.
+            # only the audit entry to write.
             with db.write_transaction():
                 repo.audit(
                     uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
@@ -129,13 +129,8 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
                     doctor_joined_at=None,
                     patient_joined_at=None,
                 ):
-                    repo.audit(
-                        uid,
-                        "call.transition",
-                        at,
-                        call.id,
-                        appointment.id,
-                        {"from": "FAILED", "to": "SCHEDULED", "cause": "initiate"},
+                    record_transition(
+                        call, CallStatus.FAILED, CallStatus.SCHEDULED, uid, at, "initiate"
                     )
                 call = repo.get_call(call.id) or call
             elif current not in rules.JOINABLE_STATUSES:
