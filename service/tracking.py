@@ -125,8 +125,9 @@ def _derive(settings: Settings, call: VideoCall, at: int) -> CallDerivation:
 def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> None:
     call = repo.lock_call(call_id)
     derived = _derive(settings, call, at)
-    before = {s.session: (s.left_at, s.end_reason) for s in event_store.sessions_of(call_id)}
-    event_store.replace_sessions(call_id, derived.sessions)
+    stored = event_store.sessions_of(call_id)
+    before = {s.session: (s.left_at, s.end_reason) for s in stored}
+    event_store.replace_sessions(call_id, derived.sessions, stored)
     actor = SWEEPER if cause == "sweeper" else SERVER
     for repair in derived.repairs:
         if before.get(repair.session) != (repair.at, repair.reason.value):

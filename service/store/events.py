@@ -117,9 +117,6 @@ _SESSIONS = Compiled(
     ),
     "c",
 )
-_DELETE_SESSIONS = Compiled(
-    lambda call: OccupantSession.delete().where(OccupantSession.call_id == call), "c"
-)
 
 
 def insert(event: Event, source: str, received_at: int) -> bool:
@@ -267,26 +264,52 @@ def sessions_of(call_id: str) -> list[OccupantSession]:
     return _SESSIONS.rows(OccupantSession, call_id)
 
 
-def replace_sessions(call_id: str, sessions: Sequence[PresenceSession]) -> None:
-    _DELETE_SESSIONS.execute(call_id)
-    if not sessions:
-        return
-    OccupantSession.insert_many(
-        [
-            {
-                "call_id": call_id,
-                "session": s.session,
-                "user_id": s.user_id,
-                "role": s.role.value,
-                "joined_at": s.joined_at,
-                "left_at": s.left_at,
-                "end_reason": s.end_reason.value if s.end_reason else None,
-                "repaired": s.repaired,
-                "counted": s.counted,
-            }
-            for s in sessions
-        ]
-    ).execute()
+_SESSION_COLUMNS = (
+    "call_id",
+    "session",
+    "user_id",
+    "role",
+    "joined_at",
+    "left_at",
+    "end_reason",
+    "repaired",
+    "counted",
+)
+_INSERT_SESSION = Compiled(
+    lambda *values: OccupantSession.insert(dict(zip(_SESSION_COLUMNS, values, strict=True))),
+    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted",
+)  # fmt: skip
+
+
+def _session_row(call_id: str, s: PresenceSession) -> tuple[Any, ...]:
+    reason = s.end_reason.value if s.end_reason else None
+    return (call_id, s.session, s.user_id, s.role.value, s.joined_at, s.left_at, reason,
+            s.repaired, s.counted)  # fmt: skip
+
+
+def _stored_row(row: OccupantSession) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in _SESSION_COLUMNS)
+
+
+def replace_sessions(
+    call_id: str, sessions: Sequence[PresenceSession], stored: Sequence[OccupantSession]
+) -> None:
+    """Make the stored sessions equal the derived ones, writing only the rows that differ.
+
+    Most events change one session of a call; rewriting all of them made an event's cost
+    grow with the room's history.
+    """
+    old = {row.session: _stored_row(row) for row in stored}
+    new = {s.session: _session_row(call_id, s) for s in sessions}
+    stale = [name for name, row in old.items() if new.get(name) != row]
+    for start in range(0, len(stale), 500):
+        OccupantSession.delete().where(
+            (OccupantSession.call_id == call_id)
+            & OccupantSession.session.in_(stale[start : start + 500])
+        ).execute()
+    for name, row in new.items():
+        if old.get(name) != row:
+            _INSERT_SESSION.execute(*row)
 
 
 def prune_snapshots(before_ms: int, batch: int = 1000) -> int:
