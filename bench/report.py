@@ -302,13 +302,14 @@ ANALYSIS = [
     "of the baseline with 1 worker on SQLite, p99 up to 1.6 s): one thread trip per request "
     "instead of two; 8 threads instead of 20; SQLite writers queued per process; hot queries "
     "rendered to SQL once; token refresh without the appointment look-up; initiate of an "
-    "existing call without a write transaction; time formatting without `datetime`.",
+    "existing call without a write transaction; time formatting without `datetime`; events "
+    "write only the occupant sessions that changed.",
     "",
     "**What would close the rest** (in the order of expected gain):",
     "",
     "- Events: apply an event incrementally when it arrives in order (append to the sessions "
     "already derived) and re-derive the whole room only when an event is out of order or a "
-    "repair is due; write only the sessions that changed.",
+    "repair is due (only the occupant sessions that changed are written already).",
     "- Rows as tuples instead of `Model` instances on the hot reads, and one statement for "
     "the token path (call and both users joined).",
     "- Audit entries written in batches by a background writer (at the cost of the audit "
