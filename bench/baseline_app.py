@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.cli import UVICORN_OPTIONS
+
 # The same values the service's tokens carry for a bench doctor (bench/data.py's users).
 APP_ID = "clinic-app"
 DOMAIN = "meet.example.test"
@@ -108,16 +110,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # Exactly the uvicorn settings of service.cli.cmd_serve (loop and http left on auto).
+    # Exactly the uvicorn settings of `videocalls serve` (loop and http left on auto).
     uvicorn.run(
         "bench.baseline_app:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
+        **UVICORN_OPTIONS,
     )
 
 

@@ -15,6 +15,15 @@ from service.errors import AppError
 
 log = logging.getLogger("service.cli")
 
+# How `serve` runs uvicorn (bench/baseline_app.py uses the same, so they are compared fairly):
+# our middleware writes the request log, and the server does not announce itself.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "proxy_headers": True,
+    "server_header": False,
+}
+
 
 def _settings() -> Settings:
     try:
@@ -51,10 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
+        **UVICORN_OPTIONS,
     )
     return 0
 
