@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck lint-lua unit bench clean
+.PHONY: install run test lint typecheck lint-lua test-clocks bench clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service
+	$(BIN)/ruff format --check service tests bench
 
 typecheck: install
 	$(BIN)/mypy
@@ -30,6 +30,11 @@ lint-lua:
 
 test: install lint typecheck lint-lua
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-clocks
+
+# unit, api and e2e again on moved clocks (faketime): no test may depend on the day it runs.
+test-clocks: install
+	scripts/test-clocks
 
 bench: install
 	$(BIN)/python -m bench

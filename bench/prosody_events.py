@@ -109,9 +109,12 @@ def run(binary: str, events: int) -> dict[str, Any]:
         "video_call_events_retry_max": 1,  # resume promptly once the receiver is back
         "video_call_events_snapshot_interval": 0,
     }
-    with tempfile.TemporaryDirectory() as workdir, stack(
-        binary, Path(workdir), options, receiver_up=False, timing=True, log_level="info"
-    ) as bench:
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        stack(
+            binary, Path(workdir), options, receiver_up=False, timing=True, log_level="info"
+        ) as bench,
+    ):
         bench.receiver.quiet = True
         generating = generate(bench, events)
         spooled = bench.prosody.spooled()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.metadata
 import logging
 import os
 import platform
@@ -410,9 +411,6 @@ def block(ctx: Context, kind: str, workers: int, history: dict[str, data.Dataset
 
 
 def machine_and_versions(ctx: Context, kinds: list[str]) -> None:
-    import peewee
-    import starlette
-    import uvicorn
 
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = next(
@@ -439,10 +437,10 @@ def machine_and_versions(ctx: Context, kinds: list[str]) -> None:
     )
     versions = {
         "python": platform.python_version(),
-        "uvicorn": uvicorn.__version__,
-        "starlette": starlette.__version__,
-        "peewee": peewee.__version__,
-        "PyJWT": jwt.__version__,
+        "uvicorn": importlib.metadata.version("uvicorn"),
+        "starlette": importlib.metadata.version("starlette"),
+        "peewee": importlib.metadata.version("peewee"),
+        "PyJWT": importlib.metadata.version("PyJWT"),
         "sqlite": sqlite3.sqlite_version,
         "wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip(),
     }

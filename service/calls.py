@@ -5,11 +5,10 @@ Functions here are synchronous (peewee is); the web layer runs them in a worker 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from service import jitsi
-from service.clock import now_ms
+from service.clock import now_ms, now_s
 from service.config import Settings
 from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, room_name_for
@@ -81,7 +80,7 @@ def _grant(settings: Settings, call: VideoCall, user: User, role: Role) -> Token
         avatar=user.profile_image_url,
         role=role,
     )
-    token = jitsi.mint_token(settings, participant, call.room_name, int(time.time()))
+    token = jitsi.mint_token(settings, participant, call.room_name, now_s())
     return TokenGrant(call, role, token, jitsi.meeting_link(settings, call.room_name, token.token))
 
 

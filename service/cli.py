@@ -6,10 +6,9 @@ import argparse
 import json
 import logging
 import sys
-from datetime import date
 from typing import Any
 
-from service import logs
+from service import clock, logs
 from service.config import AuthMode, ConfigError, Settings, load_settings
 from service.errors import AppError
 
@@ -117,7 +116,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
     settings = _settings()
     logs.configure(settings.log_level)
-    return _import_document(settings, directory.demo_records(date.today()))
+    return _import_document(settings, directory.demo_records(clock.today_utc()))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -18,9 +18,11 @@ import hypothesis
 import peewee
 import pytest
 
+from service import clock as service_clock
 from service.config import Settings, load_settings
 from service.store import db, repo
 from service.store.migrate import migrate
+from tests.clock import FrozenClock, real_now_ms
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -38,6 +40,15 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[FrozenClock]:
+    """The service's clock, frozen at the real time the test starts (see tests/clock.py)."""
+    frozen = FrozenClock(real_now_ms())
+    service_clock.use_source(frozen)
+    yield frozen
+    service_clock.use_source(None)
 
 
 def base_env(**overrides: str) -> dict[str, str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.clock import now_s
 from service.events.signing import sign
 
 HOST = "muc.meet.jitsi"
@@ -72,7 +72,7 @@ def signed(
     secret: str, event: dict[str, Any], timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(event).encode()
-    ts = int(time.time()) if timestamp is None else timestamp
+    ts = now_s() if timestamp is None else timestamp
     headers = {
         "content-type": "application/json",
         "webhook-id": event["id"],

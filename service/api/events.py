@@ -7,7 +7,6 @@ stores nothing. Both receivers feed the same pipeline (service.tracking.ingest).
 from __future__ import annotations
 
 import logging
-import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,6 +14,7 @@ from starlette.routing import Route
 
 from service import tracking
 from service.api.common import in_thread, require_bearer_key, settings_of
+from service.clock import now_ms
 from service.domain.events import Event
 from service.errors import BadRequest, NotFound, Unauthorized
 from service.events.parse import InvalidEvent, parse_event_sync, parse_v1
@@ -40,7 +40,7 @@ async def prosody_events(request: Request) -> Response:
         )
     body = await request.body()
     try:
-        webhook_id = verify(secrets, request.headers, body, time.time())
+        webhook_id = verify(secrets, request.headers, body, now_ms() / 1000)
     except SignatureError as exc:
         # The reason (stale, no match, malformed) helps operators; signatures are never logged.
         log.warning(

@@ -12,12 +12,14 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.auth.dev import mint_dev_token
 from service.config import Settings
+from tests.clock import FrozenClock, appointment_around
 
 
 @dataclass
 class Api:
     client: TestClient
     settings: Settings
+    clock: FrozenClock
 
     def auth(self, uid: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_dev_token(self.settings, uid)}"}
@@ -32,13 +34,11 @@ class Api:
         assert response.status_code == 200, response.text
 
     def put_appointment(self, appointment_id: str, **fields: Any) -> None:
+        """By default CONFIRMED and under way: from two hours ago to two hours ahead, Berlin."""
         body = {
             "doctorUid": "doc",
             "patientUid": "pat",
-            "appointmentDate": "2026-11-24",
-            "startTime": "10:00",
-            "endTime": "10:30",
-            "timezone": "Europe/Berlin",
+            **appointment_around(self.clock.ms),
             "status": "CONFIRMED",
         }
         body.update(fields)
@@ -61,9 +61,9 @@ class Api:
 
 
 @pytest.fixture
-def api(settings: Settings) -> Iterator[Api]:
+def api(settings: Settings, clock: FrozenClock) -> Iterator[Api]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield Api(client, settings)
+        yield Api(client, settings, clock)
 
 
 @pytest.fixture

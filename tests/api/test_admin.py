@@ -10,6 +10,7 @@ from service.config import Settings, load_settings
 from service.store import db
 from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
+from tests.clock import DAY_MS, appointment_around
 
 
 def test_user_upsert_is_idempotent_and_replaces(api: Api) -> None:
@@ -30,6 +31,9 @@ def test_user_upsert_is_idempotent_and_replaces(api: Api) -> None:
 
 
 def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
+    # Upserted in June for a day in July: the end is read in the zone's summer time, not in
+    # the offset of the day the request arrives.
+    api.clock.set(1_780_000_000_000)  # 2026-05-28, a controlled "now" for the literal below
     body = {
         "doctorUid": "d",
         "patientUid": "p",
@@ -78,9 +82,7 @@ def test_appointment_upsert_validates(api: Api, change: dict[str, object]) -> No
     body = {
         "doctorUid": "doc",
         "patientUid": "pat",
-        "appointmentDate": "2026-11-24",
-        "startTime": "10:00",
-        "endTime": "10:30",
+        **appointment_around(api.clock.ms),
         "status": "CONFIRMED",
         **change,
     }
@@ -153,13 +155,14 @@ def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
 def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) -> None:
     from service import tracking
 
-    seeded.put_appointment("c1", appointmentDate="2026-01-05", timezone="UTC")
-    seeded.put_appointment("c2", appointmentDate="2026-01-05", timezone="UTC")
+    past = appointment_around(seeded.clock.ms - 30 * DAY_MS, "UTC")
+    seeded.put_appointment("c1", **past)
+    seeded.put_appointment("c2", **past)
     seeded.initiate("doc", "c1")
     seeded.initiate("doc", "c2")
     seeded.report("doc", "c2", "start")
-    seeded.put_appointment("c1", appointmentDate="2026-01-05", timezone="UTC", status="CANCELLED")
-    seeded.put_appointment("c2", appointmentDate="2026-01-05", timezone="UTC", status="CANCELLED")
+    seeded.put_appointment("c1", **past, status="CANCELLED")
+    seeded.put_appointment("c2", **past, status="CANCELLED")
     calls = {c.appointment_id: c.status for c in db.run(lambda: list(VideoCall.select()))}
     assert calls["c1"] == "CANCELLED"
     assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import jwt
 import pytest
@@ -11,6 +10,7 @@ from starlette.testclient import TestClient
 
 from service import calls
 from service.app import create_app
+from service.clock import now_s
 from service.config import load_settings
 from service.logs import JsonFormatter
 from service.store import db
@@ -124,7 +124,7 @@ def test_missing_and_malformed_authorization(seeded: Api) -> None:
 
 
 def test_expired_and_forged_tokens(seeded: Api) -> None:
-    now = int(time.time())
+    now = now_s()
     claims = {
         "sub": "doc",
         "iat": now - 7200,

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from service import tracking
 from service.store import db
-from service.store.models import AuditEvent, ProsodyEvent, VideoCall
+from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
 from tests.api.conftest import Api
+from tests.clock import DAY_MS, FrozenClock, appointment_around
 from tests.eventstream import Stream, consultation, event_sync_consultation, signed
 
 ROOM = "appointment_appt1"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def post(api: Api, event: dict[str, Any], **kw: Any) -> Any:
@@ -42,7 +38,7 @@ def call(seeded: Api) -> Api:
 
 
 def test_a_signed_stream_produces_the_documented_record(call: Api) -> None:
-    t0 = now_ms() - 700_000
+    t0 = call.clock.ms - 700_000
     for event in consultation(Stream(), ROOM, "doc", "pat", t0):
         assert post(call, event).status_code == 204
     body = details(call)
@@ -78,7 +74,7 @@ def iso(ms: int) -> str:
 
 def test_replays_are_accepted_once(call: Api) -> None:
     stream = Stream()
-    event = stream.joined(ROOM, "m1", "s1", "doc", now_ms())
+    event = stream.joined(ROOM, "m1", "s1", "doc", call.clock.ms)
     assert post(call, event).status_code == 204
     assert post(call, event).status_code == 204
     assert stored() == 1
@@ -89,14 +85,14 @@ def test_replays_are_accepted_once(call: Api) -> None:
 
 
 def test_forged_and_stale_requests_store_nothing(call: Api) -> None:
-    event = Stream().joined(ROOM, "m1", "s1", "doc", now_ms())
+    event = Stream().joined(ROOM, "m1", "s1", "doc", call.clock.ms)
     body, headers = signed("whsec_" + "QUJD" * 11, event)
     response = call.client.post("/api/prosody/events", content=body, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_signature"
-    stale = post(call, event, timestamp=int(time.time()) - 301)
+    stale = post(call, event, timestamp=call.clock.s - 301)
     assert stale.status_code == 401
-    future = post(call, event, timestamp=int(time.time()) + 301)
+    future = post(call, event, timestamp=call.clock.s + 301)
     assert future.status_code == 401
     body, headers = signed(call.settings.prosody_events_secrets[0], event)
     tampered = body.replace(b'"doc"', b'"pat"')
@@ -111,12 +107,12 @@ def test_forged_and_stale_requests_store_nothing(call: Api) -> None:
 
 def test_bodies_that_can_never_be_valid_are_400(call: Api) -> None:
     secret = call.settings.prosody_events_secrets[0]
-    bad = Stream().joined(ROOM, "m1", "s1", "doc", now_ms())
+    bad = Stream().joined(ROOM, "m1", "s1", "doc", call.clock.ms)
     bad["occurred_at"] = "yesterday"
     body, headers = signed(secret, bad)
     response = call.client.post("/api/prosody/events", content=body, headers=headers)
     assert response.status_code == 400 and response.json()["error"] == "invalid_event"
-    mismatched = Stream().joined(ROOM, "m1", "s1", "doc", now_ms())
+    mismatched = Stream().joined(ROOM, "m1", "s1", "doc", call.clock.ms)
     body, headers = signed(secret, mismatched)
     headers["webhook-id"] = "evt_00000000-0000-0000-0000-000000000000"
     from service.events.signing import sign
@@ -128,7 +124,7 @@ def test_bodies_that_can_never_be_valid_are_400(call: Api) -> None:
     assert stored() == 0
 
 
-def test_rotation_accepts_either_secret(env: dict[str, str]) -> None:
+def test_rotation_accepts_either_secret(env: dict[str, str], clock: FrozenClock) -> None:
     from starlette.testclient import TestClient
 
     from service.app import create_app
@@ -140,7 +136,7 @@ def test_rotation_accepts_either_secret(env: dict[str, str]) -> None:
     settings = load_settings({**env, "PROSODY_EVENTS_SECRET": f"{new} {old}"})
     with TestClient(create_app(settings)) as client:
         for secret in (old, new):
-            body, headers = signed(secret, Stream().started(now_ms()))
+            body, headers = signed(secret, Stream().started(clock.ms))
             assert (
                 client.post("/api/prosody/events", content=body, headers=headers).status_code == 204
             )
@@ -161,7 +157,7 @@ def test_receivers_are_off_without_their_secret(env: dict[str, str]) -> None:
 
 
 def test_client_reports_are_advisory_once_prosody_reports(call: Api) -> None:
-    t0 = now_ms() - 120_000
+    t0 = call.clock.ms - 120_000
     stream = Stream()
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", t0))
     post(call, stream.joined(ROOM, "m1", "s-pat", "pat", t0 + 10_000))
@@ -183,7 +179,7 @@ def test_client_reports_are_advisory_once_prosody_reports(call: Api) -> None:
 
 
 def test_out_of_order_delivery_gives_the_same_record(call: Api) -> None:
-    t0 = now_ms() - 700_000
+    t0 = call.clock.ms - 700_000
     events = consultation(Stream(), ROOM, "doc", "pat", t0)
     for event in reversed(events):
         assert post(call, event).status_code == 204
@@ -195,7 +191,7 @@ def test_out_of_order_delivery_gives_the_same_record(call: Api) -> None:
 
 
 def test_event_sync_gives_the_same_record_to_the_second(call: Api) -> None:
-    t0_s = int(time.time()) - 700
+    t0_s = call.clock.s - 700
     headers = {"Authorization": f"Bearer {call.settings.event_sync_token}"}
     for kind, payload in event_sync_consultation(ROOM, "doc", "pat", t0_s):
         for _ in range(2):  # event_sync retries: deduplicated by a derived id
@@ -227,7 +223,7 @@ def test_event_sync_needs_its_token(call: Api) -> None:
 
 
 def test_snapshot_repairs_a_lost_left(call: Api) -> None:
-    t0 = now_ms() - 900_000
+    t0 = call.clock.ms - 900_000
     stream = Stream()
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", t0))
     post(call, stream.joined(ROOM, "m1", "s-pat", "pat", t0 + 5_000))
@@ -244,7 +240,7 @@ def test_snapshot_repairs_a_lost_left(call: Api) -> None:
 
 
 def test_prosody_restart_closes_sessions_of_the_old_boot(call: Api) -> None:
-    t0 = now_ms() - 900_000
+    t0 = call.clock.ms - 900_000
     old = Stream()
     post(call, old.joined(ROOM, "m1", "s-doc", "doc", t0))
     post(call, old.joined(ROOM, "m1", "s-pat", "pat", t0 + 5_000))
@@ -255,7 +251,7 @@ def test_prosody_restart_closes_sessions_of_the_old_boot(call: Api) -> None:
 
 
 def test_sweeper_completes_after_the_grace_period(call: Api) -> None:
-    t0 = now_ms() - 60_000
+    t0 = call.clock.ms - 60_000
     stream = Stream()
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", t0))
     post(call, stream.joined(ROOM, "m1", "s-pat", "pat", t0 + 1_000))
@@ -283,8 +279,8 @@ def test_sweeper_completes_after_the_grace_period(call: Api) -> None:
 
 
 def test_sweeper_marks_no_show_with_who_never_came(call: Api) -> None:
-    # Appointment appt1 ends 2026-11-24 10:30 Europe/Berlin = 09:30 UTC.
-    ends = 1795512600000
+    ends = db.run(lambda: Appointment.get_by_id("appt1").ends_at)
+    call.clock.set(ends - 400_000)
     stream = Stream()
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", ends - 600_000))
     post(call, stream.left(ROOM, "m1", "s-doc", "doc", ends - 500_000))
@@ -300,13 +296,13 @@ def test_sweeper_marks_no_show_with_who_never_came(call: Api) -> None:
 
 
 def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) -> None:
-    seeded.put_appointment("old", appointmentDate="2026-01-10", timezone="UTC")
+    seeded.put_appointment("old", **appointment_around(seeded.clock.ms - 30 * DAY_MS, "UTC"))
     seeded.initiate("doc", "appt1")  # a current appointment: must stay SCHEDULED
     # Appointment "old" is in the past: initiate works only while CONFIRMED, so do it first.
     assert seeded.initiate("pat", "old").status_code == 200
     seeded.report("pat", "old", "join")
-    # 2026-11-24 09:00 UTC: long after "old" ended, before appt1 (09:30 UTC) ends.
-    result = tracking.sweep(seeded.settings, at=1795510800000)
+    # Now: long after "old" ended, two hours before appt1 ends.
+    result = tracking.sweep(seeded.settings, at=seeded.clock.ms)
     assert result.no_shows == 1
     old = seeded.client.get("/api/video-calls/old", headers=seeded.auth("doc")).json()
     assert old["videoCall"]["status"] == "NO_SHOW"
@@ -317,7 +313,7 @@ def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) ->
 
 def test_sweeper_prunes_old_snapshots_only(call: Api) -> None:
     stream = Stream()
-    now = now_ms()
+    now = call.clock.ms
     old_at = now - tracking.SNAPSHOT_RETENTION_MS - 60_000
     listing = [{"room": stream.room(ROOM, "m1"), "occupants": []}]
     # Timestamps within the signature tolerance; `occurred_at` is Prosody's, and old.

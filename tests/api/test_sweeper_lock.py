@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import psycopg2
+import pytest
 
 from service import tracking
 from service.config import load_settings
 from tests.conftest import base_env
 
 
+@pytest.mark.postgres
 def test_a_second_replica_skips_the_sweep_while_one_holds_the_lock(
     postgres_database_url: str,
 ) -> None:

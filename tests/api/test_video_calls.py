@@ -7,6 +7,7 @@ import pytest
 
 from service.store import db, repo
 from tests.api.conftest import Api
+from tests.clock import appointment_around
 
 
 def test_initiate_returns_a_token_link_and_the_call(seeded: Api) -> None:
@@ -160,10 +161,7 @@ def test_details_include_appointment_call_and_both_people(seeded: Api) -> None:
     assert body["message"] == "Video call details retrieved successfully"
     assert body["appointment"] == {
         "id": "appt1",
-        "appointmentDate": "2026-11-24",
-        "startTime": "10:00",
-        "endTime": "10:30",
-        "timezone": "Europe/Berlin",
+        **appointment_around(seeded.clock.ms),
         "status": "CONFIRMED",
     }
     assert body["videoCall"]["duration"] is None
@@ -215,8 +213,9 @@ def test_list_filters_by_status_and_shows_only_own_calls(seeded: Api) -> None:
 
 
 def test_stats_for_the_doctor(seeded: Api) -> None:
+    days = [seeded.clock.day(days=n - 10) for n in range(3)]
     for n in range(3):
-        seeded.put_appointment(f"s{n}", appointmentDate=f"2026-11-2{n}")
+        seeded.put_appointment(f"s{n}", appointmentDate=days[n], timezone="UTC")
         seeded.initiate("doc", f"s{n}")
         seeded.report("doc", f"s{n}", "start")
     seeded.report("doc", "s0", "end")
@@ -228,7 +227,7 @@ def test_stats_for_the_doctor(seeded: Api) -> None:
     assert body["totalDuration"] >= 0
     ranged = seeded.client.get(
         "/api/video-calls/stats",
-        params={"from": "2026-11-21", "to": "2026-11-22"},
+        params={"from": days[1], "to": days[2]},
         headers=seeded.auth("doc"),
     ).json()
     assert ranged["totalCalls"] == 1

@@ -54,7 +54,7 @@ def test_compose_commands_name_both_files() -> None:
 
 
 def test_service_commands_exist() -> None:
-    subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr,arg-type]
     found = []
     text = GUIDE.read_text().replace("\\\n", " ")
     for match in re.finditer(r"(?:run --rm|exec(?: -T)?) videocalls\s+([^\s`]+)", text):

@@ -1,4 +1,8 @@
-"""End-to-end fixtures: the real `videocalls serve` in its own process, spoken to over HTTP."""
+"""End-to-end fixtures: the real `videocalls serve` in its own process, spoken to over HTTP.
+
+The server's clock runs on, so these tests do not freeze the in-process one either: they read
+the real clock (`tests.clock.real_now_ms`) and book appointments with `midday_window`.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,11 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(autouse=True)
+def clock() -> None:
+    """Overrides the frozen clock of tests/conftest.py: here both sides read the real one."""
 
 
 @dataclass

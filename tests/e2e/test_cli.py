@@ -9,6 +9,7 @@ import jwt
 
 from service.store import db
 from service.store.models import Appointment, User
+from tests.clock import midday_window, real_now_ms
 from tests.conftest import base_env
 from tests.e2e.conftest import cli
 
@@ -78,9 +79,7 @@ def test_import_upserts_everything_or_nothing(env: dict[str, str], tmp_path: Pat
                 "id": "i1",
                 "doctorUid": "d1",
                 "patientUid": "p1",
-                "appointmentDate": "2026-12-01",
-                "startTime": "09:00",
-                "endTime": "09:20",
+                **midday_window(real_now_ms()),
                 "status": "CONFIRMED",
             }
         ],

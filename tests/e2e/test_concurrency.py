@@ -13,6 +13,7 @@ from service.domain import rules
 from service.domain.model import CallStatus
 from service.store import db
 from service.store.models import AuditEvent, VideoCall
+from tests.clock import midday_window, real_now_ms
 from tests.e2e.conftest import Server
 
 CONCURRENCY = 30
@@ -25,9 +26,7 @@ def put_appointment(server: Server, appointment_id: str) -> None:
         json={
             "doctorUid": "doc",
             "patientUid": "pat",
-            "appointmentDate": "2026-11-24",
-            "startTime": "10:00",
-            "endTime": "11:00",
+            **midday_window(real_now_ms()),
             "status": "CONFIRMED",
         },
         headers={"Authorization": f"Bearer {settings.admin_api_key}"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from service.store import db
 from service.store.models import AuditEvent, OccupantSession, ProsodyEvent, VideoCall
+from tests.clock import real_now_ms
 from tests.conftest import base_env
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import put_appointment, seed
@@ -43,7 +43,7 @@ def test_signed_stream_over_http_and_rejections(server: Server) -> None:
     tokens = seed(server)
     initiate(server, tokens)
     secret = server.env["PROSODY_EVENTS_SECRET"]
-    t0 = time.time_ns() // 1_000_000 - 700_000
+    t0 = real_now_ms() - 700_000
     events = consultation(Stream(), ROOM, "doc", "pat", t0)
     for event in events:
         assert send(server.url, secret, event) == 204
@@ -51,7 +51,7 @@ def test_signed_stream_over_http_and_rejections(server: Server) -> None:
     assert send(server.url, secret, events[2]) == 204
     forged = Stream().joined(ROOM, "m1", "intruder", "doc", t0)
     assert send(server.url, "whsec_" + "ZmFrZQ" * 8, forged) == 401
-    assert send(server.url, secret, forged, timestamp=int(time.time()) - 600) == 401
+    assert send(server.url, secret, forged, timestamp=real_now_ms() // 1000 - 600) == 401
     assert db.run(lambda: ProsodyEvent.select().count()) == len(events)
     call = record()
     assert call.status == "COMPLETED"
@@ -77,7 +77,7 @@ def test_two_replicas_receiving_every_event_agree(postgres_database_url: str) ->
         tokens = seed(first)
         initiate(first, tokens)
         secret = env["PROSODY_EVENTS_SECRET"]
-        t0 = time.time_ns() // 1_000_000 - 700_000
+        t0 = real_now_ms() - 700_000
         stream = Stream()
         doc, pat, room = "doc", "pat", ROOM
         # The patient's connection drops at 300 s and reconnects (a new session) at 305 s.
@@ -144,7 +144,7 @@ def test_event_sync_stream_over_http_matches_the_signed_one(server: Server) -> N
     """The same consultation through both receivers gives the same record (whole seconds)."""
     tokens = seed(server)
     initiate(server, tokens)
-    t0_s = int(time.time()) - 700
+    t0_s = real_now_ms() // 1000 - 700
     headers = {"Authorization": f"Bearer {server.env['EVENT_SYNC_TOKEN']}"}
     for kind, payload in event_sync_consultation(ROOM, "doc", "pat", t0_s):
         r = httpx.post(f"{server.url}/api/event-sync/events/{kind}", json=payload, headers=headers)

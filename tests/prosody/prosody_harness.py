@@ -311,8 +311,9 @@ class Prosody:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"Prosody exited:\n{self.output()}")
-        with contextlib.suppress(OSError), socket.create_connection(
-            ("127.0.0.1", self.c2s_port), timeout=0.2
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.c2s_port), timeout=0.2),
         ):
             return True
         return False

@@ -59,9 +59,9 @@ def summary(events: list[Event]) -> list[tuple[Any, ...]]:
 
 def settle(stack: Any, count: int, timeout: float = 20, gaps: bool = False) -> list[Event]:
     """Wait for `count` events, then make sure no more arrive."""
-    events = stack.receiver.wait_for(count, timeout)
+    stack.receiver.wait_for(count, timeout)
     time.sleep(0.4)
-    events = stack.receiver.events()
+    events: list[Event] = stack.receiver.events()
     check_stream(events, gaps)
     assert stack.receiver.errors == []
     assert len(events) == count, summary(events)
@@ -378,12 +378,8 @@ def test_snapshots_list_live_rooms_and_occupants(make_stack: StackFactory) -> No
     wait_until(lambda: len(snapshots()) >= 1, 5, "a snapshot")
     events = stack.receiver.events()
     check_stream(events)
-    joined = {
-        e["occupant"]["session"]: e for e in events if e["type"] == "occupant.joined"
-    }
-    rooms = {
-        item["room"]["name"]: item for item in snapshots()[0]["rooms"]
-    }
+    joined = {e["occupant"]["session"]: e for e in events if e["type"] == "occupant.joined"}
+    rooms = {item["room"]["name"]: item for item in snapshots()[0]["rooms"]}
     assert sorted(rooms) == ["appointment_10", "appointment_12"]
     for name, item in rooms.items():
         assert item["room"]["jid"] == f"{name}@{MUC}"

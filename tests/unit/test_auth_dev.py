@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -10,8 +9,16 @@ import jwt
 import pytest
 
 from service.auth import AuthError, build_authenticator
-from service.auth.dev import DEV_AUDIENCE, DEV_ISSUER, DevAuthenticator, mint_dev_token
+from service.auth.dev import (
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    LEEWAY_SECONDS,
+    DevAuthenticator,
+    mint_dev_token,
+)
+from service.clock import now_s
 from service.config import AuthMode, ConfigError, Settings
+from tests.clock import FrozenClock
 
 # 64 bytes: long enough that PyJWT does not warn about short HMAC keys, even for HS512.
 SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef-dev-auth-secret"
@@ -38,7 +45,7 @@ def verifier(settings: Settings) -> DevAuthenticator:
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
+    now = now_s()
     claims: dict[str, Any] = {
         "sub": UID,
         "iat": now,
@@ -83,7 +90,7 @@ def test_custom_lifetime(settings: Settings) -> None:
 
 
 def test_expired(verifier: DevAuthenticator) -> None:
-    now = int(time.time())
+    now = now_s()
     assert _rejected(verifier, _token(_claims(iat=now - 7200, exp=now - 3600))) == "expired_token"
 
 
@@ -144,3 +151,16 @@ def test_dev_mode_preconditions(settings: Settings, changes: dict[str, Any]) -> 
         mint_dev_token(unusable, UID)
     with pytest.raises(ConfigError):
         DevAuthenticator(unusable)
+
+
+def test_lifetimes_are_judged_by_the_service_clock(
+    settings: Settings, verifier: DevAuthenticator, clock: FrozenClock
+) -> None:
+    token = mint_dev_token(settings, UID, ttl_seconds=600)
+    clock.advance((600 + LEEWAY_SECONDS - 1) * 1000)
+    assert verifier.verify(token) == UID
+    clock.advance(1000)
+    assert _rejected(verifier, token) == "expired_token"
+    # Minted "later" than the verifier's now, beyond the leeway: not valid yet.
+    clock.advance(-(600 + 2 * LEEWAY_SECONDS + 1) * 1000)
+    assert _rejected(verifier, token) == "invalid_token"

@@ -11,7 +11,6 @@ import datetime
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from firebase_admin import auth as firebase_auth
 
 from service.auth import AuthError, build_authenticator
 from service.auth.firebase import EMULATOR_HOST_ENV, FirebaseAuthenticator
+from service.clock import now_s
 from service.config import AuthMode, ConfigError, Settings
 
 PROJECT = "videocalls-unit-test"
@@ -69,7 +69,7 @@ ATTACKER = _key_pair("attacker")
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
+    now = now_s()
     claims: dict[str, Any] = {
         "iss": f"https://securetoken.google.com/{PROJECT}",
         "aud": PROJECT,
@@ -159,7 +159,7 @@ def test_valid_token_returns_uid(verifier: FirebaseAuthenticator, certs: CertEnd
 
 
 def test_expired_token(verifier: FirebaseAuthenticator) -> None:
-    now = int(time.time())
+    now = now_s()
     token = _id_token(_claims(iat=now - 7200, auth_time=now - 7200, exp=now - 3600))
     error = _rejected(verifier, token)
     assert (error.code, error.http_status) == ("expired_token", 401)
@@ -195,7 +195,7 @@ def test_hs256_token_is_rejected(verifier: FirebaseAuthenticator) -> None:
 
 
 def test_issued_in_the_future(verifier: FirebaseAuthenticator) -> None:
-    now = int(time.time())
+    now = now_s()
     token = _id_token(_claims(iat=now + 600, auth_time=now + 600, exp=now + 4200))
     assert _rejected(verifier, token).code == "invalid_token"
 

@@ -13,7 +13,7 @@ from service.domain.presence import derive_call
 from service.events.parse import InvalidEvent, parse_event_sync
 
 ROOM_JID = "Appointment_A1@conference.meet.example.com"
-OCCUPANT = {
+OCCUPANT: dict[str, Any] = {
     "name": "James Barrow",
     "email": "j.barrow@domain.com",
     "id": "doctor-uid",

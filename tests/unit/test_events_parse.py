@@ -20,7 +20,7 @@ from service.domain.events import (
 from service.events.parse import MAX_BODY_BYTES, InvalidEvent, parse_v1
 
 EVENT_ID = "evt_3f0c2f7e-5b1d-4c59-9a43-0b6f2d0e2a11"
-WHEN = 1795504319123
+WHEN = 1_795_504_319_123  # a fixed instant: parsing reads no clock
 SOURCE = {"host": "muc.meet.jitsi", "boot_id": "b_1795504000_4f2a", "seq": 42}
 ROOM = {
     "name": "Appointment_CLxxx123456789",
@@ -184,10 +184,10 @@ BAD: list[tuple[str, str, Any]] = [
     ("occupant.joined", "id", DELETE),
     ("occupant.joined", "type", "occupant.teleported"),
     ("occupant.joined", "type", None),
-    ("occupant.joined", "occurred_at", "1795504319123"),
-    ("occupant.joined", "occurred_at", 1795504319.5),
+    ("occupant.joined", "occurred_at", str(WHEN)),
+    ("occupant.joined", "occurred_at", WHEN + 0.5),
     ("occupant.joined", "occurred_at", True),
-    ("occupant.joined", "occurred_at", 1795504319),  # seconds, not ms
+    ("occupant.joined", "occurred_at", WHEN // 1000),  # seconds, not ms
     ("occupant.joined", "occurred_at", 10**16),
     ("occupant.joined", "occurred_at", DELETE),
     ("occupant.joined", "source", "muc"),

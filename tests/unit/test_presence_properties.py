@@ -122,7 +122,7 @@ def histories(draw: st.DrawFn) -> History:
     offset = draw(st.integers(1000, SNAP - 1000))
     ids = itertools.count()
     timeline: list[tuple[int, RoomEvent | Snapshot]] = []
-    for at, _, kind, meeting, occupant, reason in raw:
+    for at, _, kind, meeting, who, reason in raw:
         event = RoomEvent(
             id=f"evt_{next(ids):08d}-0000-4000-8000-000000000000",
             type=kind,
@@ -132,14 +132,14 @@ def histories(draw: st.DrawFn) -> History:
             seq=0,
             room_name=ROOM,
             meeting_id=meeting,
-            occupant=occupant,
+            occupant=who,
             reason=reason,
         )
         timeline.append((at, event))
     for at in range(T0 + offset, now, SNAP):
         rooms = []
-        for meeting, created, destroyed in lives:
-            if created <= at and (destroyed is None or at < destroyed):
+        for meeting, created, gone in lives:
+            if created <= at and (gone is None or at < gone):
                 present = tuple(
                     SnapshotOccupant(s.session, s.user_id, s.joined_at)
                     for s in sessions
