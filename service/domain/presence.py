@@ -265,7 +265,8 @@ def _host_logs(
     """Only hosts that announced a snapshot interval can be silent (event_sync never does)."""
     heard: dict[str, set[int]] = {}
     intervals: dict[str, list[tuple[int, int]]] = {}
-    for item in (*room_events, *snapshots, *restarts):
+    items: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *snapshots, *restarts]
+    for item in items:
         heard.setdefault(item.host, set()).add(item.occurred_at)
     for snap in snapshots:
         if snap.interval_s is not None:
