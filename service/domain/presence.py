@@ -28,6 +28,12 @@ MISSING_NONE = "none"
 SILENT_INTERVALS = 3
 
 
+def silent_from(last_heard_ms: int, interval_ms: int) -> int:
+    """When a host last heard from at `last_heard_ms`, snapshotting every `interval_ms`,
+    becomes silent (the one home of that rule: derivation, sweeper and admin API use it)."""
+    return last_heard_ms + SILENT_INTERVALS * interval_ms
+
+
 @dataclass(frozen=True)
 class PresenceSession:
     """One occupant session as derived. `left_at` None: still present (as far as we know).
@@ -230,7 +236,7 @@ class _Closure:
 
 @dataclass(frozen=True)
 class _HostLog:
-    """When one Prosody host was heard from, and its snapshot interval over time."""
+    """When one Prosody host was heard from (any boot), and one boot's snapshot interval."""
 
     heard: tuple[int, ...]
     # (snapshot time, interval ms) of its snapshots that carry an interval, in time order.
@@ -248,7 +254,7 @@ class _HostLog:
         first = bisect.bisect_right(self.heard, start)
         for heard in (*self.heard[first:], end):
             heard = min(heard, end)
-            limit = previous + SILENT_INTERVALS * self.interval_at(previous)
+            limit = silent_from(previous, self.interval_at(previous))
             if heard >= limit:
                 return limit
             previous = max(previous, heard)
@@ -261,19 +267,21 @@ def _host_logs(
     room_events: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
-) -> dict[str, _HostLog]:
-    """Only hosts that announced a snapshot interval can be silent (event_sync never does)."""
+) -> dict[tuple[str, str | None], _HostLog]:
+    """Keyed by (host, boot): only a boot that announced its snapshot interval can be silent
+    (event_sync never does; a module with snapshots off neither)."""
     heard: dict[str, set[int]] = {}
-    intervals: dict[str, list[tuple[int, int]]] = {}
+    intervals: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
     items: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *snapshots, *restarts]
     for item in items:
         heard.setdefault(item.host, set()).add(item.occurred_at)
     for snap in snapshots:
         if snap.interval_s is not None:
-            intervals.setdefault(snap.host, []).append((snap.occurred_at, snap.interval_s * 1000))
+            key = (snap.host, snap.boot_id)
+            intervals.setdefault(key, []).append((snap.occurred_at, snap.interval_s * 1000))
     return {
-        host: _HostLog(tuple(sorted(heard[host])), tuple(sorted(set(announced))))
-        for host, announced in intervals.items()
+        key: _HostLog(tuple(sorted(heard[key[0]])), tuple(sorted(set(announced))))
+        for key, announced in intervals.items()
     }
 
 
@@ -283,7 +291,7 @@ def _repair(
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
-    hosts: Mapping[str, _HostLog],
+    hosts: Mapping[tuple[str, str | None], _HostLog],
     now_ms: int,
     max_call_ms: int,
 ) -> _Closure | None:
@@ -324,7 +332,7 @@ def _repair(
             signs.append((snap.occurred_at, 2, EndReason.SNAPSHOT_REPAIR))
             break
     last_seen = _last_seen(draft, joined, room_events)
-    host = hosts.get(draft.host) if draft.host is not None else None
+    host = hosts.get((draft.host, draft.boot_id)) if draft.host is not None else None
     if signs:
         at, _, reason = min(signs)
         earliest = min(last_seen + 1, at)
@@ -382,7 +390,7 @@ def _build(
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
-    hosts: Mapping[str, _HostLog],
+    hosts: Mapping[tuple[str, str | None], _HostLog],
     *,
     doctor_uid: str,
     patient_uid: str,

@@ -712,3 +712,14 @@ def test_grace_boundary_a_rejoin_just_inside_continues_just_outside_does_not() -
     outside = call(GRACE)
     assert (outside.ended_at, outside.completed_at) == (at(600), at(600) + GRACE)
     assert outside.duration == 590
+
+
+def test_a_boot_without_snapshots_is_never_silent() -> None:
+    s = outage(60)
+    s.restart(150, "boot2")  # the new boot runs with snapshots off
+    s.joined(160, "d2", DOC, meeting="m2")
+    s.joined(170, "p2", PAT, meeting="m2")
+    record = s.derive(now=5000)
+    assert {r.session for r in record.repairs} == {"d1", "p1"}
+    assert [x.left_at for x in record.sessions if x.session in ("d2", "p2")] == [None, None]
+    assert record.status is CallStatus.IN_PROGRESS
