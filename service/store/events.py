@@ -19,7 +19,7 @@ from service.domain.events import (
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
 from service.domain.presence import PresenceSession
-from service.store.compiled import Compiled
+from service.store.compiled import Compiled, unconverted
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
 
@@ -283,17 +283,24 @@ _SESSION_COLUMNS = (
     "end_reason",
     "repaired",
     "counted",
+    "left_at_latest",
 )
+_BOOLEAN_SESSION_COLUMNS = frozenset({"repaired", "counted"})
 _INSERT_SESSION = Compiled(
-    lambda *values: OccupantSession.insert(dict(zip(_SESSION_COLUMNS, values, strict=True))),
-    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted",
+    lambda *values: OccupantSession.insert(
+        {
+            name: unconverted(value) if name in _BOOLEAN_SESSION_COLUMNS else value
+            for name, value in zip(_SESSION_COLUMNS, values, strict=True)
+        }
+    ),
+    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted", -3,
 )  # fmt: skip
 
 
 def _session_row(call_id: str, s: PresenceSession) -> tuple[Any, ...]:
     reason = s.end_reason.value if s.end_reason else None
     return (call_id, s.session, s.user_id, s.role.value, s.joined_at, s.left_at, reason,
-            s.repaired, s.counted)  # fmt: skip
+            s.repaired, s.counted, s.left_at_latest)  # fmt: skip
 
 
 def _stored_row(row: OccupantSession) -> tuple[Any, ...]:
