@@ -47,7 +47,7 @@ def both_join_and_are_listed(api: Api, stream: Stream, interval_s: int | None) -
 
 
 def status() -> str:
-    return db.run(lambda: VideoCall.get(VideoCall.room_name == ROOM).status)  # type: ignore[no-any-return]
+    return db.run(lambda: VideoCall.get(VideoCall.room_name == ROOM).status)
 
 
 def audits(action: str) -> list[dict[str, Any]]:
