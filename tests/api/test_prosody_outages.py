@@ -169,3 +169,25 @@ def test_prosody_hosts_needs_the_admin_key(call: Api) -> None:
     conforms(call.client.get(HOSTS), HOSTS, "get", 401)
     empty = conforms(call.client.get(HOSTS, headers=call.admin()), HOSTS, "get", 200)
     assert empty == {"message": "Prosody hosts retrieved successfully", "count": 0, "hosts": []}
+
+
+def test_the_newest_event_decides_the_hosts_boot(call: Api) -> None:
+    old, new = Stream(boot_id="b_old"), Stream(boot_id="b_new")
+    t0 = call.clock.ms
+    assert post(call, new.started(t0)).status_code == 204
+    assert post(call, new.snapshot(t0 + 1_000, [], INTERVAL_S)).status_code == 204
+    # The old boot's spool delivers late: it is heard, but it is not the current boot.
+    assert post(call, old.snapshot(t0 - 5_000, [], 30)).status_code == 204
+    hosts = conforms(call.client.get(HOSTS, headers=call.admin()), HOSTS, "get", 200)
+    assert hosts["hosts"] == [
+        {
+            "host": HOST,
+            "bootId": "b_new",
+            "lastHeardAt": iso(t0 + 1_000),
+            "snapshotInterval": INTERVAL_S,
+            "silent": False,
+        }
+    ]
+    call.clock.set(t0 + 1_000 + 3 * INTERVAL_S * 1000)
+    hosts = conforms(call.client.get(HOSTS, headers=call.admin()), HOSTS, "get", 200)
+    assert hosts["hosts"][0]["silent"] is True
