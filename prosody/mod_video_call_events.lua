@@ -587,7 +587,12 @@ local function take_snapshot()
 			rooms:push({ room = room_fields(room, state); occupants = occupants });
 		end
 	end
-	last_snapshot_position = enqueue("rooms.snapshot", { rooms = rooms }, occurred_at);
+	-- interval_s tells the service how often to expect us: three intervals without a word and
+	-- it treats this host as silent (crashed, cut off) and stops counting its sessions.
+	last_snapshot_position = enqueue("rooms.snapshot", {
+		rooms = rooms;
+		interval_s = math.max(1, math.floor(snapshot_interval + 0.5));
+	}, occurred_at);
 end
 
 function module.load()

@@ -19,9 +19,9 @@ from service.domain import rules
 from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, derive_call
-from service.store import db, repo
+from service.store import db, hosts, repo
 from service.store import events as event_store
-from service.store.models import VideoCall
+from service.store.models import ProsodyHost, VideoCall
 
 log = logging.getLogger("service.tracking")
 
@@ -75,11 +75,53 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
                     first,
                     detail={"boot_id": event.boot_id, "seq": event.seq},
                 )
+            _note_host(event, at)
             for call_id in call_ids:
                 _derive_and_apply(settings, call_id, at, cause="server_event")
             return Ingested(new=True, calls=len(call_ids))
 
     return db.run(work)
+
+
+def _note_host(event: Event, at: int) -> None:
+    """A host logged as silent that speaks again is back: say so once (log and audit)."""
+    was = hosts.note(event, at)
+    if was is None:
+        return
+    fields = {
+        "host": event.host,
+        "boot_id": event.boot_id,
+        "last_heard": was.last_heard,
+        "heard": event.occurred_at,
+    }
+    log.warning("prosody host back", extra={"fields": fields})
+    repo.audit(SERVER, "prosody_host.back", at, detail=fields)
+
+
+def _note_silent_hosts(now: int) -> None:
+    """Hosts unheard for three snapshot intervals: said once, when first seen silent.
+
+    Their calls need nothing here: the derivation closes the sessions itself."""
+    with db.write_transaction():
+        for row in hosts.mark_silent(now):
+            fields = {
+                "host": row.host,
+                "boot_id": row.boot_id,
+                "last_heard": row.last_heard,
+                "interval_s": row.interval_s,
+            }
+            log.warning("prosody host silent", extra={"fields": fields})
+            repo.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
+
+
+def prosody_hosts() -> list[tuple[ProsodyHost, bool]]:
+    """Every host heard from, by name, with whether it is silent now."""
+
+    def read() -> list[tuple[ProsodyHost, bool]]:
+        at = now_ms()
+        return [(row, hosts.is_silent(row, at)) for row in hosts.all_hosts()]
+
+    return db.run(read)
 
 
 def _type_name(event: Event) -> str:
@@ -137,7 +179,12 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
                 at,
                 call_id,
                 call.appointment_id,
-                detail={"session": repair.session, "reason": repair.reason.value, "at": repair.at},
+                detail={
+                    "session": repair.session,
+                    "reason": repair.reason.value,
+                    "at": repair.at,
+                    "latest": repair.latest,
+                },
             )
     current = CallStatus(call.status)
     # A settled COMPLETED record keeps its end if a later derivation has none (an event
@@ -156,6 +203,9 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
             "missing": derived.missing,
             "open_sessions": sum(1 for s in derived.sessions if s.left_at is None and s.counted),
             "updated_at": at,
+            "duration_uncertain": (
+                bool(call.duration_uncertain) if keep_end else derived.duration_uncertain
+            ),
         },
     )
     _move_status(call, current, derived.status, at, cause, actor)
@@ -205,6 +255,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
         if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
             return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
         try:
+            _note_silent_hosts(now)
             derived = 0
             for call_id in event_store.open_tracked_calls():
                 with db.write_transaction():

@@ -61,8 +61,12 @@ class Stream:
             reason=reason,
         )
 
-    def snapshot(self, at: int, rooms: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.event("rooms.snapshot", at, rooms=rooms)
+    def snapshot(
+        self, at: int, rooms: list[dict[str, Any]], interval_s: int | None = None
+    ) -> dict[str, Any]:
+        if interval_s is None:
+            return self.event("rooms.snapshot", at, rooms=rooms)
+        return self.event("rooms.snapshot", at, rooms=rooms, interval_s=interval_s)
 
     def started(self, at: int) -> dict[str, Any]:
         return self.event("prosody.started", at)

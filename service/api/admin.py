@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import calls, directory
+from service import calls, directory, tracking
 from service.api import shapes
 from service.api.common import (
     encode_cursor,
@@ -53,8 +53,18 @@ async def list_calls(request: Request) -> Response:
     )
 
 
+async def list_prosody_hosts(request: Request) -> Response:
+    require_admin(request)
+    found = await in_thread(tracking.prosody_hosts)
+    items = [shapes.prosody_host(row, silent) for row, silent in found]
+    return JSONResponse(
+        {"message": "Prosody hosts retrieved successfully", "count": len(items), "hosts": items}
+    )
+
+
 routes = [
     Route("/api/admin/users/{uid}", put_user, methods=["PUT"]),
     Route("/api/admin/appointments/{id}", put_appointment, methods=["PUT"]),
     Route("/api/admin/video-calls", list_calls, methods=["GET"]),
+    Route("/api/admin/prosody-hosts", list_prosody_hosts, methods=["GET"]),
 ]

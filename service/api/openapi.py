@@ -297,6 +297,11 @@ SCHEMAS: Final[JSON] = {
                 "enum": ["both", "doctor", "patient", "none", None],
                 "description": "Who never joined, for a NO_SHOW call",
             },
+            "durationUncertain": {
+                "type": "boolean",
+                "description": "A repaired session's unknown end bounds the counted overlap "
+                "(docs/events.md): the true duration lies within its sessions' bounds",
+            },
             "sessions": {
                 "type": "array",
                 "items": _object(
@@ -309,6 +314,10 @@ SCHEMAS: Final[JSON] = {
                             "enum": [*(r.value for r in EndReason), None],
                         },
                         "repaired": {"type": "boolean"},
+                        "leftAtLatest": _timestamp(
+                            "Repaired sessions: the earliest later moment known gone "
+                            "(null: unknown, or not repaired)"
+                        ),
                     },
                     additionalProperties=False,
                 ),
@@ -753,6 +762,12 @@ EVENT_BODY: Final = {
                 "room": _EVENT_ROOM,
                 "occupant": _EVENT_OCCUPANT,
                 "reason": {"type": ["string", "null"]},
+                "interval_s": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 86400,
+                    "description": "rooms.snapshot, optional: the module's snapshot interval (s)",
+                },
                 "rooms": {
                     "type": "array",
                     "items": {
@@ -866,6 +881,52 @@ PATHS.update(
         **{f"/api/event-sync/events/{kind}": _event_sync(kind) for kind in EVENT_SYNC_KINDS},
     }
 )
+
+# --- GET /api/admin/prosody-hosts (silent and restarted Prosody hosts) ------------------------
+
+SCHEMAS["ProsodyHostList"] = _object(
+    {
+        "message": _string(const="Prosody hosts retrieved successfully"),
+        "count": {"type": "integer", "minimum": 0},
+        "hosts": {
+            "type": "array",
+            "items": _object(
+                {
+                    "host": _string(description="The MUC component's domain"),
+                    "bootId": {"type": ["string", "null"], "description": "Its current boot"},
+                    "lastHeardAt": _timestamp("Newest event or snapshot", nullable=False),
+                    "snapshotInterval": {
+                        "type": ["integer", "null"],
+                        "minimum": 1,
+                        "description": "Seconds, as its current boot announced (null: none)",
+                    },
+                    "silent": {
+                        "type": "boolean",
+                        "description": "Unheard for three snapshot intervals: its open "
+                        "sessions are closed as host_silent",
+                    },
+                },
+                additionalProperties=False,
+            ),
+        },
+    },
+    additionalProperties=False,
+)
+PATHS["/api/admin/prosody-hosts"] = {
+    "get": {
+        "operationId": "adminListProsodyHosts",
+        "summary": "Every Prosody host heard from: boot, last heard, snapshot interval, silent",
+        "tags": ["admin"],
+        "security": ADMIN,
+        "responses": {
+            "200": _ok("Hosts, by name", _schema("ProsodyHostList")),
+            "401": ADMIN_UNAUTHORIZED,
+            "403": ADMIN_FORBIDDEN,
+            "404": ADMIN_DISABLED,
+            "503": ADMIN_UNAVAILABLE,
+        },
+    }
+}
 
 DOCUMENT: Final[JSON] = {
     "openapi": "3.1.0",

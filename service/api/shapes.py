@@ -7,7 +7,7 @@ from typing import Any
 
 from service.calls import CallView, Stats, TokenGrant
 from service.jitsi import describe_lifetime
-from service.store.models import Appointment, User, VideoCall
+from service.store.models import Appointment, ProsodyHost, User, VideoCall
 
 
 def iso(ms: int | None) -> str | None:
@@ -112,6 +112,7 @@ def presence(view: CallView) -> dict[str, Any]:
         "doctorPresence": call.doctor_presence,
         "patientPresence": call.patient_presence,
         "missing": call.missing,
+        "durationUncertain": bool(call.duration_uncertain),
         "sessions": [
             {
                 "role": s.role,
@@ -119,6 +120,7 @@ def presence(view: CallView) -> dict[str, Any]:
                 "leftAt": iso(s.left_at),
                 "endReason": s.end_reason,
                 "repaired": bool(s.repaired),
+                "leftAtLatest": iso(s.left_at_latest),
             }
             for s in view.sessions
             if s.counted and s.joined_at is not None
@@ -144,6 +146,16 @@ def call_list_item(view: CallView) -> dict[str, Any]:
             "doctor": user(view.doctor),
             "patient": user(view.patient),
         },
+    }
+
+
+def prosody_host(row: ProsodyHost, silent: bool) -> dict[str, Any]:
+    return {
+        "host": row.host,
+        "bootId": row.boot_id,
+        "lastHeardAt": iso(row.last_heard),
+        "snapshotInterval": row.interval_s,
+        "silent": silent,
     }
 
 

@@ -82,7 +82,9 @@ class SnapshotRoom:
 class Snapshot:
     """rooms.snapshot: every live room of one host at `occurred_at`.
 
-    A room that is absent had no occupants at that moment.
+    A room that is absent had no occupants at that moment. `interval_s` is the module's
+    snapshot interval (None from modules that do not send it): a host whose snapshots carry
+    one is expected to be heard from at least that often (see presence's silent hosts).
     """
 
     id: str
@@ -91,6 +93,7 @@ class Snapshot:
     boot_id: str
     seq: int
     rooms: tuple[SnapshotRoom, ...]
+    interval_s: int | None = None
 
 
 @dataclass(frozen=True)

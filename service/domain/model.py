@@ -51,6 +51,7 @@ class EndReason(StrEnum):
     PROSODY_RESTART = "prosody_restart"
     SNAPSHOT_REPAIR = "snapshot_repair"
     SWEEPER = "sweeper"
+    HOST_SILENT = "host_silent"
 
 
 def room_name_for(appointment_id: str) -> str:

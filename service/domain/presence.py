@@ -8,8 +8,9 @@ docs/events.md explains every rule for operators and frontend developers.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,6 +24,14 @@ MISSING_PATIENT = "patient"
 MISSING_BOTH = "both"
 # Both came, but never at the same time.
 MISSING_NONE = "none"
+# A host whose snapshots carry their interval is silent after this many intervals unheard.
+SILENT_INTERVALS = 3
+
+
+def silent_from(last_heard_ms: int, interval_ms: int) -> int:
+    """When a host last heard from at `last_heard_ms`, snapshotting every `interval_ms`,
+    becomes silent (the one home of that rule: derivation, sweeper and admin API use it)."""
+    return last_heard_ms + SILENT_INTERVALS * interval_ms
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,9 @@ class PresenceSession:
 
     `joined_at` is None for a session known only from its `occupant.left` (its join was lost
     and no snapshot listed it); such a session is kept but not counted. `counted` is False
-    for those and for sessions that began after the record's cutoff.
+    for those and for sessions that began after the record's cutoff. `left_at_latest`, for a
+    repaired session only: the earliest later moment it is known to have been gone (None:
+    not known, or not repaired).
     """
 
     session: str
@@ -45,6 +56,7 @@ class PresenceSession:
     meeting_id: str | None
     repaired: bool
     counted: bool
+    left_at_latest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class Repair:
     session: str
     reason: EndReason
     at: int
+    latest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,9 @@ class CallDerivation:
     `cutoff` is when the record stopped changing: the completion moment for COMPLETED, the
     no-show deadline for NO_SHOW, else None. Sessions that begin at or after it are listed but
     not counted, so the record stays the same however late `now_ms` is.
+    `duration_uncertain`: a repaired session's unknown end bounds the counted overlap, so the
+    true duration may differ (each such session lies between its last moment known present
+    and its `left_at_latest`).
     """
 
     status: CallStatus
@@ -78,6 +94,7 @@ class CallDerivation:
     cutoff: int | None
     sessions: tuple[PresenceSession, ...] = field(default=())
     repairs: tuple[Repair, ...] = field(default=())
+    duration_uncertain: bool = False
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -206,65 +223,145 @@ def _destroy_closes(destroy: RoomEvent, meeting_id: str | None, joined_at: int) 
     return joined_at <= destroy.occurred_at
 
 
+@dataclass(frozen=True)
+class _Closure:
+    """How a session without a known `occupant.left` ends: at `at`, somewhere between
+    `earliest` (1 ms after the last moment known present) and `latest` (None: unknown)."""
+
+    at: int
+    reason: EndReason
+    earliest: int
+    latest: int | None
+
+
+@dataclass(frozen=True)
+class _HostLog:
+    """When one Prosody host was heard from (any boot), and one boot's snapshot interval."""
+
+    heard: tuple[int, ...]
+    # (snapshot time, interval ms) of its snapshots that carry an interval, in time order.
+    intervals: tuple[tuple[int, int], ...]
+
+    def interval_at(self, at: int) -> int:
+        """The interval announced by the last snapshot at or before `at` (else the first)."""
+        index = bisect.bisect_right(self.intervals, (at, INF)) - 1
+        return self.intervals[max(index, 0)][1]
+
+    def silent_at(self, start: int, end: int) -> int | None:
+        """The first moment in (start, end] at which the host had been unheard for
+        SILENT_INTERVALS of its intervals, counting `start` as heard; None if never."""
+        previous = start
+        first = bisect.bisect_right(self.heard, start)
+        for heard in (*self.heard[first:], end):
+            heard = min(heard, end)
+            limit = silent_from(previous, self.interval_at(previous))
+            if heard >= limit:
+                return limit
+            previous = max(previous, heard)
+            if heard >= end:
+                break
+        return None
+
+
+def _host_logs(
+    room_events: Sequence[RoomEvent],
+    snapshots: Sequence[Snapshot],
+    restarts: Sequence[ProsodyStarted],
+) -> dict[tuple[str, str | None], _HostLog]:
+    """Keyed by (host, boot): only a boot that announced its snapshot interval can be silent
+    (event_sync never does; a module with snapshots off neither)."""
+    heard: dict[str, set[int]] = {}
+    intervals: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
+    items: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *snapshots, *restarts]
+    for item in items:
+        heard.setdefault(item.host, set()).add(item.occurred_at)
+    for snap in snapshots:
+        if snap.interval_s is not None:
+            key = (snap.host, snap.boot_id)
+            intervals.setdefault(key, []).append((snap.occurred_at, snap.interval_s * 1000))
+    return {
+        key: _HostLog(tuple(sorted(heard[key[0]])), tuple(sorted(set(announced))))
+        for key, announced in intervals.items()
+    }
+
+
 def _repair(
     draft: _Draft,
     room_events: Sequence[RoomEvent],
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
+    hosts: Mapping[tuple[str, str | None], _HostLog],
     now_ms: int,
     max_call_ms: int,
-) -> tuple[int, EndReason] | None:
-    """Where and why to close a session with no known `occupant.left`, or None if still open.
+) -> _Closure | None:
+    """How to close a session with no known `occupant.left`, or None if it is still open.
 
-    The earliest of: the room's destruction, a restart of its Prosody (another boot), the first
-    snapshot of its host that omits it. Failing those, the sweeper closes it at the last moment
-    it was known present once that is more than `max_call_ms` ago (see `_last_seen`).
+    The first sign that it is gone decides: the room's destruction, a restart of its Prosody
+    (another boot), or the first snapshot of its host that omits it. A destruction or an
+    omitting snapshot closes it at its own time (late by less than a snapshot interval); a
+    restart closes it at the last moment it was known present (see `_last_seen`), since
+    nothing says how long Prosody was down. If its host fell silent (SILENT_INTERVALS
+    unheard) before that sign, or without any sign by `now_ms`, it is `host_silent`, closed
+    at the last moment known present too. Failing all of those, the sweeper closes it there
+    once that is more than `max_call_ms` ago.
+
+    "At the last moment known present" is 1 ms after it: present *at* a moment means present
+    through that millisecond, and keeping an instant at which both parties were known present
+    as an overlap means a repair can complete an IN_PROGRESS call but never turn it back into
+    one that never started.
     """
     joined = draft.joined_at
     assert joined is not None
     listed = {snap.id for snap, *_ in draft.listings}
     # (time, rank, reason): at equal times the most specific reason wins.
-    candidates: list[tuple[int, int, EndReason]] = []
+    signs: list[tuple[int, int, EndReason]] = []
     for destroy in destroys:
         if _destroy_closes(destroy, draft.meeting_id, joined):
-            candidates.append((destroy.occurred_at, 0, EndReason.ROOM_DESTROYED))
+            signs.append((destroy.occurred_at, 0, EndReason.ROOM_DESTROYED))
     for restart in restarts:
         if (
             restart.host == draft.host
             and restart.boot_id != draft.boot_id
             and restart.occurred_at > joined
         ):
-            candidates.append((restart.occurred_at, 1, EndReason.PROSODY_RESTART))
+            signs.append((restart.occurred_at, 1, EndReason.PROSODY_RESTART))
     for snap in snapshots:
         # Snapshots are sorted, so the first one that omits the session is the earliest.
         if snap.host == draft.host and snap.occurred_at > joined and snap.id not in listed:
-            candidates.append((snap.occurred_at, 2, EndReason.SNAPSHOT_REPAIR))
+            signs.append((snap.occurred_at, 2, EndReason.SNAPSHOT_REPAIR))
             break
-    if candidates:
-        at, _, reason = min(candidates)
-        return at, reason
     last_seen = _last_seen(draft, joined, room_events)
+    host = hosts.get((draft.host, draft.boot_id)) if draft.host is not None else None
+    if signs:
+        at, _, reason = min(signs)
+        earliest = min(last_seen + 1, at)
+        if host is not None and host.silent_at(last_seen, at) is not None:
+            return _Closure(earliest, EndReason.HOST_SILENT, earliest, at)
+        if reason is EndReason.PROSODY_RESTART:
+            return _Closure(earliest, reason, earliest, at)
+        return _Closure(at, reason, earliest, at)
+    if host is not None and host.silent_at(last_seen, now_ms) is not None:
+        return _Closure(last_seen + 1, EndReason.HOST_SILENT, last_seen + 1, None)
     if now_ms > last_seen + max_call_ms:
-        # Present *at* last_seen means present through that millisecond: closing one ms later
-        # keeps a moment both parties were known present as an overlap, so the sweeper can
-        # complete an IN_PROGRESS call but never turn it back into one that never started.
-        return last_seen + 1, EndReason.SWEEPER
+        return _Closure(last_seen + 1, EndReason.SWEEPER, last_seen + 1, None)
     return None
 
 
 def _last_seen(draft: _Draft, joined: int, room_events: Sequence[RoomEvent]) -> int:
     """The last moment a session with no end is known present.
 
-    Its join, the snapshots that list it, and any later event of the same meeting: events
-    are created in order, so whatever Prosody reported after the join and before a left we
-    never received, it reported while the occupant was still there.
+    Its join, the snapshots that list it, and any later event of the same meeting and boot:
+    events are created in order, so whatever Prosody reported after the join and before a
+    left we never received, it reported while the occupant was still there.
     """
     times = [joined, *(snap.occurred_at for snap, *_ in draft.listings)]
     times += [
         event.occurred_at
         for event in room_events
-        if event.meeting_id == draft.meeting_id and event.occurred_at > joined
+        if event.meeting_id == draft.meeting_id
+        and event.boot_id == draft.boot_id
+        and event.occurred_at > joined
     ]
     return max(times)
 
@@ -278,6 +375,9 @@ class _Built:
     left_at: int | None
     end_reason: EndReason | None
     repaired: bool
+    # The bounds of a repaired end (see _Closure); equal to left_at otherwise.
+    left_earliest: int | None = None
+    left_latest: int | None = None
 
     @property
     def joined_at(self) -> int | None:
@@ -290,6 +390,7 @@ def _build(
     destroys: Sequence[RoomEvent],
     snapshots: Sequence[Snapshot],
     restarts: Sequence[ProsodyStarted],
+    hosts: Mapping[tuple[str, str | None], _HostLog],
     *,
     doctor_uid: str,
     patient_uid: str,
@@ -305,17 +406,28 @@ def _build(
             left_at = draft.left.occurred_at
             if joined is not None:
                 left_at = max(joined, left_at)
-            built.append(_Built(draft, role, left_at, _left_reason(draft.left.reason), False))
+            reason = _left_reason(draft.left.reason)
+            built.append(_Built(draft, role, left_at, reason, False, left_at, left_at))
             continue
         closure = None
         if joined is not None:
             closure = _repair(
-                draft, room_events, destroys, snapshots, restarts, now_ms, max_call_ms
+                draft, room_events, destroys, snapshots, restarts, hosts, now_ms, max_call_ms
             )
         if closure is None:
             built.append(_Built(draft, role, None, None, False))
         else:
-            built.append(_Built(draft, role, closure[0], closure[1], True))
+            built.append(
+                _Built(
+                    draft,
+                    role,
+                    closure.at,
+                    closure.reason,
+                    True,
+                    closure.earliest,
+                    closure.latest,
+                )
+            )
     return built
 
 
@@ -428,12 +540,14 @@ def derive_call(
     room_events = [e for e in _unique(events) if e.room_name == room]
     snaps = _unique(snapshots)
     destroys = [e for e in room_events if e.type is EventType.ROOM_DESTROYED]
+    boots = _unique(restarts)
     built = _build(
         _drafts(room_events, snaps, room),
         room_events,
         destroys,
         snaps,
-        _unique(restarts),
+        boots,
+        _host_logs(room_events, snaps, boots),
         doctor_uid=doctor_uid,
         patient_uid=patient_uid,
         now_ms=now_ms,
@@ -441,15 +555,23 @@ def derive_call(
     )
     known = [b for b in built if b.joined_at is not None]
 
-    def spans(role: Role, cutoff: float | None) -> list[Interval]:
-        """One role's counted intervals; open ones run to now, everything stops at cutoff."""
+    def spans(role: Role, cutoff: float | None, bound: str = "") -> list[Interval]:
+        """One role's counted intervals; open ones run to now, everything stops at cutoff.
+
+        `bound` "earliest" / "latest" puts repaired ends at their bounds instead (an unknown
+        latest runs to the cutoff, or now)."""
         out: list[Interval] = []
         for item in known:
             joined = item.joined_at
             assert joined is not None
             if item.role is not role or (cutoff is not None and joined >= cutoff):
                 continue
-            end: float = max(now_ms, joined) if item.left_at is None else item.left_at
+            left: float | None = item.left_at
+            if bound and item.repaired:
+                left = item.left_earliest if bound == "earliest" else item.left_latest
+                if left is None:
+                    left = INF
+            end: float = max(now_ms, joined) if left is None or left == INF else left
             out.append((joined, end if cutoff is None else min(end, cutoff)))
         return out
 
@@ -492,6 +614,14 @@ def derive_call(
     patient = _union(spans(Role.PATIENT, cutoff))
     together = _intersect(doctor, patient)
     completed = status is CallStatus.COMPLETED
+    # Would the overlap differ with every repaired end at its earliest, or at its latest?
+    uncertain = _intersect(
+        _union(spans(Role.DOCTOR, cutoff, "earliest")),
+        _union(spans(Role.PATIENT, cutoff, "earliest")),
+    ) != _intersect(
+        _union(spans(Role.DOCTOR, cutoff, "latest")),
+        _union(spans(Role.PATIENT, cutoff, "latest")),
+    )
 
     def first_join(role: Role) -> int | None:
         joins = [
@@ -527,11 +657,12 @@ def derive_call(
             meeting_id=b.draft.meeting_id,
             repaired=b.repaired,
             counted=b.joined_at is not None and (cutoff is None or b.joined_at < cutoff),
+            left_at_latest=b.left_latest if b.repaired else None,
         )
         for b in sorted(built, key=_session_order)
     )
     repairs = [
-        Repair(b.draft.session, b.end_reason, b.left_at)
+        Repair(b.draft.session, b.end_reason, b.left_at, b.left_latest)
         for b in built
         if b.repaired and b.end_reason is not None and b.left_at is not None
     ]
@@ -549,6 +680,7 @@ def derive_call(
         cutoff=None if cutoff is None else int(cutoff),
         sessions=sessions,
         repairs=tuple(sorted(repairs, key=lambda r: (r.at, r.session))),
+        duration_uncertain=uncertain,
     )
 
 

@@ -190,6 +190,23 @@ def _snapshot_room(item: Any, index: int) -> SnapshotRoom:
     return SnapshotRoom(room_name=name, meeting_id=meeting_id, occupants=tuple(occupants))
 
 
+# A day: a longer interval would let a dead host's calls run on for days anyway.
+MAX_INTERVAL_S = 86_400
+
+
+def _interval_s(data: Mapping[str, Any]) -> int | None:
+    """rooms.snapshot's optional `interval_s` (absent: a module from before it existed)."""
+    value = data.get("interval_s")
+    if value is None:
+        return None
+    # Lua has one number type; an encoder may write 60 as 60.0.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INTERVAL_S:
+        _fail(f"interval_s must be whole seconds from 1 to {MAX_INTERVAL_S}")
+    return value
+
+
 def parse_v1(body: bytes) -> Event:
     """Parse one version-1 event body (docs/events.md) or raise InvalidEvent."""
     data = _load(body)
@@ -215,7 +232,8 @@ def parse_v1(body: bytes) -> Event:
     if event_type is EventType.ROOMS_SNAPSHOT:
         rooms = _list(data, "rooms", "", MAX_ROOMS)
         parsed = tuple(_snapshot_room(item, index) for index, item in enumerate(rooms))
-        return Snapshot(event_id, occurred_at, host, boot_id, seq, parsed)
+        interval_s = _interval_s(data)
+        return Snapshot(event_id, occurred_at, host, boot_id, seq, parsed, interval_s)
 
     name, meeting_id = _room_fields(_obj(data, "room", ""), "room.")
     occupant = None

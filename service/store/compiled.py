@@ -24,6 +24,13 @@ class _Const:
         self.value = value
 
 
+def unconverted(value: Any) -> peewee.Value:
+    """A parameter that skips the column's conversion. Needed for samples of a boolean column:
+    BooleanField turns every sample into True, so two of them (or a real False) could not be
+    told apart; the driver adapts the real bool value passed later."""
+    return peewee.Value(value, converter=False)
+
+
 class Compiled:
     def __init__(self, build: Callable[..., Any], *samples: Any) -> None:
         # Samples must be distinct values of the columns' types, so that each parameter of

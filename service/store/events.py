@@ -19,7 +19,7 @@ from service.domain.events import (
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
 from service.domain.presence import PresenceSession
-from service.store.compiled import Compiled
+from service.store.compiled import Compiled, unconverted
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
 
@@ -81,10 +81,11 @@ _HEADER_FIELDS = (
     ProsodyEvent.boot_id,
     ProsodyEvent.seq,
 )
-# Snapshots are read per room (SnapshotRoom), so only their headers are needed here.
+# Snapshots are read per room (SnapshotRoom), so only their headers (and their `data`, which
+# holds nothing but the announced interval) are needed here.
 _SNAPSHOTS = Compiled(
     lambda kind, start, end: (
-        ProsodyEvent.select(*_HEADER_FIELDS)
+        ProsodyEvent.select(*_HEADER_FIELDS, ProsodyEvent.data)
         .where((ProsodyEvent.type == kind) & ProsodyEvent.occurred_at.between(start, end))
         .order_by(ProsodyEvent.occurred_at)
     ),
@@ -140,6 +141,8 @@ def insert(event: Event, source: str, received_at: int) -> bool:
     if isinstance(event, RoomEvent):
         row.update(room_name=event.room_name, meeting_id=event.meeting_id)
         row["data"] = _compact(asdict(event))
+    elif isinstance(event, Snapshot) and event.interval_s is not None:
+        row["data"] = _compact({"interval_s": event.interval_s})
     # RETURNING yields the row only if it was inserted; rowcount is unreliable with RETURNING
     # on SQLite, the fetched rows are not.
     cursor = _INSERT.execute(*(row[c] for c in _INSERT_COLUMNS))
@@ -209,6 +212,7 @@ def load_for_room(
             boot_id=row.boot_id or "",
             seq=row.seq or 0,
             rooms=_listing(by_snapshot.get(row.id)),
+            interval_s=_snapshot_interval(row.data),
         )
         for row in _SNAPSHOTS.rows(ProsodyEvent, EventType.ROOMS_SNAPSHOT.value, start, end)
     ]
@@ -217,6 +221,11 @@ def load_for_room(
         for row in _RESTARTS.rows(ProsodyEvent, EventType.PROSODY_STARTED.value, start)
     ]
     return events, snapshots, restarts
+
+
+def _snapshot_interval(data: str) -> int | None:
+    value = json.loads(data).get("interval_s") if data and data != "{}" else None
+    return value if isinstance(value, int) else None
 
 
 def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:
@@ -274,17 +283,24 @@ _SESSION_COLUMNS = (
     "end_reason",
     "repaired",
     "counted",
+    "left_at_latest",
 )
+_BOOLEAN_SESSION_COLUMNS = frozenset({"repaired", "counted"})
 _INSERT_SESSION = Compiled(
-    lambda *values: OccupantSession.insert(dict(zip(_SESSION_COLUMNS, values, strict=True))),
-    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted",
+    lambda *values: OccupantSession.insert(
+        {
+            name: unconverted(value) if name in _BOOLEAN_SESSION_COLUMNS else value
+            for name, value in zip(_SESSION_COLUMNS, values, strict=True)
+        }
+    ),
+    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted", -3,
 )  # fmt: skip
 
 
 def _session_row(call_id: str, s: PresenceSession) -> tuple[Any, ...]:
     reason = s.end_reason.value if s.end_reason else None
     return (call_id, s.session, s.user_id, s.role.value, s.joined_at, s.left_at, reason,
-            s.repaired, s.counted)  # fmt: skip
+            s.repaired, s.counted, s.left_at_latest)  # fmt: skip
 
 
 def _stored_row(row: OccupantSession) -> tuple[Any, ...]:

@@ -71,6 +71,8 @@ class VideoCall(BaseModel):
     patient_presence = peewee.IntegerField(null=True)
     missing = peewee.CharField(max_length=16, null=True)
     open_sessions = peewee.IntegerField(default=0)
+    # A repaired session's unknown end bounds the counted overlap (docs/events.md).
+    duration_uncertain = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "video_calls"
@@ -152,10 +154,42 @@ class OccupantSession(BaseModel):
     end_reason = peewee.CharField(max_length=32, null=True)
     repaired = peewee.BooleanField(default=False)
     counted = peewee.BooleanField(default=True)
+    # A repaired session's earliest later moment known gone (None: unknown, or not repaired).
+    left_at_latest = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "occupant_sessions"
         indexes = ((("call_id", "session"), True),)
 
 
-ALL_MODELS = (User, Appointment, VideoCall, AuditEvent, ProsodyEvent, SnapshotRoom, OccupantSession)
+class ProsodyHost(BaseModel):
+    """What the service last heard from one Prosody host (the MUC component's domain).
+
+    Kept for operators (GET /api/admin/prosody-hosts) and to log and audit a host going silent
+    and coming back once each; call records never read it (they derive from the events).
+    `silent` is the last state logged; whether a host is silent *now* is computed from
+    `last_heard` and `interval_s` (presence.silent_from).
+    """
+
+    host = peewee.CharField(max_length=255, primary_key=True)
+    boot_id = peewee.CharField(max_length=128, null=True)
+    last_heard = peewee.BigIntegerField()
+    # The current boot's announced snapshot interval; None: none announced (no silence rule).
+    interval_s = peewee.IntegerField(null=True)
+    silent = peewee.BooleanField(default=False)
+    updated_at = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "prosody_hosts"
+
+
+ALL_MODELS = (
+    User,
+    Appointment,
+    VideoCall,
+    AuditEvent,
+    ProsodyEvent,
+    SnapshotRoom,
+    OccupantSession,
+    ProsodyHost,
+)

@@ -11,7 +11,7 @@ from typing import Any
 import peewee
 
 from service.domain.model import AppointmentStatus, CallStatus
-from service.store.compiled import Compiled
+from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
 from service.store.models import ALL_MODELS, Appointment, AuditEvent, User, VideoCall
 
@@ -290,10 +290,15 @@ PRESENCE_FIELDS = (
     "missing",
     "open_sessions",
     "updated_at",
+    "duration_uncertain",
 )
 _SAVE_PRESENCE = Compiled(
     lambda call, *values: VideoCall.update(
-        tracked_by_server=True, **dict(zip(PRESENCE_FIELDS, values, strict=True))
+        tracked_by_server=True,
+        **{
+            name: unconverted(value) if name == "duration_uncertain" else value
+            for name, value in zip(PRESENCE_FIELDS, values, strict=True)
+        },
     ).where(VideoCall.id == call),
     "c",
     -1,
@@ -306,6 +311,7 @@ _SAVE_PRESENCE = Compiled(
     "m",
     -8,
     -9,
+    "u",
 )
 
 

@@ -330,6 +330,13 @@ class Prosody:
                 self.process.wait(5)
         self.process = None
 
+    def kill(self) -> None:
+        """kill -9: no shutdown hooks, no index save, no `occupant.left` for anyone."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
     def output(self) -> str:
         parts = []
         for name in ("stdout.log", "prosody.log"):

@@ -359,6 +359,7 @@ def test_snapshots_list_live_rooms_and_occupants(make_stack: StackFactory) -> No
     first = stack.receiver.wait_for(2)
     assert summary(first) == [("prosody.started", None), ("rooms.snapshot", None)]
     assert first[1]["rooms"] == []
+    assert first[1]["interval_s"] == 1
 
     focus = stack.client("focus")
     focus.join("appointment_10", "focus")

@@ -227,6 +227,11 @@ BAD: list[tuple[str, str, Any]] = [
         [{"room": ROOM, "occupants": [{"session": "s", "joined_at": 1}]}],
     ),
     ("rooms.snapshot", "rooms", [{"occupants": []}]),
+    ("rooms.snapshot", "interval_s", 0),
+    ("rooms.snapshot", "interval_s", 86_401),
+    ("rooms.snapshot", "interval_s", 1.5),
+    ("rooms.snapshot", "interval_s", "60"),
+    ("rooms.snapshot", "interval_s", True),
 ]
 
 
@@ -234,6 +239,16 @@ BAD: list[tuple[str, str, Any]] = [
 def test_invalid_fields(kind: str, path: str, value: Any) -> None:
     with pytest.raises(InvalidEvent):
         parse(set_path(body(kind), path, value))
+
+
+@pytest.mark.parametrize(("sent", "parsed"), [(None, None), (60, 60), (60.0, 60), (1, 1)])
+def test_snapshot_interval_is_optional(sent: float | None, parsed: int | None) -> None:
+    fields: dict[str, Any] = {"rooms": []}
+    if sent is not None:
+        fields["interval_s"] = sent
+    event = parse(body("rooms.snapshot", **fields))
+    assert isinstance(event, Snapshot)
+    assert event.interval_s == parsed
 
 
 def test_too_many_occupants() -> None:

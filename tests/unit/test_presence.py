@@ -97,13 +97,16 @@ class Stream:
         present: dict[str, tuple[str | None, float]],
         meeting: str = "m1",
         host: str = HOST,
+        interval_s: int | None = None,
     ) -> Snapshot:
         occupants = tuple(
             SnapshotOccupant(session, user, at(joined))
             for session, (user, joined) in sorted(present.items())
         )
         rooms = (SnapshotRoom(ROOM, meeting, occupants),) if present else ()
-        snap = Snapshot(self._id(), at(t), host, self.boot, len(self.events), rooms)
+        snap = Snapshot(
+            self._id(), at(t), host, self.boot, len(self.events), rooms, interval_s=interval_s
+        )
         self.snapshots.append(snap)
         return snap
 
@@ -435,28 +438,152 @@ def test_prosody_restart_closes_sessions_of_the_earlier_boot() -> None:
     s = Stream()
     s.joined(0, "d1", DOC)
     s.joined(10, "p1", PAT)
-    s.restart(600, "boot2")
-    s.joined(650, "d2", DOC)
-    record = s.derive(now=700)
-    closed = {r.session: (r.reason, r.at) for r in record.repairs}
+    s.snapshot(60, {"d1": (DOC, 0), "p1": (PAT, 10)})
+    s.restart(100, "boot2")
+    s.joined(150, "d2", DOC)
+    record = s.derive(now=200)
+    closed = {r.session: (r.reason, r.at, r.latest) for r in record.repairs}
+    # Closed just after the last moment known present (the snapshot), not at the restart.
     assert closed == {
-        "d1": (EndReason.PROSODY_RESTART, at(600)),
-        "p1": (EndReason.PROSODY_RESTART, at(600)),
+        "d1": (EndReason.PROSODY_RESTART, at(60) + 1, at(100)),
+        "p1": (EndReason.PROSODY_RESTART, at(60) + 1, at(100)),
     }
     assert next(x for x in record.sessions if x.session == "d2").left_at is None
-    assert record.status is CallStatus.IN_PROGRESS  # the grace has not passed yet
-    assert s.derive(now=600 + 121).status is CallStatus.IN_PROGRESS  # d2 is still there
+    assert record.status is CallStatus.IN_PROGRESS  # d2 rejoined inside the grace
+    assert s.derive(now=60 + 121).status is CallStatus.IN_PROGRESS  # d2 is still there
     # The same restart without the doctor's return completes after the grace.
     alone = Stream()
     alone.joined(0, "d1", DOC)
     alone.joined(10, "p1", PAT)
-    alone.restart(600, "boot2")
-    finished = alone.derive(now=800)
+    alone.snapshot(60, {"d1": (DOC, 0), "p1": (PAT, 10)})
+    alone.restart(100, "boot2")
+    finished = alone.derive(now=300)
     assert (finished.status, finished.ended_at, finished.duration) == (
         CallStatus.COMPLETED,
-        at(600),
-        590,
+        at(60) + 1,
+        50,
     )
+    assert finished.duration_uncertain
+    assert [x.left_at_latest for x in finished.sessions] == [at(100), at(100)]
+
+
+def outage(interval_s: int | None) -> Stream:
+    """The issue's scenario: both join at t0, snapshots at 60 s and 120 s list them, then
+    Prosody dies; `interval_s` is what the snapshots announce (None: an older module)."""
+    s = Stream()
+    s.created(0)
+    s.joined(0, "d1", DOC)
+    s.joined(0, "p1", PAT)
+    for t in (0, 60, 120):
+        s.snapshot(t, {"d1": (DOC, 0), "p1": (PAT, 0)}, interval_s=interval_s)
+    return s
+
+
+def test_an_hour_long_outage_is_not_billed() -> None:
+    s = outage(None)
+    # Without an announced interval nothing tells the service the host is gone until the
+    # restart (or MAX_CALL_DURATION).
+    assert s.derive(now=3000).status is CallStatus.IN_PROGRESS
+    s.restart(3600, "boot2")
+    record = s.derive(now=3601)
+    assert record.status is CallStatus.COMPLETED
+    assert record.duration is not None and 119 <= record.duration <= 181
+    assert {(r.reason, r.at, r.latest) for r in record.repairs} == {
+        (EndReason.PROSODY_RESTART, at(120) + 1, at(3600))
+    }
+    assert record.duration_uncertain
+
+
+def test_a_silent_host_completes_its_calls_then_the_restart_changes_nothing() -> None:
+    s = outage(60)
+    # Two intervals unheard: still in progress, nothing repaired.
+    early = s.derive(now=120 + 179)
+    assert (early.status, early.repairs) == (CallStatus.IN_PROGRESS, ())
+    # Three intervals unheard: silent; the sessions end at the last moment known present.
+    silent = s.derive(now=120 + 180)
+    assert {(r.reason, r.at, r.latest) for r in silent.repairs} == {
+        (EndReason.HOST_SILENT, at(120) + 1, None)
+    }
+    assert silent.status is CallStatus.COMPLETED  # the grace ran out at 240 s already
+    assert (silent.duration, silent.completed_at) == (120, at(240) + 1)
+    assert silent.duration_uncertain
+    # The restart an hour later gives the same record, now with a bound.
+    s.restart(3600, "boot2")
+    later = s.derive(now=3601)
+    assert (later.status, later.duration, later.ended_at) == (
+        CallStatus.COMPLETED,
+        120,
+        silent.ended_at,
+    )
+    assert {(r.reason, r.at, r.latest) for r in later.repairs} == {
+        (EndReason.HOST_SILENT, at(120) + 1, at(3600))
+    }
+
+
+def test_a_quick_restart_is_a_restart_not_silence() -> None:
+    s = outage(60)
+    s.restart(150, "boot2")
+    record = s.derive(now=400)
+    assert {(r.reason, r.at, r.latest) for r in record.repairs} == {
+        (EndReason.PROSODY_RESTART, at(120) + 1, at(150))
+    }
+    assert record.duration == 120
+
+
+def test_the_same_boot_speaking_again_undoes_the_silence() -> None:
+    s = outage(60)
+    assert s.derive(now=400).repairs != ()
+    # Delivery was only late: the same boot's snapshots list both again.
+    for t in (180, 240, 300, 360):
+        s.snapshot(t, {"d1": (DOC, 0), "p1": (PAT, 0)}, interval_s=60)
+    record = s.derive(now=400)
+    assert (record.status, record.repairs) == (CallStatus.IN_PROGRESS, ())
+    assert all(x.left_at is None for x in record.sessions)
+    assert not record.duration_uncertain
+
+
+def test_a_gap_before_the_omitting_snapshot_is_silence() -> None:
+    s = outage(60)
+    # The same boot comes back after 10 min without them: when they left is unknown.
+    s.snapshot(720, {}, interval_s=60)
+    record = s.derive(now=1000)
+    assert {(r.reason, r.at, r.latest) for r in record.repairs} == {
+        (EndReason.HOST_SILENT, at(120) + 1, at(720))
+    }
+    assert record.duration == 120
+    # Without the gap the omitting snapshot closes them at its own time, as before.
+    s2 = outage(60)
+    s2.snapshot(180, {}, interval_s=60)
+    punctual = s2.derive(now=1000)
+    assert {(r.reason, r.at, r.latest) for r in punctual.repairs} == {
+        (EndReason.SNAPSHOT_REPAIR, at(180), at(180))
+    }
+    assert punctual.duration == 180
+    assert punctual.duration_uncertain
+
+
+def test_silence_of_another_host_repairs_nothing() -> None:
+    s = outage(60)
+    for t in range(180, 1200, 60):
+        s.snapshot(t, {"d1": (DOC, 0), "p1": (PAT, 0)}, interval_s=60)
+    s.snapshot(60, {}, host="other.muc", interval_s=10)
+    record = s.derive(now=1200)
+    assert (record.status, record.repairs) == (CallStatus.IN_PROGRESS, ())
+
+
+def test_a_repair_outside_the_overlap_leaves_the_duration_certain() -> None:
+    s = Stream()
+    s.joined(0, "d1", DOC)
+    s.joined(10, "p1", PAT)
+    s.left(300, "p1", PAT)
+    s.joined(20, "x1", "interpreter")  # its end is repaired, but it is not doctor or patient
+    s.snapshot(200, {"d1": (DOC, 0), "p1": (PAT, 10)})
+    s.left(320, "d1", DOC)
+    record = s.derive(now=600)
+    assert record.status is CallStatus.COMPLETED
+    assert [r.session for r in record.repairs] == ["x1"]
+    assert not record.duration_uncertain
+    assert not consult().derive(now=2000).duration_uncertain
 
 
 def test_sweeper_closes_a_stale_session_just_after_its_last_known_presence() -> None:
@@ -585,3 +712,14 @@ def test_grace_boundary_a_rejoin_just_inside_continues_just_outside_does_not() -
     outside = call(GRACE)
     assert (outside.ended_at, outside.completed_at) == (at(600), at(600) + GRACE)
     assert outside.duration == 590
+
+
+def test_a_boot_without_snapshots_is_never_silent() -> None:
+    s = outage(60)
+    s.restart(150, "boot2")  # the new boot runs with snapshots off
+    s.joined(160, "d2", DOC, meeting="m2")
+    s.joined(170, "p2", PAT, meeting="m2")
+    record = s.derive(now=5000)
+    assert {r.session for r in record.repairs} == {"d1", "p1"}
+    assert [x.left_at for x in record.sessions if x.session in ("d2", "p2")] == [None, None]
+    assert record.status is CallStatus.IN_PROGRESS

@@ -1,9 +1,12 @@
-"""Property tests for presence: any order, any duplication, lost events repaired by snapshots.
+"""Property tests for presence: any order, any duplication, lost events repaired by snapshots,
+and Prosody crashing (restarting later, or falling silent) in the middle of a history.
 
 Histories are generated on a grid of U = 2 min so that every join and left is a distinct
 grid point; snapshots come every SNAP = 1 min at an offset off the grid. A lost `left` is then
 repaired less than SNAP late, and SNAP < U/2 keeps every decision (who overlapped, which gaps
 exceed the 2.5 U grace, whether `now` is past a grace) the same as in the true history.
+A crash happens half-way between grid points, so the last moment known present (less than
+SNAP before it) is still after the previous grid point.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 from service.domain.events import (
     EventType,
     Occupant,
+    ProsodyStarted,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
@@ -56,6 +60,7 @@ class History:
     destroys: tuple[int, ...]
     now_ms: int
     appointment_end_ms: int | None
+    restarts: tuple[ProsodyStarted, ...] = ()
 
 
 def _blocks(sessions: list[TrueSession]) -> list[tuple[int, int]]:
@@ -120,6 +125,8 @@ def histories(draw: st.DrawFn) -> History:
     last = max(points)
     now = T0 + (last + draw(st.integers(1, 6))) * U
     offset = draw(st.integers(1000, SNAP - 1000))
+    # Modules before interval_s sent none; both must give the true record.
+    interval_s = draw(st.sampled_from([None, SNAP // 1000]))
     ids = itertools.count()
     timeline: list[tuple[int, RoomEvent | Snapshot]] = []
     for at, _, kind, meeting, who, reason in raw:
@@ -147,7 +154,7 @@ def histories(draw: st.DrawFn) -> History:
                 )
                 rooms.append(SnapshotRoom(ROOM, meeting, present))
         snap_id = f"evt_{next(ids):08d}-0000-4000-8000-000000000000"
-        timeline.append((at, Snapshot(snap_id, at, HOST, BOOT, 0, tuple(rooms))))
+        timeline.append((at, Snapshot(snap_id, at, HOST, BOOT, 0, tuple(rooms), interval_s)))
     timeline.sort(key=lambda item: item[0])
     # Sequence numbers in creation order, as the module assigns them.
     events: list[RoomEvent] = []
@@ -167,11 +174,16 @@ def histories(draw: st.DrawFn) -> History:
     )
 
 
-def derive(history: History, events: list[RoomEvent], snapshots: list[Snapshot]) -> CallDerivation:
+def derive(
+    history: History,
+    events: list[RoomEvent],
+    snapshots: list[Snapshot],
+    restarts: list[ProsodyStarted] | None = None,
+) -> CallDerivation:
     return derive_call(
         events,
         snapshots,
-        [],
+        list(history.restarts) if restarts is None else restarts,
         room_name=ROOM,
         doctor_uid=DOC,
         patient_uid=PAT,
@@ -331,3 +343,113 @@ def test_lost_joins_and_lefts_are_repaired_by_snapshots(
         EndReason.SNAPSHOT_REPAIR,
         EndReason.ROOM_DESTROYED,
     }
+
+
+# --- Prosody crashes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Crash:
+    """`history` as delivered when Prosody died at `at`; `truth` what really happened (every
+    session open at the crash ended with it)."""
+
+    history: History
+    truth: History
+    at: int
+    restart_at: int | None
+    interval_announced: bool
+
+
+@st.composite
+def crashes(draw: st.DrawFn) -> Crash:
+    base = draw(histories())
+    last = max(s.left_at for s in base.sessions)
+    at = T0 + draw(st.integers(0, (last - T0) // U)) * U + U // 2
+    # Nothing of the dead boot after the crash: no lefts, no destroys, no snapshots.
+    events = tuple(e for e in base.events if e.occurred_at < at)
+    snapshots = tuple(s for s in base.snapshots if s.occurred_at < at)
+    announced = any(s.interval_s is not None for s in snapshots)
+    restart_at = None
+    if not announced or draw(st.booleans()):
+        # Back after 30 s, or minutes, or hours (a crash, an upgrade, a lost machine).
+        restart_at = at + draw(st.sampled_from([30_000, 2 * SNAP, 5 * SNAP, 3 * 3600_000]))
+    restarts: tuple[ProsodyStarted, ...] = ()
+    if restart_at is not None:
+        restarts = (ProsodyStarted("evt_ffffffff-0000-4000-8000-000000000000", restart_at,
+                                   HOST, "boot2", 0),)  # fmt: skip
+    # Late enough that the grace after the crash and the silence have both run out.
+    settled = at + GRACE + SILENT + U
+    now = max(restart_at or 0, settled) + draw(st.integers(0, 3)) * U
+    truth_sessions = tuple(
+        TrueSession(s.session, s.user_id, s.joined_at, min(s.left_at, at))
+        for s in base.sessions
+        if s.joined_at < at
+    )
+    truth = History(
+        truth_sessions,
+        (),
+        (),
+        tuple(d for d in base.destroys if d < at),
+        now,
+        base.appointment_end_ms,
+    )
+    history = History(
+        truth_sessions, events, snapshots, truth.destroys, now, base.appointment_end_ms, restarts
+    )
+    return Crash(history, truth, at, restart_at, announced)
+
+
+SILENT = 3 * SNAP
+
+
+@PROPERTY
+@given(crashes(), st.data())
+def test_a_crash_bills_at_most_the_time_known_present(crash: Crash, data: st.DataObject) -> None:
+    history = crash.history
+    record = in_order(history)
+    expected = oracle(crash.truth)
+    for exact in ("status", "started_at", "doctor_joined_at", "patient_joined_at", "missing"):
+        assert getattr(record, exact) == expected[exact], exact
+    for name in ("ended_at", "cutoff"):
+        got, want = getattr(record, name), expected[name]
+        assert (got is None) == (want is None), name
+        # Closed after the last moment known present: less than one interval early.
+        assert got is None or 0 <= want - got < SNAP, name
+    cut = [s for s in history.sessions if s.left_at == crash.at]
+    slack = len(cut) * SNAP // 1000 + 1
+    want_duration = expected["duration"]
+    assert (record.duration is None) == (want_duration is None)
+    if record.duration is not None:
+        assert isinstance(want_duration, int)
+        assert 0 <= want_duration - record.duration <= slack
+    # Every session open at the crash was repaired, with the restart as its bound.
+    assert {r.session for r in record.repairs} == {s.session for s in cut}
+    for repair in record.repairs:
+        assert crash.at - SNAP < repair.at <= crash.at
+        assert repair.latest == crash.restart_at
+        if not crash.interval_announced:
+            assert repair.reason is EndReason.PROSODY_RESTART
+        elif crash.restart_at is None or crash.restart_at - crash.at >= SILENT:
+            assert repair.reason is EndReason.HOST_SILENT
+        else:
+            assert repair.reason in (EndReason.PROSODY_RESTART, EndReason.HOST_SILENT)
+    # Uncertain exactly when the crash cut the overlap of doctor and patient.
+    cut_users = {s.user_id for s in cut}
+    if {DOC, PAT} <= cut_users and record.status is CallStatus.COMPLETED:
+        assert record.duration_uncertain
+    if not {DOC, PAT} <= cut_users:
+        assert not record.duration_uncertain
+    # Any order and any duplication of the same events give the same record.
+    events = list(history.events)
+    snapshots = list(history.snapshots)
+    restarts = list(history.restarts)
+    if events:
+        events += data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    restarts += restarts
+    shuffled = derive(
+        history,
+        data.draw(st.permutations(events)),
+        data.draw(st.permutations(snapshots)),
+        data.draw(st.permutations(restarts)),
+    )
+    assert shuffled == record
