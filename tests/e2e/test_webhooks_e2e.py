@@ -315,3 +315,19 @@ def test_two_replicas_deliver_each_message_once(
     told = of_call(seen, "race1")
     assert [r.data["sequence"] for r in told] == list(range(1, len(told) + 1))
     assert Counter(r.type for r in told) == CONSULTATION
+
+
+def test_the_test_command_reports_the_receiver_s_answer(
+    database_url: str, receiver: Receiver
+) -> None:
+    env = hook_env(database_url, receiver)
+    sent = cli(env, "webhooks", "test")
+    assert sent.returncode == 0, sent.stderr
+    (receipt,) = receiver.delivered()
+    assert receipt.body["type"] == "webhook.test" and receipt.body["data"] == {}
+    assert f"webhook.test {receipt.id} delivered: HTTP 204" in sent.stdout
+    receiver.answer = lambda n: 410
+    refused = cli(env, "webhooks", "test")
+    assert refused.returncode == 1 and "not delivered: HTTP 410" in refused.stderr
+    off = cli({**env, "WEBHOOK_URL": ""}, "webhooks", "test")
+    assert off.returncode == 2 and "WEBHOOK_URL is not set" in off.stderr
