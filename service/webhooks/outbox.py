@@ -16,6 +16,8 @@ from typing import Any
 
 import peewee
 
+from service.api import shapes
+from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
 from service.store import db, repo
@@ -62,18 +64,10 @@ def _facts(call: VideoCall, sessions: Sequence[OccupantSession]) -> CallFacts:
 
 def _record(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
     """`videoCall` and `presence` exactly as GET /api/video-calls/{ref} shapes them."""
-    # Imported here: the API's shapes import the use cases, which import this module.
-    from service.api import shapes
-    from service.calls import CallView
-
-    appointment = repo.get_appointment(call.appointment_id)
-    view = CallView(call, appointment, None, None, tuple(sessions))  # type: ignore[arg-type]
-    return {"videoCall": shapes.call_full(call), "presence": shapes.presence(view)}
+    return {"videoCall": shapes.call_full(call), "presence": shapes.presence_of(call, sessions)}
 
 
 def body(type_: str, at: int, data: dict[str, Any]) -> str:
-    from service.api.shapes import iso
-
     document = {"type": type_, "timestamp": iso(at), "data": data}
     return json.dumps(document, separators=(",", ":"))
 
@@ -86,8 +80,6 @@ def observe(call_id: str, at: int) -> int:
     """
     if not _enabled:
         return 0
-    from service.api.shapes import iso
-
     call = repo.lock_call(call_id)
     sessions = event_store.sessions_of(call_id)
     state = WebhookCallState.get_or_none(WebhookCallState.call_id == call_id)

@@ -26,7 +26,7 @@ from service.clock import now_ms, now_s
 from service.config import WebhookSettings
 from service.events.signing import sign
 from service.store import db
-from service.store.db import current, is_postgres
+from service.store.db import DatabaseUnavailable, current, is_postgres
 from service.store.models import WebhookMessage
 from service.webhooks.outbox import DELIVERED, FAILED, PENDING
 
@@ -248,6 +248,9 @@ async def run_forever(settings: WebhookSettings) -> None:
         while True:
             try:
                 batch = await anyio.to_thread.run_sync(claim, settings, owner)
+            except DatabaseUnavailable as exc:
+                log.warning("webhook claim failed", extra={"fields": {"reason": str(exc)}})
+                batch = []
             except Exception:
                 log.exception("webhook claim failed")
                 batch = []
