@@ -155,7 +155,7 @@ def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) ->
 
 
 def retry(message_id: str) -> WebhookMessage | None:
-    """Queue a failed (or pending) message again at once; None if there is no such message.
+    """Queue a failed (or waiting) message again at once; None if there is no such message.
 
     A delivered message is left as it is and returned: sending it again is a new test, not a
     retry.
@@ -174,7 +174,17 @@ def retry(message_id: str) -> WebhookMessage | None:
                 )
                 .where(
                     (WebhookMessage.id == message_id)
-                    & (WebhookMessage.status.in_([FAILED, PENDING]))
+                    & (
+                        (WebhookMessage.status == FAILED)
+                        # A pending message in flight keeps its lease: no second sender.
+                        | (
+                            (WebhookMessage.status == PENDING)
+                            & (
+                                WebhookMessage.lease_owner.is_null()
+                                | (WebhookMessage.next_attempt_at <= at)
+                            )
+                        )
+                    )
                 )
                 .execute()
             )

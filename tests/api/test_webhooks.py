@@ -269,3 +269,17 @@ def test_nothing_is_written_while_webhooks_are_off(enabled: None, api: Api) -> N
     api.put_appointment("appt1")
     assert api.initiate("doc", "appt1").status_code == 200
     assert stored() == []
+
+
+def test_an_operator_retry_leaves_a_message_in_flight_to_its_sender(
+    database_url: str, clock: FrozenClock
+) -> None:
+    waiting = add(None, 0, clock.ms)
+    (claimed,) = sender.claim(HOOKS, "one")
+    retried = outbox.retry(waiting)
+    assert retried is not None and retried.lease_owner == "one" and retried.attempts == 1
+    assert sender.record(HOOKS, "one", claimed, Outcome(503, None)) == "pending"
+    # Between attempts an operator may bring the next one forward, from attempt one.
+    retried = outbox.retry(waiting)
+    assert retried is not None and retried.attempts == 0 and retried.next_attempt_at == clock.ms
+    assert [c.id for c in sender.claim(HOOKS, "two")] == [waiting]
