@@ -7,7 +7,8 @@
 # Values already set are kept (so running it twice changes nothing). --force replaces
 # JWT_APP_SECRET, VIDEOCALLS_EVENTS_SECRET and VIDEOCALLS_ADMIN_API_KEY (a rotation: restart the
 # stack afterwards); it never replaces JWT_APP_ID or VIDEOCALLS_POSTGRES_PASSWORD, which an
-# existing PostgreSQL database was created with.
+# existing PostgreSQL database was created with, nor VIDEOCALLS_WEBHOOK_SECRET, which the clinic's
+# receiver holds (rotate it by listing the new and the old one, see the README).
 # --postgres also selects the PostgreSQL profile and points VIDEOCALLS_DATABASE_URL at it.
 # Secrets are never printed: only the names of the variables written. A copy of the previous
 # file is kept as ENV_FILE.bak, as gen-passwords.sh does.
@@ -97,6 +98,7 @@ ensure JWT_APP_ID fixed videocalls
 rotate JWT_APP_SECRET hex 32
 rotate VIDEOCALLS_EVENTS_SECRET whsec
 rotate VIDEOCALLS_ADMIN_API_KEY hex 32
+ensure VIDEOCALLS_WEBHOOK_SECRET whsec
 ensure VIDEOCALLS_POSTGRES_PASSWORD hex 16
 
 if [ "$postgres" -eq 1 ]; then

@@ -12,13 +12,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from service import logs, sweeper
-from service.api import admin, events, health, openapi, video_calls
+from service.api import admin, events, health, openapi, video_calls, webhooks
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
 from service.config import Settings, load_settings
 from service.errors import AppError
 from service.store import db
+from service.webhooks import outbox, sender
 
 
 def create_app(settings: Settings, authenticator: Authenticator | None = None) -> Starlette:
@@ -29,7 +30,9 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         settings.admin_api_key,
         settings.event_sync_token,
         *settings.prosody_events_secrets,
+        *settings.webhooks.secrets,
     )
+    outbox.configure(settings.webhooks.enabled)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -38,6 +41,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         async with anyio.create_task_group() as tasks:
             if settings.sweep_interval > 0:
                 tasks.start_soon(sweeper.run_forever, settings)
+            if settings.webhooks.enabled:
+                tasks.start_soon(sender.run_forever, settings.webhooks)
             yield
             tasks.cancel_scope.cancel()
         db.current().close_all()  # type: ignore[attr-defined]
@@ -62,6 +67,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             *health.routes,
             *video_calls.routes,
             *admin.routes,
+            *webhooks.routes,
             *events.routes,
             *openapi.routes,
         ],

@@ -16,6 +16,7 @@ from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import db, repo
 from service.store import events as event_store
 from service.store.models import Appointment, OccupantSession, User, VideoCall
+from service.webhooks import outbox
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
             )
             if created:
                 repo.audit(uid, "call.created", at, call.id, appointment.id)
+                outbox.observe(call.id, at)
             current = CallStatus(call.status)
             if current is CallStatus.FAILED:
                 # A retry after a technical failure starts the call afresh.
@@ -202,6 +204,8 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
                     record_transition(
                         after, before, CallStatus(after.status), uid, at, "client_report"
                     )
+                else:
+                    outbox.observe(call.id, at)  # a first join: someone may be waiting now
             return after
         except Conflict as refused:
             # The refused report rolled back with its transaction; it is still worth a record.
@@ -262,7 +266,8 @@ def record_transition(
     cause: str,
     **detail: str,
 ) -> None:
-    """Audit a call's transition and move its appointment along when the rules say so."""
+    """Audit a call's transition, tell the clinic, and move its appointment along when the
+    rules say so."""
     repo.audit(
         actor,
         "call.transition",
@@ -271,6 +276,7 @@ def record_transition(
         call.appointment_id,
         {"from": before.value, "to": after.value, "cause": cause, **detail},
     )
+    outbox.observe(call.id, at)
     target = rules.APPOINTMENT_FOLLOWS.get(after)
     if target is None:
         return

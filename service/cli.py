@@ -1,4 +1,4 @@
-"""The `videocalls` command: serve, migrate, sweep, dev-token, import, seed-demo."""
+"""The `videocalls` command: serve, migrate, sweep, dev-token, import, seed-demo, webhooks."""
 
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ def _settings() -> Settings:
 
 def _bind(settings: Settings) -> None:
     from service.store import db
+    from service.webhooks import outbox
 
     db.bind(db.make_database(settings.database_url, settings.db_pool_size))
+    outbox.configure(settings.webhooks.enabled)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -133,6 +135,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks_test(args: argparse.Namespace) -> int:
+    from service.webhooks import messages, outbox, sender
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    if not settings.webhooks.enabled:
+        print("videocalls: WEBHOOK_URL is not set; nothing to test", file=sys.stderr)
+        return 2
+    message_id = outbox.new_message_id()
+    body = outbox.body(messages.TEST, clock.now_ms(), {})
+    outcome = sender.deliver_now(settings.webhooks, message_id, messages.TEST, body)
+    if outcome.delivered:
+        print(f"webhook.test {message_id} delivered: HTTP {outcome.status}")
+        return 0
+    reason = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+    print(f"webhook.test {message_id} not delivered: {reason}", file=sys.stderr)
+    return 1
+
+
+def cmd_webhooks_retry_failed(args: argparse.Namespace) -> int:
+    from service.webhooks import outbox
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    _bind(settings)
+    print(f"queued {outbox.retry_failed()} failed webhook message(s) again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videocalls", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "sweep", help="complete calls after the grace period, mark NO_SHOW, close stale sessions"
     ).set_defaults(func=cmd_sweep)
+
+    hooks = sub.add_parser("webhooks", help="webhooks to the clinic's backend (WEBHOOK_URL)")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    hooks_sub.add_parser(
+        "test", help="send a signed webhook.test message now and report the answer"
+    ).set_defaults(func=cmd_webhooks_test)
+    hooks_sub.add_parser(
+        "retry-failed", help="queue every failed message again (after fixing the endpoint)"
+    ).set_defaults(func=cmd_webhooks_retry_failed)
     return parser
 
 

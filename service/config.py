@@ -6,11 +6,15 @@ README with its default; a bad value stops the process with a one-line reason.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlparse
 
 MIN_SECRET_BYTES = 32
 # A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
@@ -40,6 +44,79 @@ KNOWN_FEATURES = (
 )
 
 
+# --- webhooks to the clinic's backend (service/webhooks) ---------------------------------
+
+DEFAULT_WEBHOOK_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """WEBHOOK_*: where the service tells the clinic what happened, and how hard it tries."""
+
+    url: str = ""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
+    timeout: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+def _webhook_secret(item: str) -> None:
+    if not item.startswith("whsec_"):
+        raise ConfigError("WEBHOOK_SECRET entries must start with whsec_")
+    encoded = item.removeprefix("whsec_").rstrip("=")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("WEBHOOK_SECRET is not base64 after whsec_") from None
+    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+        raise ConfigError(
+            f"WEBHOOK_SECRET is too short: use at least {MIN_WEBHOOK_SECRET_BYTES} random bytes "
+            "(whsec_ + openssl rand -base64 32)"
+        )
+    if len(set(key)) < MIN_DISTINCT_CHARS:
+        raise ConfigError("WEBHOOK_SECRET is too weak: generate it randomly")
+
+
+def _seconds(name: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g} seconds, got {raw!r}")
+    return value
+
+
+def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
+    url = env.get("WEBHOOK_URL", "").strip()
+    secrets = _list(env.get("WEBHOOK_SECRET", ""), sep=None)
+    for item in secrets:
+        _webhook_secret(item)
+    if url:
+        parsed = urlparse(url)
+        allowed = ("https",) if production else ("https", "http")
+        if parsed.scheme not in allowed or not parsed.hostname:
+            need = "https://" if production else "http:// or https://"
+            raise ConfigError(f"WEBHOOK_URL must be an absolute {need} URL")
+        if parsed.username or parsed.password:
+            raise ConfigError("WEBHOOK_URL must not carry credentials: WEBHOOK_SECRET signs")
+        if not secrets:
+            raise ConfigError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+    raw_delays = env.get("WEBHOOK_RETRY_DELAYS", "").strip()
+    delays = (
+        tuple(_seconds("WEBHOOK_RETRY_DELAYS", d, 0) for d in _list(raw_delays))
+        if raw_delays
+        else DEFAULT_WEBHOOK_RETRY_DELAYS
+    )
+    raw_timeout = env.get("WEBHOOK_TIMEOUT", "").strip()
+    timeout = _seconds("WEBHOOK_TIMEOUT", raw_timeout, 0.1) if raw_timeout else 10.0
+    return WebhookSettings(url=url, secrets=secrets, retry_delays=delays, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class Settings:
     jitsi_app_id: str
@@ -67,6 +144,7 @@ class Settings:
     no_show_grace: int = 900
     max_call_duration: int = 14400
     sweep_interval: int = 30
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def is_production(self) -> bool:
@@ -222,4 +300,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         no_show_grace=_int(env, "NO_SHOW_GRACE", 900),
         max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
         sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
+        webhooks=load_webhook_settings(env, production=app_env == "production"),
     )

@@ -22,6 +22,7 @@ from service.domain.presence import CallDerivation, derive_call
 from service.store import db, hosts, repo
 from service.store import events as event_store
 from service.store.models import ProsodyHost, VideoCall
+from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
 
@@ -209,6 +210,7 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
         },
     )
     _move_status(call, current, derived.status, at, cause, actor)
+    outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
 
 def _move_status(
@@ -264,6 +266,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
             no_shows = _untracked_no_shows(settings, now)
             with db.write_transaction():
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
+                pruned += outbox.prune(now - outbox.RETENTION_MS)
             return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:
             db.advisory_unlock(SWEEPER_LOCK_KEY)

@@ -17,6 +17,8 @@ from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH
 from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Role
+from service.webhooks import messages as webhook_messages
+from service.webhooks import outbox
 
 JSON = dict[str, Any]
 
@@ -928,6 +930,151 @@ PATHS["/api/admin/prosody-hosts"] = {
     }
 }
 
+# --- webhooks to the clinic's backend (service/webhooks; README "Webhooks") ----------------
+
+WEBHOOK_STATUSES: Final = list(outbox.STATUSES)
+SCHEMAS.update(
+    {
+        "WebhookMessage": _object(
+            {
+                "id": _string(description="The message's `webhook-id`, the same on every retry"),
+                "type": _string(enum=list(webhook_messages.ALL_TYPES)),
+                "videoCallId": {"type": ["string", "null"]},
+                "appointmentId": {"type": ["string", "null"]},
+                "sequence": {"type": "integer", "minimum": 0},
+                "status": _string(enum=WEBHOOK_STATUSES),
+                "attempts": {"type": "integer", "minimum": 0},
+                "lastHttpStatus": {
+                    "type": ["integer", "null"],
+                    "description": "The receiver's answer to the last attempt; null if none "
+                    "came (timeout, connection error) or no attempt was made",
+                },
+                "lastError": {"type": ["string", "null"], "description": "timeout, ConnectError…"},
+                "nextAttemptAt": _timestamp("When a pending message is attempted next"),
+                "createdAt": _timestamp("When the change it tells happened", nullable=False),
+                "deliveredAt": _timestamp("When the receiver answered 2xx"),
+            },
+            additionalProperties=False,
+        ),
+        "WebhookMessageList": _object(
+            {
+                "message": _string(const="Webhook messages retrieved successfully"),
+                "count": {"type": "integer", "minimum": 0},
+                "messages": {"type": "array", "items": _schema("WebhookMessage")},
+                "nextCursor": {"type": ["string", "null"]},
+            },
+            additionalProperties=False,
+        ),
+        "WebhookMessageQueued": _object(
+            {
+                "message": _string(const="Webhook message queued"),
+                "webhookMessage": _schema("WebhookMessage"),
+            },
+            additionalProperties=False,
+        ),
+        "WebhookBody": _object(
+            {
+                "type": _string(enum=list(webhook_messages.ALL_TYPES)),
+                "timestamp": _timestamp("When the message was created", nullable=False),
+                "data": _object(
+                    {
+                        "appointmentId": _string(),
+                        "sequence": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "Strictly increasing over one call's messages in "
+                            "the order they were created: drop one older than the last you kept",
+                        },
+                        "videoCall": _schema("VideoCall"),
+                        "presence": _schema("Presence"),
+                        "waiting": _object(
+                            {"role": _string(enum=["doctor", "patient"]), "since": _string()},
+                            description="call.waiting only",
+                        ),
+                        "participant": _object(
+                            {
+                                "role": _string(enum=["doctor", "patient"]),
+                                "at": _string(),
+                                "reason": {"type": ["string", "null"]},
+                            },
+                            required=["role", "at"],
+                            description="participant.* only; reason on participant.left",
+                        ),
+                    },
+                    required=[],
+                    description="Empty for webhook.test",
+                ),
+            }
+        ),
+    }
+)
+_WEBHOOK_LIST_CODES: Final = ["invalid_query", "invalid_cursor"]
+PATHS.update(
+    {
+        "/api/admin/webhooks/messages": {
+            "get": {
+                "operationId": "adminListWebhookMessages",
+                "summary": "Webhook messages to the clinic, or those in one status, newest first",
+                "tags": ["admin", "webhooks"],
+                "security": ADMIN,
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only messages in this status (empty means any)",
+                        "schema": _string(enum=WEBHOOK_STATUSES),
+                    },
+                    LIMIT_QUERY,
+                    CURSOR_QUERY,
+                ],
+                "responses": {
+                    "200": _ok("One page", _schema("WebhookMessageList")),
+                    "400": _error("Bad status, limit or cursor", _WEBHOOK_LIST_CODES),
+                    "401": ADMIN_UNAUTHORIZED,
+                    "403": ADMIN_FORBIDDEN,
+                    "404": ADMIN_DISABLED,
+                    "503": ADMIN_UNAVAILABLE,
+                },
+            }
+        },
+        "/api/admin/webhooks/messages/{id}/retry": {
+            "post": {
+                "operationId": "adminRetryWebhookMessage",
+                "summary": "Attempt a failed (or pending) message again now, from attempt one",
+                "tags": ["admin", "webhooks"],
+                "security": ADMIN,
+                "parameters": [_id_parameter("id", "The message id (`msg_...`)")],
+                "responses": {
+                    "200": _ok("Queued", _schema("WebhookMessageQueued")),
+                    "400": _error("Not a valid message id", ["invalid_id"]),
+                    "401": ADMIN_UNAUTHORIZED,
+                    "403": ADMIN_FORBIDDEN,
+                    "404": _error(
+                        "No such message, or the admin API is disabled",
+                        ["message_not_found", "admin_api_disabled", ROUTE_NOT_FOUND],
+                    ),
+                    "409": _error("The message was already delivered", ["message_delivered"]),
+                    "503": ADMIN_UNAVAILABLE,
+                },
+            }
+        },
+    }
+)
+WEBHOOKS: Final[JSON] = {
+    "clinicEvent": {
+        "post": {
+            "summary": "What the service sends to WEBHOOK_URL",
+            "description": "Signed with Standard Webhooks (webhook-id, webhook-timestamp, "
+            "webhook-signature: one `v1,` signature per WEBHOOK_SECRET). Answer 2xx to accept; "
+            "anything else is retried, 410 stops.",
+            "requestBody": {"required": True, "content": _json(_schema("WebhookBody"))},
+            "responses": {"200": {"description": "Accepted (any 2xx)"}},
+        }
+    }
+}
+
+
 DOCUMENT: Final[JSON] = {
     "openapi": "3.1.0",
     "info": {
@@ -938,6 +1085,7 @@ DOCUMENT: Final[JSON] = {
         "a generic message.",
     },
     "paths": PATHS,
+    "webhooks": WEBHOOKS,
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from service.calls import CallView, Stats, TokenGrant
 from service.jitsi import describe_lifetime
-from service.store.models import Appointment, ProsodyHost, User, VideoCall
+from service.store.models import Appointment, OccupantSession, ProsodyHost, User, VideoCall
+
+if TYPE_CHECKING:  # annotations only: the use cases' outbox builds its bodies with these shapes
+    from service.calls import CallView, Stats, TokenGrant
 
 
 def iso(ms: int | None) -> str | None:
@@ -105,8 +108,11 @@ def token_grant(message: str, grant: TokenGrant) -> dict[str, Any]:
 
 
 def presence(view: CallView) -> dict[str, Any]:
+    return presence_of(view.call, view.sessions)
+
+
+def presence_of(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
     """What Prosody saw: each role's time in the room and every occupant session."""
-    call = view.call
     return {
         "trackedByServer": bool(call.tracked_by_server),
         "doctorPresence": call.doctor_presence,
@@ -122,7 +128,7 @@ def presence(view: CallView) -> dict[str, Any]:
                 "repaired": bool(s.repaired),
                 "leftAtLatest": iso(s.left_at_latest),
             }
-            for s in view.sessions
+            for s in sessions
             if s.counted and s.joined_at is not None
         ],
     }

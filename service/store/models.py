@@ -183,6 +183,50 @@ class ProsodyHost(BaseModel):
         table_name = "prosody_hosts"
 
 
+class WebhookMessage(BaseModel):
+    """The outbox: one message to the clinic, written in the transaction of the change it tells.
+
+    `body` is fixed at creation, so every retry sends the same bytes under the same id.
+    `next_attempt_at` is also the lease: a sender claiming a message moves it past the attempt's
+    timeout, so another replica (or this one after a crash) takes it up only once that passed.
+    """
+
+    id = peewee.CharField(max_length=40, primary_key=True)
+    type = peewee.CharField(max_length=32)
+    call_id = peewee.CharField(max_length=40, null=True)
+    appointment_id = peewee.CharField(max_length=128, null=True)
+    sequence = peewee.BigIntegerField(default=0)
+    body = peewee.TextField()
+    status = peewee.CharField(max_length=16)
+    attempts = peewee.IntegerField(default=0)
+    last_status = peewee.IntegerField(null=True)
+    last_error = peewee.CharField(max_length=200, null=True)
+    next_attempt_at = peewee.BigIntegerField()
+    lease_owner = peewee.CharField(max_length=64, null=True)
+    created_at = peewee.BigIntegerField()
+    updated_at = peewee.BigIntegerField()
+    delivered_at = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "webhook_messages"
+        indexes = (
+            (("status", "next_attempt_at"), False),
+            (("call_id", "sequence"), False),
+            (("status", "created_at", "id"), False),
+        )
+
+
+class WebhookCallState(BaseModel):
+    """What the clinic has been told about one call: the last sequence and the notified state."""
+
+    call_id = peewee.CharField(max_length=40, primary_key=True)
+    sequence = peewee.BigIntegerField(default=0)
+    state = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "webhook_call_state"
+
+
 ALL_MODELS = (
     User,
     Appointment,
@@ -192,4 +236,6 @@ ALL_MODELS = (
     SnapshotRoom,
     OccupantSession,
     ProsodyHost,
+    WebhookMessage,
+    WebhookCallState,
 )

@@ -14,6 +14,7 @@ GENERATED = (
     "JWT_APP_SECRET",
     "VIDEOCALLS_EVENTS_SECRET",
     "VIDEOCALLS_ADMIN_API_KEY",
+    "VIDEOCALLS_WEBHOOK_SECRET",
     "VIDEOCALLS_POSTGRES_PASSWORD",
 )
 
@@ -39,6 +40,8 @@ def test_generates_every_secret_without_printing_one(checkout: Checkout) -> None
     events = env["VIDEOCALLS_EVENTS_SECRET"]
     assert events.startswith("whsec_")
     assert len(base64.b64decode(events.removeprefix("whsec_"), validate=True)) == 32
+    hooks = env["VIDEOCALLS_WEBHOOK_SECRET"]
+    assert len(base64.b64decode(hooks.removeprefix("whsec_"), validate=True)) == 32
     for name in GENERATED:
         assert name in output
         assert env[name] not in output
@@ -81,6 +84,8 @@ def test_force_rotates_the_secrets_but_not_the_database_password(checkout: Check
     for name in ("JWT_APP_SECRET", "VIDEOCALLS_EVENTS_SECRET", "VIDEOCALLS_ADMIN_API_KEY"):
         assert after[name] != before[name], name
     assert after["VIDEOCALLS_POSTGRES_PASSWORD"] == before["VIDEOCALLS_POSTGRES_PASSWORD"]
+    # The clinic's receiver holds the webhook secret: a rotation is listed by hand.
+    assert after["VIDEOCALLS_WEBHOOK_SECRET"] == before["VIDEOCALLS_WEBHOOK_SECRET"]
     assert after["JWT_APP_ID"] == before["JWT_APP_ID"]
 
 

@@ -1,0 +1,77 @@
+"""Operators' view of the webhook outbox, guarded by ADMIN_API_KEY."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.common import encode_cursor, in_thread, page_cursor, page_limit, require_admin
+from service.api.shapes import iso
+from service.directory import ID_PATTERN
+from service.errors import BadRequest, Conflict, NotFound
+from service.store.models import WebhookMessage
+from service.webhooks import outbox
+
+
+def message_summary(row: WebhookMessage) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "videoCallId": row.call_id,
+        "appointmentId": row.appointment_id,
+        "sequence": row.sequence,
+        "status": row.status,
+        "attempts": row.attempts,
+        "lastHttpStatus": row.last_status,
+        "lastError": row.last_error,
+        "nextAttemptAt": iso(row.next_attempt_at) if row.status == outbox.PENDING else None,
+        "createdAt": iso(row.created_at),
+        "deliveredAt": iso(row.delivered_at),
+    }
+
+
+def _status(request: Request) -> str | None:
+    raw = request.query_params.get("status")
+    if raw is None or raw == "":
+        return None
+    if raw not in outbox.STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(outbox.STATUSES)}", "invalid_query")
+    return raw
+
+
+async def list_messages(request: Request) -> Response:
+    require_admin(request)
+    status, limit, cursor = _status(request), page_limit(request), page_cursor(request)
+    page = await in_thread(lambda: outbox.list_messages(status, cursor, limit))
+    return JSONResponse(
+        {
+            "message": "Webhook messages retrieved successfully",
+            "count": len(page.items),
+            "messages": [message_summary(m) for m in page.items],
+            "nextCursor": encode_cursor(page.next_cursor),
+        }
+    )
+
+
+async def retry_message(request: Request) -> Response:
+    require_admin(request)
+    message_id: str = request.path_params["id"]
+    if not ID_PATTERN.fullmatch(message_id):
+        raise BadRequest("Invalid message id", "invalid_id")
+    row = await in_thread(lambda: outbox.retry(message_id))
+    if row is None:
+        raise NotFound("Webhook message not found", "message_not_found")
+    if row.status == outbox.DELIVERED:
+        raise Conflict("Webhook message was already delivered", "message_delivered")
+    return JSONResponse(
+        {"message": "Webhook message queued", "webhookMessage": message_summary(row)}
+    )
+
+
+routes = [
+    Route("/api/admin/webhooks/messages", list_messages, methods=["GET"]),
+    Route("/api/admin/webhooks/messages/{id}/retry", retry_message, methods=["POST"]),
+]

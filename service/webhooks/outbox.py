@@ -1,0 +1,222 @@
+"""The transactional outbox: messages written in the transaction of the change they tell.
+
+`observe` is the one hook: the use cases call it (inside their write transaction) after
+anything that may change what a call's record says. It plans the messages still owed
+(service.webhooks.messages) and inserts them with the call's next sequence numbers, so a
+rollback takes the messages with it and a commit makes them durable before any 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from service.api import shapes
+from service.api.shapes import iso
+from service.clock import now_ms
+from service.domain.model import CallStatus
+from service.store import db, repo
+from service.store import events as event_store
+from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
+from service.webhooks import messages
+from service.webhooks.messages import CallFacts, Planned, SessionFacts, Told
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+STATUSES = (PENDING, DELIVERED, FAILED)
+# Delivered messages are kept this long for operators, then the sweeper deletes them.
+RETENTION_MS = 30 * 86_400_000
+
+_enabled = False
+
+
+def configure(enabled: bool) -> None:
+    """Whether changes write messages at all (WEBHOOK_URL set); called where settings load."""
+    global _enabled
+    _enabled = enabled
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def _facts(call: VideoCall, sessions: Sequence[OccupantSession]) -> CallFacts:
+    return CallFacts(
+        status=CallStatus(call.status),
+        started_at=call.started_at,
+        ended_at=call.ended_at,
+        duration=call.duration,
+        doctor_joined_at=call.doctor_joined_at,
+        patient_joined_at=call.patient_joined_at,
+        doctor_presence=call.doctor_presence,
+        patient_presence=call.patient_presence,
+        missing=call.missing,
+        sessions=tuple(
+            SessionFacts(s.session, s.role, s.joined_at, s.left_at, s.end_reason, bool(s.counted))
+            for s in sessions
+        ),
+    )
+
+
+def _record(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
+    """`videoCall` and `presence` exactly as GET /api/video-calls/{ref} shapes them."""
+    return {"videoCall": shapes.call_full(call), "presence": shapes.presence_of(call, sessions)}
+
+
+def body(type_: str, at: int, data: dict[str, Any]) -> str:
+    document = {"type": type_, "timestamp": iso(at), "data": data}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def observe(call_id: str, at: int) -> int:
+    """Write the messages the call's current record owes the clinic; returns how many.
+
+    Runs in the caller's write transaction and holds the call's row lock, so two replicas
+    changing one call take turns and number its messages without gaps or repeats.
+    """
+    if not _enabled:
+        return 0
+    call = repo.lock_call(call_id)
+    sessions = event_store.sessions_of(call_id)
+    state = WebhookCallState.get_or_none(WebhookCallState.call_id == call_id)
+    told = Told.from_json(state.state) if state is not None else Told()
+    planned, now_told = messages.plan(told, _facts(call, sessions))
+    if not planned:
+        return 0
+    record = _record(call, sessions)
+    sequence = state.sequence if state is not None else 0
+    for item in planned:
+        sequence += 1
+        _insert(call, messages.with_iso_times(item, iso), sequence, record, at)
+    (
+        WebhookCallState.insert(call_id=call_id, sequence=sequence, state=now_told.to_json())
+        .on_conflict(
+            conflict_target=[WebhookCallState.call_id],
+            update={
+                WebhookCallState.sequence: sequence,
+                WebhookCallState.state: now_told.to_json(),
+            },
+        )
+        .execute()
+    )
+    return len(planned)
+
+
+def _insert(call: VideoCall, item: Planned, sequence: int, record: dict[str, Any], at: int) -> None:
+    data = {"appointmentId": call.appointment_id, "sequence": sequence, **record, **item.extra}
+    WebhookMessage.insert(
+        id=new_message_id(),
+        type=item.type,
+        call_id=call.id,
+        appointment_id=call.appointment_id,
+        sequence=sequence,
+        body=body(item.type, at, data),
+        status=PENDING,
+        next_attempt_at=at,
+        created_at=at,
+        updated_at=at,
+    ).execute()
+
+
+# --- operators ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    items: list[WebhookMessage]
+    next_cursor: repo.Cursor | None
+
+
+def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) -> MessagePage:
+    def work() -> MessagePage:
+        query = WebhookMessage.select()
+        if status is not None:
+            query = query.where(WebhookMessage.status == status)
+        if cursor is not None:
+            query = query.where(
+                peewee.Tuple(WebhookMessage.created_at, WebhookMessage.id)
+                < (cursor.created_at, cursor.id)
+            )
+        rows = list(
+            query.order_by(WebhookMessage.created_at.desc(), WebhookMessage.id.desc()).limit(
+                limit + 1
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = repo.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        return MessagePage(rows, next_cursor)
+
+    return db.run(work)
+
+
+def retry(message_id: str) -> WebhookMessage | None:
+    """Queue a failed (or waiting) message again at once; None if there is no such message.
+
+    A delivered message is left as it is and returned: sending it again is a new test, not a
+    retry.
+    """
+
+    def work() -> WebhookMessage | None:
+        with db.write_transaction():
+            at = now_ms()
+            (
+                WebhookMessage.update(
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=at,
+                    lease_owner=None,
+                    updated_at=at,
+                )
+                .where(
+                    (WebhookMessage.id == message_id)
+                    & (
+                        (WebhookMessage.status == FAILED)
+                        # A pending message in flight keeps its lease: no second sender.
+                        | (
+                            (WebhookMessage.status == PENDING)
+                            & (
+                                WebhookMessage.lease_owner.is_null()
+                                | (WebhookMessage.next_attempt_at <= at)
+                            )
+                        )
+                    )
+                )
+                .execute()
+            )
+            found: WebhookMessage | None = WebhookMessage.get_or_none(
+                WebhookMessage.id == message_id
+            )
+            return found
+
+    return db.run(work)
+
+
+def retry_failed() -> int:
+    def work() -> int:
+        with db.write_transaction():
+            at = now_ms()
+            changed: int = (
+                WebhookMessage.update(
+                    status=PENDING, attempts=0, next_attempt_at=at, lease_owner=None, updated_at=at
+                )
+                .where(WebhookMessage.status == FAILED)
+                .execute()
+            )
+            return changed
+
+    return db.run(work)
+
+
+def prune(before_ms: int) -> int:
+    """Delete delivered messages created before `before_ms` (the caller's transaction)."""
+    deleted: int = (
+        WebhookMessage.delete()
+        .where((WebhookMessage.status == DELIVERED) & (WebhookMessage.created_at < before_ms))
+        .execute()
+    )
+    return deleted
