@@ -488,12 +488,15 @@ PATHS: Final[JSON] = {
     "/readyz": {
         "get": {
             "operationId": "readyz",
-            "summary": "Readiness: the database answers",
+            "summary": "Readiness: the database takes a write",
             "tags": ["health"],
             "security": [],
             "responses": {
                 "200": _ok("Ready", _schema("Ready")),
-                "503": _ok("The database is unreachable", _schema("NotReady")),
+                "503": _ok(
+                    "The database cannot take a write (down, full or read-only)",
+                    _schema("NotReady"),
+                ),
             },
         }
     },

@@ -277,7 +277,9 @@ _SESSION_COLUMNS = (
 )
 _INSERT_SESSION = Compiled(
     lambda *values: OccupantSession.insert(dict(zip(_SESSION_COLUMNS, values, strict=True))),
-    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted",
+    # Boolean columns turn any sample into True or False, so their samples are the two
+    # booleans themselves (Compiled refuses samples that do not survive rendering).
+    "c", "s", "u", "r", -1, -2, "e", False, True,
 )  # fmt: skip
 
 
