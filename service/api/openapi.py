@@ -106,6 +106,15 @@ UNAVAILABLE: Final = _error(
 ADMIN_UNAVAILABLE: Final = _error(
     "The database cannot be reached; retry later", ["database_unavailable"]
 )
+RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+UNAVAILABLE["headers"] = RETRY_AFTER
+ADMIN_UNAVAILABLE["headers"] = RETRY_AFTER
+INACTIVE: Final = _error("The caller's account is unknown or inactive", ["account_inactive"])
 TOO_LARGE: Final = _error(f"Request body over {MAX_BODY_BYTES} bytes", ["payload_too_large"])
 # A {ref} holding an encoded "/" no longer matches the route: the router's own 404.
 ROUTE_NOT_FOUND: Final = "not_found"
@@ -518,6 +527,7 @@ PATHS: Final[JSON] = {
             "parameters": [STATUS_QUERY, LIMIT_QUERY, CURSOR_QUERY],
             "responses": {
                 "200": _ok("One page", _schema("VideoCallList")),
+                "403": INACTIVE,
                 "400": _error("Bad status, limit or cursor", PAGING_CODES),
                 "401": UNAUTHORIZED,
                 "503": UNAVAILABLE,
@@ -569,6 +579,7 @@ PATHS: Final[JSON] = {
             ],
             "responses": {
                 "200": _ok("Statistics", _schema("Stats")),
+                "403": INACTIVE,
                 "400": _error("from/to is not YYYY-MM-DD", ["invalid_query"]),
                 "401": UNAUTHORIZED,
                 "503": UNAVAILABLE,
@@ -612,7 +623,10 @@ PATHS: Final[JSON] = {
                     [*BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
                 ),
                 "404": _ref_not_found(["video_call_not_found"]),
-                "403": _error("The caller is not a participant", ["not_participant"]),
+                "403": _error(
+                    "The caller is not a participant, or the caller's account is inactive",
+                    ["not_participant", "account_inactive"],
+                ),
                 "409": _error(
                     "The status rules refuse this transition",
                     ["invalid_transition"],
@@ -635,7 +649,10 @@ PATHS: Final[JSON] = {
                     "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
                 ),
                 "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
-                "403": _error("The caller is not a participant", ["not_participant"]),
+                "403": _error(
+                    "The caller is not a participant, or the caller's account is inactive",
+                    ["not_participant", "account_inactive"],
+                ),
             },
         }
     },
