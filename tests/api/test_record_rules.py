@@ -37,8 +37,7 @@ def call(seeded: Api) -> Api:
 def stored_flags() -> dict[str, tuple[bool, bool]]:
     return db.run(
         lambda: {
-            row.session: (bool(row.repaired), bool(row.counted))
-            for row in OccupantSession.select()
+            row.session: (bool(row.repaired), bool(row.counted)) for row in OccupantSession.select()
         }
     )
 
@@ -87,7 +86,9 @@ def test_an_inactive_account_is_refused_on_every_video_call_endpoint(call: Api) 
         call.client.get("/api/video-calls/appt1", headers=auth),
         call.client.get("/api/video-calls/token/appt1", headers=auth),
         call.client.get("/api/video-calls/stats", headers=auth),
-        call.client.post("/api/video-calls/initiate", json={"appointmentId": "appt1"}, headers=auth),
+        call.client.post(
+            "/api/video-calls/initiate", json={"appointmentId": "appt1"}, headers=auth
+        ),
         call.client.patch("/api/video-calls/appt1/status", json={"action": "cancel"}, headers=auth),
     ]
     for response in requests:
@@ -136,8 +137,7 @@ def test_a_measured_consultation_survives_client_failed_and_cancel(
     assert completed_totals(call) == (1, 1200)
     audited = db.run(
         lambda: [
-            row.detail
-            for row in AuditEvent.select().where(AuditEvent.action == "status.reported")
+            row.detail for row in AuditEvent.select().where(AuditEvent.action == "status.reported")
         ]
     )
     assert [json.loads(detail) for detail in audited] == [{"action": action, "advisory": True}]
