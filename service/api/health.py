@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.clock import now_ms
 from service.errors import RETRY_AFTER_S
 from service.store import db
 
@@ -18,7 +17,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready means able to take a write: `SELECT 1` passes on a full or read-only disk."""
-    if await run_in_threadpool(lambda: db.can_write(now_ms())):
+    if await run_in_threadpool(db.can_write):
         return JSONResponse({"status": "ready"})
     return JSONResponse(
         {

@@ -121,15 +121,34 @@ def run(fn: Callable[[], T]) -> T:
     db = current()
     try:
         with db.connection_context():
-            return fn()
+            try:
+                return fn()
+            except peewee.DatabaseError as exc:
+                reason = unavailability(exc)
+                if reason is None:
+                    raise
+                # Do not pool a connection that failed this way: a dead socket, or a SQLite
+                # file opened read-only, would keep failing after the fault is gone.
+                _discard_connection(db)
+                log.warning("database unavailable", extra={"fields": {"reason": reason}})
+                raise DatabaseUnavailable(reason) from exc
     except MaxConnectionsExceeded as exc:
         raise DatabaseUnavailable("connection pool exhausted") from exc
     except peewee.DatabaseError as exc:
+        # Failing to connect at all (refused, not accepting connections, cannot open).
         reason = unavailability(exc)
         if reason is None:
             raise
         log.warning("database unavailable", extra={"fields": {"reason": reason}})
         raise DatabaseUnavailable(reason) from exc
+
+
+def _discard_connection(db: peewee.Database) -> None:
+    """Close the driver connection in place; the pool then drops it instead of reusing it."""
+    try:
+        db.connection().close()
+    except Exception:  # noqa: S110 - closing a broken connection may fail; it is gone anyway
+        pass
 
 
 # SQLite primary result codes (https://sqlite.org/rescode.html) that mean "cannot write or
@@ -195,21 +214,17 @@ def ping() -> bool:
     return True
 
 
-def can_write(at: int) -> bool:
+def can_write() -> bool:
     """Readiness: one committed write (the single row of `readiness_probe`).
 
     `SELECT 1` succeeds on a full disk, a read-only file or a read-only standby; a write
-    that must reach the disk does not.
+    that must reach the disk does not. The row changes on every probe (a counter): SQLite
+    does not write a row whose content is unchanged, and that probe would prove nothing.
     """
 
     def probe() -> None:
         with write_transaction():
-            database = current()
-            marker = database.param  # "%s" on PostgreSQL, "?" on SQLite
-            database.execute_sql(
-                f"UPDATE readiness_probe SET checked_at = {marker} WHERE id = 1",  # noqa: S608
-                (at,),
-            )
+            current().execute_sql("UPDATE readiness_probe SET writes = writes + 1 WHERE id = 1")
 
     try:
         run(probe)
