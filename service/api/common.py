@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 from service import strict_json
 from service.auth import Authenticator, AuthError, bearer_token
 from service.config import Settings
-from service.directory import ID_PATTERN
 from service.domain.model import CallStatus
 from service.errors import (
     RETRY_AFTER_S,
@@ -30,6 +29,7 @@ from service.errors import (
     Unauthorized,
     Unavailable,
 )
+from service.fields import ID_PATTERN
 from service.store.db import DatabaseUnavailable
 from service.store.repo import Cursor
 

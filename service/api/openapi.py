@@ -1,13 +1,16 @@
 """The OpenAPI 3.1 document of every endpoint this service serves, and GET /openapi.json.
 
-Written by hand as data so that it states what the code returns (shapes.py, common.py,
-errors.py, directory.py); tests/api/test_openapi.py holds real responses against it.
+Request bodies are generated from their types (service/requests.py, service/fields.py);
+the rest is written as data so that it states what the code returns (shapes.py, common.py,
+errors.py): operations, parameters, responses and the error codes of each status.
+tests/api/test_openapi.py holds real responses against it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,6 +20,7 @@ from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH
 from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Role
+from service.requests import REQUEST_MODELS
 
 JSON = dict[str, Any]
 
@@ -221,6 +225,15 @@ APPOINTMENT_PROPERTIES: Final[JSON] = {
     "status": _schema("AppointmentStatus"),
 }
 
+
+def _request_schemas() -> JSON:
+    """Request bodies come from their types (service/requests.py), not from this file."""
+    _, components = msgspec.json.schema_components(
+        REQUEST_MODELS, ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
 SCHEMAS: Final[JSON] = {
     "CallStatus": _string(enum=CALL_STATUSES),
     "AppointmentStatus": _string(enum=APPOINTMENT_STATUSES),
@@ -357,32 +370,6 @@ SCHEMAS: Final[JSON] = {
         },
         additionalProperties=False,
     ),
-    "InitiateRequest": {
-        "type": "object",
-        "properties": {"appointmentId": _string(minLength=1, maxLength=MAX_REF_LENGTH)},
-        "required": ["appointmentId"],
-        "description": "Unknown fields are ignored",
-        "examples": [{"appointmentId": "clxxx123456789"}],
-    },
-    "StatusRequest": {
-        "type": "object",
-        "properties": {"action": _string(enum=ACTIONS)},
-        "required": ["action"],
-        "description": "Unknown fields (such as `role`) are ignored",
-        "examples": [{"action": "join"}],
-    },
-    "UserUpsert": {
-        "type": "object",
-        "properties": {
-            "firstName": _string(minLength=1, maxLength=200, pattern=r"\S"),
-            "lastName": {"type": ["string", "null"], "maxLength": 200},
-            "email": {"type": ["string", "null"], "maxLength": 320},
-            "profileImageUrl": {"type": ["string", "null"], "maxLength": 2048},
-            "isActive": {"type": "boolean", "default": True},
-        },
-        "required": ["firstName"],
-        "description": "Unknown fields are ignored",
-    },
     "User": _object(
         {
             "uid": _string(),
@@ -398,35 +385,6 @@ SCHEMAS: Final[JSON] = {
         {"message": _string(const="User saved"), "user": _schema("User")},
         additionalProperties=False,
     ),
-    "AppointmentUpsert": {
-        "type": "object",
-        "properties": {
-            "doctorUid": _string(pattern=ID_PATTERN),
-            "patientUid": _string(pattern=ID_PATTERN, description="Must differ from doctorUid"),
-            "appointmentDate": _string(format="date", pattern=DATE_PATTERN),
-            "startTime": _string(pattern=TIME_PATTERN),
-            "endTime": _string(
-                pattern=TIME_PATTERN, description="At or before startTime: ends the next day"
-            ),
-            "timezone": {
-                "type": ["string", "null"],
-                "maxLength": 64,
-                "default": "UTC",
-                "description": "IANA time zone name",
-                "examples": ["Europe/Berlin"],
-            },
-            "status": _schema("AppointmentStatus"),
-        },
-        "required": [
-            "doctorUid",
-            "patientUid",
-            "appointmentDate",
-            "startTime",
-            "endTime",
-            "status",
-        ],
-        "description": "Unknown fields are ignored",
-    },
     "AppointmentRecord": _object(
         {
             "id": _string(),
@@ -898,7 +856,8 @@ DOCUMENT: Final[JSON] = {
     },
     "paths": PATHS,
     "components": {
-        "schemas": SCHEMAS,
+        # Hand-written response shapes win a name both define (AppointmentStatus, the same enum).
+        "schemas": {**_request_schemas(), **SCHEMAS},
         "securitySchemes": {
             "firebaseIdToken": {
                 "type": "http",

@@ -24,6 +24,7 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
+from service.fields import MAX_TIME_MS, MIN_TIME_MS
 
 # A snapshot of a busy deployment lists every live room; 4 MiB is far above that and still
 # small enough to refuse abuse before json.loads allocates.
@@ -32,10 +33,6 @@ MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 255
 MAX_ROOMS = 20_000
 MAX_OCCUPANTS = 1_000
-# 2017-07-14 .. 2100-01-01: a clock outside this range is broken, and the bounds keep
-# arithmetic on times far from overflow in every database.
-MIN_TIME_MS = 1_500_000_000_000
-MAX_TIME_MS = 4_102_444_800_000
 MAX_SEQ = 2**53 - 1
 
 EVENT_ID = re.compile(

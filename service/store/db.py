@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -145,10 +146,9 @@ def run(fn: Callable[[], T]) -> T:
 
 def _discard_connection(db: peewee.Database) -> None:
     """Close the driver connection in place; the pool then drops it instead of reusing it."""
-    try:
+    # Closing a broken connection may fail; it is gone either way.
+    with contextlib.suppress(Exception):
         db.connection().close()
-    except Exception:  # noqa: S110 - closing a broken connection may fail; it is gone anyway
-        pass
 
 
 # SQLite primary result codes (https://sqlite.org/rescode.html) that mean "cannot write or
