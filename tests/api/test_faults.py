@@ -157,6 +157,7 @@ def test_sqlite_disk_full(
     tiny_fs: Path,
     clock: FrozenClock,
     stream_and_reference: tuple[list[dict[str, Any]], str, dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     events, secret, reference = stream_and_reference
     filler = tiny_fs / "filler"
@@ -177,6 +178,14 @@ def test_sqlite_disk_full(
                     break
 
         assert run_through_fault(api, events, fill, filler.unlink, reads_fail=False) == reference
+    # The log names the real fault, not peewee's failed ROLLBACK after SQLite ended the
+    # transaction itself ("cannot rollback - no transaction is active").
+    reasons = {
+        getattr(r, "fields", {}).get("reason")
+        for r in caplog.records
+        if r.getMessage() == "database unavailable"
+    }
+    assert reasons == {"sqlite SQLITE_FULL"}
 
 
 def test_sqlite_read_only_filesystem(
@@ -306,3 +315,16 @@ def test_postgresql_too_many_connections(
 
     with service(_with(admin, database=name, user=role), clock, secret) as api:
         assert run_through_fault(api, events, exhaust, relieve, reads_fail=True) == reference
+
+
+# --- durability -------------------------------------------------------------------------------
+
+
+def test_sqlite_commits_are_synchronous_full(tmp_path: Path, clock: FrozenClock) -> None:
+    """A 2xx must survive a power cut: every pooled SQLite connection fsyncs each commit."""
+    secret = base_env()["PROSODY_EVENTS_SECRET"]
+    with service(f"sqlite:///{tmp_path / 'durable.db'}", clock, secret):
+        modes = db.run(lambda: db.current().execute_sql("PRAGMA synchronous").fetchone())
+        journal = db.run(lambda: db.current().execute_sql("PRAGMA journal_mode").fetchone())
+    assert modes == (2,)  # FULL
+    assert journal == ("wal",)
