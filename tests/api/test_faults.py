@@ -320,11 +320,16 @@ def test_postgresql_too_many_connections(
 # --- durability -------------------------------------------------------------------------------
 
 
+def _pragma(name: str) -> Any:
+    database: Any = db.current()
+    return database.execute_sql(f"PRAGMA {name}").fetchone()
+
+
 def test_sqlite_commits_are_synchronous_full(tmp_path: Path, clock: FrozenClock) -> None:
     """A 2xx must survive a power cut: every pooled SQLite connection fsyncs each commit."""
     secret = base_env()["PROSODY_EVENTS_SECRET"]
     with service(f"sqlite:///{tmp_path / 'durable.db'}", clock, secret):
-        modes = db.run(lambda: db.current().execute_sql("PRAGMA synchronous").fetchone())
-        journal = db.run(lambda: db.current().execute_sql("PRAGMA journal_mode").fetchone())
+        modes = db.run(lambda: _pragma("synchronous"))
+        journal = db.run(lambda: _pragma("journal_mode"))
     assert modes == (2,)  # FULL
     assert journal == ("wal",)
