@@ -54,6 +54,9 @@ class AppointmentUpsert(msgspec.Struct, rename="camel"):
     timezone: ZoneName | None = None
 
 
+# The decoded `cursor` of a list: [created_at ms, call id] (api/common.py encodes it).
+CursorValue = tuple[Annotated[int, msgspec.Meta(ge=0, lt=2**62)], Id]
+
 # Their JSON Schemas are the OpenAPI document's request bodies (service/api/openapi.py).
 REQUEST_MODELS: tuple[type[msgspec.Struct], ...] = (
     InitiateRequest,

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,7 +30,7 @@ from service.errors import (
     Unauthorized,
     Unavailable,
 )
-from service.fields import ID_PATTERN
+from service.requests import CursorValue
 from service.store.db import DatabaseUnavailable
 from service.store.repo import Cursor
 
@@ -160,15 +161,8 @@ def page_cursor(request: Request) -> Cursor | None:
         return None
     try:
         decoded = strict_json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        created_at, call_id = decoded
-        if (
-            # bool is an int in Python: `true` is no creation time.
-            type(created_at) is not int
-            or not 0 <= created_at < 2**62
-            or not isinstance(call_id, str)
-            or not ID_PATTERN.fullmatch(call_id)
-        ):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error):
+        # Strict: `true` is no creation time, although Python's bool is an int.
+        created_at, call_id = msgspec.convert(decoded, CursorValue, strict=True)
+    except (ValueError, binascii.Error, msgspec.ValidationError):
         raise BadRequest("cursor is not one this service returned", "invalid_cursor") from None
     return Cursor(created_at, call_id)
