@@ -4,11 +4,14 @@ inactive accounts, and a measured consultation no client report can erase."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playhouse.migrations import Runner
 
 from service.store import db
+from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import AuditEvent, OccupantSession, VideoCall
 from tests.api.conftest import Api
 from tests.eventstream import Stream, consultation, signed
@@ -151,3 +154,40 @@ def test_before_prosody_saw_both_failed_applies_as_today(call: Api) -> None:
     response = call.report("doc", "appt1", "failed")
     assert response.status_code == 200, response.text
     assert details(call)["videoCall"]["status"] == "FAILED"
+
+
+def test_migration_0003_puts_right_what_sql_can_tell(tmp_path: Path) -> None:
+    """Rows stored by the old insert (both flags true) are corrected where certain."""
+    database = db.make_database(f"sqlite:///{tmp_path / 'old.db'}", 2)
+    db.bind(database)
+    runner = Runner(database, str(MIGRATIONS_DIR), table_name="schema_migrations")
+
+    def before() -> None:
+        runner.up(target="0002_server_side_presence")
+        rows = [
+            ("plain", 1_000, 2_000, "left"),
+            ("open", 1_000, None, None),
+            ("no-join", None, 2_000, "left"),
+            ("restart", 1_000, 2_000, "prosody_restart"),
+        ]
+        for session, joined, left, reason in rows:
+            OccupantSession.insert(
+                call_id="vc_1",
+                session=session,
+                role="patient",
+                joined_at=joined,
+                left_at=left,
+                end_reason=reason,
+                repaired=True,
+                counted=True,
+            ).execute()
+        runner.up()
+
+    db.run(before)
+    assert stored_flags() == {
+        "plain": (False, True),
+        "open": (False, True),
+        "no-join": (False, False),
+        "restart": (True, True),
+    }
+    database.close_all()  # type: ignore[attr-defined]
