@@ -68,6 +68,13 @@ def _require_active(appointment: Appointment | VideoCall) -> dict[str, User]:
     return users
 
 
+def _require_active_caller(uid: str, users: dict[str, User] | None = None) -> None:
+    """The caller's own account must be known and active, on every video-call endpoint."""
+    user = (users if users is not None and uid in users else repo.get_users([uid])).get(uid)
+    if user is None or not user.is_active:
+        raise Forbidden("Your account is not active", "account_inactive")
+
+
 def _display_name(user: User, role: Role) -> str:
     name = f"{user.first_name} {user.last_name}".strip() or user.uid
     return f"Dr. {name}" if role is Role.DOCTOR and not name.startswith("Dr.") else name
@@ -180,12 +187,18 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
     def work() -> VideoCall:
         call = _find_call(ref)
         role = _participant_role(call, uid)
+        _require_active_caller(uid)
         try:
             with db.write_transaction():
                 # Read the clock once the write lock is held, so times follow commit order.
                 at = now_ms()
                 locked = repo.lock_call(call.id)
-                advisory = bool(locked.tracked_by_server) and action in rules.SERVER_OWNED_ACTIONS
+                advisory = rules.client_report_is_advisory(
+                    action,
+                    tracked_by_server=bool(locked.tracked_by_server),
+                    # With server tracking, started_at is when Prosody first saw both.
+                    seen_together=locked.started_at is not None,
+                )
                 repo.audit(
                     uid,
                     "status.reported",
@@ -313,6 +326,7 @@ def details(uid: str, ref: str) -> CallView:
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")
         users = repo.get_users([call.doctor_uid, call.patient_uid])
+        _require_active_caller(uid, users)
         sessions = tuple(event_store.sessions_of(call.id))
         return CallView(
             call, appointment, users.get(call.doctor_uid), users.get(call.patient_uid), sessions
@@ -343,7 +357,11 @@ def _paged(calls: list[VideoCall], limit: int) -> CallPage:
 def list_for_user(
     uid: str, status: CallStatus | None, cursor: repo.Cursor | None, limit: int
 ) -> CallPage:
-    return db.run(lambda: _paged(repo.list_calls_for_user(uid, status, cursor, limit + 1), limit))
+    def work() -> CallPage:
+        _require_active_caller(uid)
+        return _paged(repo.list_calls_for_user(uid, status, cursor, limit + 1), limit)
+
+    return db.run(work)
 
 
 def list_for_admin(status: CallStatus | None, cursor: repo.Cursor | None, limit: int) -> CallPage:
@@ -360,6 +378,7 @@ class Stats:
 
 def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
     def work() -> Stats:
+        _require_active_caller(uid)
         counts, (total, duration, avg) = repo.doctor_stats(uid, date_from, date_to)
         by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
         return Stats(total, duration, avg, by_status)

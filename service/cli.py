@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Any
 
-from service import clock, logs
+from service import clock, logs, strict_json
 from service.config import AuthMode, ConfigError, Settings, load_settings
 from service.errors import AppError
 
@@ -105,8 +104,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings()
     logs.configure(settings.log_level)
     try:
-        with open(args.file, encoding="utf-8") as fh:
-            document = json.load(fh)
+        with open(args.file, "rb") as fh:
+            document = strict_json.loads(fh.read())
     except (OSError, ValueError) as exc:
         print(f"videocalls: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
+from service.events.signing import SECRET_PREFIX, secret_key
+
 MIN_SECRET_BYTES = 32
+# Standard Webhooks keys are the base64 after `whsec_`; 24 bytes (192 bits) is the size
+# common generators (svix, standardwebhooks) make.
+MIN_WEBHOOK_KEY_BYTES = 24
 # A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
 # long but guessable; real generated secrets have far more variety.
 MIN_DISTINCT_CHARS = 10
@@ -183,10 +188,30 @@ def check_secret(name: str, value: str) -> None:
     """Refuse missing, short or low-variety secrets (the reason names the variable only)."""
     if not value:
         raise ConfigError(f"{name} is required (at least {MIN_SECRET_BYTES} random bytes)")
+    # Secrets travel in HTTP headers and HMAC keys as ASCII: a space, a control character
+    # or a non-ASCII letter is a copy-paste accident, and a header could never carry it.
+    if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
+        raise ConfigError(f"{name} must be printable ASCII without spaces")
     if len(value.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} random bytes")
     if len(set(value)) < MIN_DISTINCT_CHARS:
         raise ConfigError(f"{name} is too weak: generate it randomly (e.g. openssl rand -hex 32)")
+
+
+def check_webhook_secret(name: str, value: str) -> None:
+    """A Standard Webhooks secret: `whsec_` + base64 of at least 24 random bytes."""
+    if not value.startswith(SECRET_PREFIX):
+        raise ConfigError(f"{name} entries must start with {SECRET_PREFIX}")
+    check_secret(name, value.removeprefix(SECRET_PREFIX))
+    try:
+        key = secret_key(value)
+    except ValueError:
+        raise ConfigError(f"{name}: the part after {SECRET_PREFIX} is not valid base64") from None
+    if len(key) < MIN_WEBHOOK_KEY_BYTES:
+        raise ConfigError(
+            f"{name} is too short: the part after {SECRET_PREFIX} must decode to at least "
+            f"{MIN_WEBHOOK_KEY_BYTES} bytes"
+        )
 
 
 def _features(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -259,9 +284,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     events_secrets = _list(env.get("PROSODY_EVENTS_SECRET", ""), sep=None)
     for item in events_secrets:
-        if not item.startswith("whsec_"):
-            raise ConfigError("PROSODY_EVENTS_SECRET entries must start with whsec_")
-        check_secret("PROSODY_EVENTS_SECRET", item.removeprefix("whsec_"))
+        check_webhook_secret("PROSODY_EVENTS_SECRET", item)
     event_sync_token = env.get("EVENT_SYNC_TOKEN", "")
     if event_sync_token:
         check_secret("EVENT_SYNC_TOKEN", event_sync_token)

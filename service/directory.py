@@ -6,7 +6,6 @@ them in tokens, and know when an appointment ends. Upserts are idempotent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -16,29 +15,9 @@ from service.calls import follow_cancelled_appointment
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus
 from service.errors import BadRequest
+from service.fields import ID_PATTERN
+from service.requests import AppointmentUpsert, UserUpsert, decode
 from service.store import db, repo
-
-# ASCII only, matched whole (fullmatch: `$` would also accept a trailing newline).
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-TIME_PATTERN = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _text(data: Mapping[str, Any], key: str, *, required: bool, max_len: int) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise BadRequest(f"{key} is required", "invalid_body")
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be a string", "invalid_body")
-    if len(value) > max_len:
-        raise BadRequest(f"{key} is longer than {max_len} characters", "invalid_body")
-    if required and not value.strip():
-        raise BadRequest(f"{key} must not be empty", "invalid_body")
-    if "\x00" in value:
-        raise BadRequest(f"{key} must not contain NUL characters", "invalid_body")
-    return value
 
 
 def check_id(value: str, what: str) -> str:
@@ -49,21 +28,23 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
-def user_row(uid: str, data: Mapping[str, Any], at: int) -> dict[str, Any]:
-    """Validate a camelCase user body into a users row."""
+def _mapping(data: Any) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise BadRequest("Body must be a JSON object", "invalid_body")
+    return data
+
+
+def user_row(uid: str, data: Mapping[str, Any], at: int) -> dict[str, Any]:
+    """Validate a camelCase user body (requests.UserUpsert) into a users row."""
     check_id(uid, "uid")
-    active = data.get("isActive", True)
-    if not isinstance(active, bool):
-        raise BadRequest("isActive must be true or false", "invalid_body")
+    body = decode(UserUpsert, _mapping(data), "invalid_body")
     return {
         "uid": uid,
-        "first_name": _text(data, "firstName", required=True, max_len=200),
-        "last_name": _text(data, "lastName", required=False, max_len=200) or "",
-        "email": _text(data, "email", required=False, max_len=320),
-        "profile_image_url": _text(data, "profileImageUrl", required=False, max_len=2048),
-        "is_active": active,
+        "first_name": body.first_name,
+        "last_name": body.last_name or "",
+        "email": body.email,
+        "profile_image_url": body.profile_image_url,
+        "is_active": body.is_active,
         "created_at": at,
         "updated_at": at,
     }
@@ -80,49 +61,39 @@ def appointment_ends_at(day: str, end_time: str, start_time: str, timezone: str)
 
 
 def appointment_row(appointment_id: str, data: Mapping[str, Any], at: int) -> dict[str, Any]:
-    """Validate a camelCase appointment body into an appointments row."""
-    if not isinstance(data, Mapping):
-        raise BadRequest("Body must be a JSON object", "invalid_body")
+    """Validate a camelCase appointment body (requests.AppointmentUpsert) into a row."""
     check_id(appointment_id, "id")
-    doctor = check_id(_text(data, "doctorUid", required=True, max_len=128) or "", "doctorUid")
-    patient = check_id(_text(data, "patientUid", required=True, max_len=128) or "", "patientUid")
-    if doctor == patient:
+    body = decode(
+        AppointmentUpsert,
+        _mapping(data),
+        "invalid_body",
+        {("doctorUid", "value"): "invalid_id", ("patientUid", "value"): "invalid_id"},
+    )
+    if body.doctor_uid == body.patient_uid:
         raise BadRequest("doctorUid and patientUid must differ", "invalid_body")
-    day = _text(data, "appointmentDate", required=True, max_len=10) or ""
     try:
-        if not DATE_PATTERN.fullmatch(day):
-            raise ValueError
-        date.fromisoformat(day)
+        date.fromisoformat(body.appointment_date)
     except ValueError:
-        raise BadRequest("appointmentDate must be YYYY-MM-DD", "invalid_body") from None
-    start = _text(data, "startTime", required=True, max_len=5) or ""
-    end = _text(data, "endTime", required=True, max_len=5) or ""
-    for key, value in (("startTime", start), ("endTime", end)):
-        if not TIME_PATTERN.fullmatch(value):
-            raise BadRequest(f"{key} must be HH:MM (24-hour)", "invalid_body")
-    timezone = _text(data, "timezone", required=False, max_len=64) or "UTC"
+        raise BadRequest("appointmentDate must be a calendar date", "invalid_body") from None
+    timezone = body.timezone or "UTC"
     try:
-        ends_at = appointment_ends_at(day, end, start, timezone)
+        ends_at = appointment_ends_at(
+            body.appointment_date, body.end_time, body.start_time, timezone
+        )
     except (ZoneInfoNotFoundError, ValueError, OverflowError, OSError):
         # OSError: a folder of the zone database ("America") is not a zone.
         raise BadRequest(
             "timezone must be an IANA name such as Europe/Berlin", "invalid_body"
         ) from None
-    raw_status = _text(data, "status", required=True, max_len=16) or ""
-    try:
-        status = AppointmentStatus(raw_status)
-    except ValueError:
-        allowed = ", ".join(s.value for s in AppointmentStatus)
-        raise BadRequest(f"status must be one of {allowed}", "invalid_body") from None
     return {
         "id": appointment_id,
-        "doctor_uid": doctor,
-        "patient_uid": patient,
-        "appointment_date": day,
-        "start_time": start,
-        "end_time": end,
+        "doctor_uid": body.doctor_uid,
+        "patient_uid": body.patient_uid,
+        "appointment_date": body.appointment_date,
+        "start_time": body.start_time,
+        "end_time": body.end_time,
         "timezone": timezone,
-        "status": status.value,
+        "status": body.status.value,
         "ends_at": ends_at,
         "created_at": at,
         "updated_at": at,

@@ -47,6 +47,12 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+# Seconds a client (Prosody's queue, a browser) should wait before retrying a 503.
+RETRY_AFTER_S = "5"
+
+
 class Unavailable(AppError):
+    """A fault on our side that a retry can cure (database down, disk full): 503 + Retry-After."""
+
     status = 503
     code = "unavailable"

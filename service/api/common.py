@@ -11,16 +11,26 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service import strict_json
 from service.auth import Authenticator, AuthError, bearer_token
 from service.config import Settings
-from service.directory import ID_PATTERN
 from service.domain.model import CallStatus
-from service.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
+from service.errors import (
+    RETRY_AFTER_S,
+    AppError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from service.requests import CursorValue
 from service.store.db import DatabaseUnavailable
 from service.store.repo import Cursor
 
@@ -37,7 +47,10 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 
 async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+    if isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -106,12 +119,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("Request body must be a JSON object", "invalid_json")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Request body is not valid JSON", "invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object", "invalid_json")
-    return data
+        return strict_json.loads_object(raw)
+    except strict_json.InvalidJson as exc:
+        raise BadRequest(f"Request body is not accepted: {exc}", "invalid_json") from None
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -150,15 +160,9 @@ def page_cursor(request: Request) -> Cursor | None:
     if raw is None or raw == "":
         return None
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        created_at, call_id = decoded
-        if (
-            not isinstance(created_at, int)
-            or not 0 <= created_at < 2**62
-            or not isinstance(call_id, str)
-            or not ID_PATTERN.fullmatch(call_id)
-        ):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        decoded = strict_json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        # Strict: `true` is no creation time, although Python's bool is an int.
+        created_at, call_id = msgspec.convert(decoded, CursorValue, strict=True)
+    except (ValueError, binascii.Error, msgspec.ValidationError):
         raise BadRequest("cursor is not one this service returned", "invalid_cursor") from None
     return Cursor(created_at, call_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.errors import RETRY_AFTER_S
 from service.store import db
 
 
@@ -14,17 +16,17 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    if await run_in_threadpool(db.ping):
+    """Ready means able to take a write: `SELECT 1` passes on a full or read-only disk."""
+    if await run_in_threadpool(db.can_write):
         return JSONResponse({"status": "ready"})
     return JSONResponse(
         {
             "status": "unavailable",
-            "message": "Database is unreachable",
+            "message": "Database cannot take a write",
             "error": "database_unavailable",
         },
         status_code=503,
+        headers={"Retry-After": RETRY_AFTER_S},
     )
 
 

@@ -1,13 +1,16 @@
 """The OpenAPI 3.1 document of every endpoint this service serves, and GET /openapi.json.
 
-Written by hand as data so that it states what the code returns (shapes.py, common.py,
-errors.py, directory.py); tests/api/test_openapi.py holds real responses against it.
+Request bodies are generated from their types (service/requests.py, service/fields.py);
+the rest is written as data so that it states what the code returns (shapes.py, common.py,
+errors.py): operations, parameters, responses and the error codes of each status.
+tests/api/test_openapi.py holds real responses against it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,6 +20,7 @@ from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH
 from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Role
+from service.requests import REQUEST_MODELS
 from service.webhooks import messages as webhook_messages
 from service.webhooks import outbox
 
@@ -108,6 +112,15 @@ UNAVAILABLE: Final = _error(
 ADMIN_UNAVAILABLE: Final = _error(
     "The database cannot be reached; retry later", ["database_unavailable"]
 )
+RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+UNAVAILABLE["headers"] = RETRY_AFTER
+ADMIN_UNAVAILABLE["headers"] = RETRY_AFTER
+INACTIVE: Final = _error("The caller's account is unknown or inactive", ["account_inactive"])
 TOO_LARGE: Final = _error(f"Request body over {MAX_BODY_BYTES} bytes", ["payload_too_large"])
 # A {ref} holding an encoded "/" no longer matches the route: the router's own 404.
 ROUTE_NOT_FOUND: Final = "not_found"
@@ -213,6 +226,15 @@ APPOINTMENT_PROPERTIES: Final[JSON] = {
     "timezone": _string(description="IANA time zone name"),
     "status": _schema("AppointmentStatus"),
 }
+
+
+def _request_schemas() -> JSON:
+    """Request bodies come from their types (service/requests.py), not from this file."""
+    _, components = msgspec.json.schema_components(
+        REQUEST_MODELS, ref_template="#/components/schemas/{name}"
+    )
+    return components
+
 
 SCHEMAS: Final[JSON] = {
     "CallStatus": _string(enum=CALL_STATUSES),
@@ -359,32 +381,6 @@ SCHEMAS: Final[JSON] = {
         },
         additionalProperties=False,
     ),
-    "InitiateRequest": {
-        "type": "object",
-        "properties": {"appointmentId": _string(minLength=1, maxLength=MAX_REF_LENGTH)},
-        "required": ["appointmentId"],
-        "description": "Unknown fields are ignored",
-        "examples": [{"appointmentId": "clxxx123456789"}],
-    },
-    "StatusRequest": {
-        "type": "object",
-        "properties": {"action": _string(enum=ACTIONS)},
-        "required": ["action"],
-        "description": "Unknown fields (such as `role`) are ignored",
-        "examples": [{"action": "join"}],
-    },
-    "UserUpsert": {
-        "type": "object",
-        "properties": {
-            "firstName": _string(minLength=1, maxLength=200, pattern=r"\S"),
-            "lastName": {"type": ["string", "null"], "maxLength": 200},
-            "email": {"type": ["string", "null"], "maxLength": 320},
-            "profileImageUrl": {"type": ["string", "null"], "maxLength": 2048},
-            "isActive": {"type": "boolean", "default": True},
-        },
-        "required": ["firstName"],
-        "description": "Unknown fields are ignored",
-    },
     "User": _object(
         {
             "uid": _string(),
@@ -400,35 +396,6 @@ SCHEMAS: Final[JSON] = {
         {"message": _string(const="User saved"), "user": _schema("User")},
         additionalProperties=False,
     ),
-    "AppointmentUpsert": {
-        "type": "object",
-        "properties": {
-            "doctorUid": _string(pattern=ID_PATTERN),
-            "patientUid": _string(pattern=ID_PATTERN, description="Must differ from doctorUid"),
-            "appointmentDate": _string(format="date", pattern=DATE_PATTERN),
-            "startTime": _string(pattern=TIME_PATTERN),
-            "endTime": _string(
-                pattern=TIME_PATTERN, description="At or before startTime: ends the next day"
-            ),
-            "timezone": {
-                "type": ["string", "null"],
-                "maxLength": 64,
-                "default": "UTC",
-                "description": "IANA time zone name",
-                "examples": ["Europe/Berlin"],
-            },
-            "status": _schema("AppointmentStatus"),
-        },
-        "required": [
-            "doctorUid",
-            "patientUid",
-            "appointmentDate",
-            "startTime",
-            "endTime",
-            "status",
-        ],
-        "description": "Unknown fields are ignored",
-    },
     "AppointmentRecord": _object(
         {
             "id": _string(),
@@ -499,12 +466,15 @@ PATHS: Final[JSON] = {
     "/readyz": {
         "get": {
             "operationId": "readyz",
-            "summary": "Readiness: the database answers",
+            "summary": "Readiness: the database takes a write",
             "tags": ["health"],
             "security": [],
             "responses": {
                 "200": _ok("Ready", _schema("Ready")),
-                "503": _ok("The database is unreachable", _schema("NotReady")),
+                "503": _ok(
+                    "The database cannot take a write (down, full or read-only)",
+                    _schema("NotReady"),
+                ),
             },
         }
     },
@@ -526,6 +496,7 @@ PATHS: Final[JSON] = {
             "parameters": [STATUS_QUERY, LIMIT_QUERY, CURSOR_QUERY],
             "responses": {
                 "200": _ok("One page", _schema("VideoCallList")),
+                "403": INACTIVE,
                 "400": _error("Bad status, limit or cursor", PAGING_CODES),
                 "401": UNAUTHORIZED,
                 "503": UNAVAILABLE,
@@ -577,6 +548,7 @@ PATHS: Final[JSON] = {
             ],
             "responses": {
                 "200": _ok("Statistics", _schema("Stats")),
+                "403": INACTIVE,
                 "400": _error("from/to is not YYYY-MM-DD", ["invalid_query"]),
                 "401": UNAUTHORIZED,
                 "503": UNAVAILABLE,
@@ -620,7 +592,10 @@ PATHS: Final[JSON] = {
                     [*BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
                 ),
                 "404": _ref_not_found(["video_call_not_found"]),
-                "403": _error("The caller is not a participant", ["not_participant"]),
+                "403": _error(
+                    "The caller is not a participant, or the caller's account is inactive",
+                    ["not_participant", "account_inactive"],
+                ),
                 "409": _error(
                     "The status rules refuse this transition",
                     ["invalid_transition"],
@@ -643,7 +618,10 @@ PATHS: Final[JSON] = {
                     "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
                 ),
                 "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
-                "403": _error("The caller is not a participant", ["not_participant"]),
+                "403": _error(
+                    "The caller is not a participant, or the caller's account is inactive",
+                    ["not_participant", "account_inactive"],
+                ),
             },
         }
     },
@@ -1087,7 +1065,8 @@ DOCUMENT: Final[JSON] = {
     "paths": PATHS,
     "webhooks": WEBHOOKS,
     "components": {
-        "schemas": SCHEMAS,
+        # Hand-written response shapes win a name both define (AppointmentStatus, the same enum).
+        "schemas": {**_request_schemas(), **SCHEMAS},
         "securitySchemes": {
             "firebaseIdToken": {
                 "type": "http",

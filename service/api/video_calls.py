@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from typing import NoReturn
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,13 +17,13 @@ from service.api.common import (
     settings_of,
     status_filter,
 )
-from service.directory import ID_PATTERN
 from service.domain.model import Action
 from service.errors import BadRequest
+from service.fields import DATE_PATTERN, ID_PATTERN, MAX_ID_CHARS
+from service.requests import InitiateRequest, StatusRequest, decode
 
-DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Ids are at most this long (directory.ID_PATTERN); the OpenAPI document states it too.
-MAX_REF_LENGTH = 128
+# Ids are at most this long (fields.Id); the OpenAPI document states it too.
+MAX_REF_LENGTH = MAX_ID_CHARS
 
 
 def _ref(request: Request) -> str:
@@ -42,14 +39,15 @@ async def initiate(request: Request) -> Response:
 
     def work(uid: str) -> calls.TokenGrant:
         body = parse_json_object(raw)
-        appointment_id = body.get("appointmentId")
-        if appointment_id is None or appointment_id == "":
+        if body.get("appointmentId") in (None, ""):
             raise BadRequest("appointmentId is required", "missing_appointment_id")
-        if not isinstance(appointment_id, str):
-            raise BadRequest("appointmentId must be a string", "invalid_body")
-        if not ID_PATTERN.fullmatch(appointment_id):
-            raise BadRequest("appointmentId is not a valid id", "invalid_id")
-        return calls.initiate(settings, uid, appointment_id)
+        request_body = decode(
+            InitiateRequest,
+            body,
+            "invalid_body",
+            {("appointmentId", "value"): "invalid_id"},
+        )
+        return calls.initiate(settings, uid, request_body.appointment_id)
 
     grant = await as_caller(request, work)
     return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
@@ -62,18 +60,10 @@ async def token(request: Request) -> Response:
 
 
 def _action(raw: bytes) -> Action:
-    value = parse_json_object(raw).get("action")
-    if value is None or value == "":
+    body = parse_json_object(raw)
+    if body.get("action") in (None, ""):
         raise BadRequest("action is required", "missing_action")
-    try:
-        return Action(value) if isinstance(value, str) else _unknown_action()
-    except ValueError:
-        return _unknown_action()
-
-
-def _unknown_action() -> NoReturn:
-    allowed = ", ".join(a.value for a in Action)
-    raise BadRequest(f"Unknown action; use one of {allowed}", "unknown_action")
+    return decode(StatusRequest, body, "unknown_action").action
 
 
 async def update_status(request: Request) -> Response:

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from service.api.common import encode_cursor, in_thread, page_cursor, page_limit, require_admin
 from service.api.shapes import iso
-from service.directory import ID_PATTERN
+from service.fields import ID_PATTERN
 from service.errors import BadRequest, Conflict, NotFound
 from service.store.models import WebhookMessage
 from service.webhooks import outbox

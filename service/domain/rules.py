@@ -36,7 +36,7 @@ ACTION_TARGETS: dict[Action, CallStatus] = {
 }
 
 # Once Prosody reports a call, these client reports are audited but change nothing: the
-# server saw who was in the room. `cancel` and `failed` stay client decisions.
+# server saw who was in the room.
 SERVER_OWNED_ACTIONS = frozenset({Action.JOIN, Action.START, Action.END})
 
 # When the call reaches one of these, the appointment follows.
@@ -55,6 +55,19 @@ FINAL_APPOINTMENT_STATUSES = frozenset(
 def appointment_sources(target: AppointmentStatus) -> frozenset[AppointmentStatus]:
     """An appointment follows its call unless it is already settled (or already there)."""
     return frozenset(AppointmentStatus) - FINAL_APPOINTMENT_STATUSES - {target}
+
+
+def client_report_is_advisory(action: Action, tracked_by_server: bool, seen_together: bool) -> bool:
+    """Whether a client's status report is only audited (it changes neither status nor times).
+
+    Once Prosody reports a call, `join`, `start` and `end` are the server's to say. `cancel`
+    and `failed` stay client decisions until Prosody has seen doctor and patient together:
+    from then on a consultation was measured, and no client can turn it into CANCELLED or
+    FAILED and take it out of the doctor's completed totals.
+    """
+    if not tracked_by_server:
+        return False
+    return action in SERVER_OWNED_ACTIONS or seen_together
 
 
 def can_transition(current: CallStatus, target: CallStatus) -> bool:

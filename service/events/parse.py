@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from service import strict_json
 from service.domain.events import (
     Event,
     EventType,
@@ -23,6 +24,7 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
+from service.fields import MAX_TIME_MS, MIN_TIME_MS
 
 # A snapshot of a busy deployment lists every live room; 4 MiB is far above that and still
 # small enough to refuse abuse before json.loads allocates.
@@ -31,10 +33,6 @@ MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 255
 MAX_ROOMS = 20_000
 MAX_OCCUPANTS = 1_000
-# 2017-07-14 .. 2100-01-01: a clock outside this range is broken, and the bounds keep
-# arithmetic on times far from overflow in every database.
-MIN_TIME_MS = 1_500_000_000_000
-MAX_TIME_MS = 4_102_444_800_000
 MAX_SEQ = 2**53 - 1
 
 EVENT_ID = re.compile(
@@ -59,37 +57,15 @@ def _fail(message: str) -> NoReturn:
     raise InvalidEvent(message)
 
 
-def _reject_constant(name: str) -> NoReturn:
-    _fail(f"invalid JSON number {name}")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key would let the signer and the receiver read different events.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            _fail(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _load(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         _fail(f"body larger than {MAX_BODY_BYTES} bytes")
+    # Duplicate keys, NaN, deep nesting, huge integers, NUL and lone surrogates are refused
+    # here for every field, known or not (service/strict_json.py says why).
     try:
-        text = body.decode("utf-8")
-        data = json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant
-        )
-    except UnicodeDecodeError:
-        _fail("body is not UTF-8")
-    except RecursionError:
-        _fail("body is nested too deeply")
-    except json.JSONDecodeError as exc:
-        _fail(f"body is not JSON: {exc.msg} at {exc.pos}")
-    if not isinstance(data, dict):
-        _fail("body must be a JSON object")
-    return data
+        return strict_json.loads_object(body)
+    except strict_json.InvalidJson as exc:
+        _fail(f"body {exc}")
 
 
 def _obj(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -51,6 +51,12 @@ class Compiled:
                 order: list[int | _Const] = [
                     self._samples.index(p) if p in self._samples else _Const(p) for p in params
                 ]
+                # A sample the field converted on the way to SQL (a string for a boolean
+                # column becomes True) would be baked in as a constant: refuse it.
+                used = {p for p in order if isinstance(p, int)}
+                if used != set(range(len(self._samples))):
+                    missing = [self._samples[i] for i in range(len(self._samples)) if i not in used]
+                    raise ValueError(f"samples not found in the rendered SQL: {missing!r}")
                 cached = self._cache[key] = (sql, order)
         return cached
 

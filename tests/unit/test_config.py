@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,19 @@ def test_secrets_never_appear_in_repr() -> None:
         ({"PROSODY_EVENTS_SECRET": "plain-secret-without-prefix-0123456789"}, "whsec_"),
         ({"ADMIN_API_KEY": "admin"}, "ADMIN_API_KEY is too short"),
         ({"JITSI_DOCTOR_FEATURES": "teleport"}, "unknown features"),
+        # Regression: not base64 after whsec_ passed start-up, then every event was a 500.
+        (
+            {"PROSODY_EVENTS_SECRET": "whsec_" + "not-base64!" + "Zq9x" * 8},
+            "PROSODY_EVENTS_SECRET: the part after whsec_ is not valid base64",
+        ),
+        (
+            # 44 base64 characters of which only 18 bytes decode: long text, short key.
+            {"PROSODY_EVENTS_SECRET": "whsec_" + "AbCdEfGhIjKlMnOpQrStUvWx" + "=" * 20},
+            "must decode to at least 24 bytes",
+        ),
+        ({"ADMIN_API_KEY": "ä" + secrets.token_hex(32)}, "ADMIN_API_KEY must be printable ASCII"),
+        ({"EVENT_SYNC_TOKEN": secrets.token_hex(16) + " " + secrets.token_hex(16)}, "EVENT_SYNC"),
+        ({"JITSI_APP_SECRET": secrets.token_hex(32) + "\t"}, "JITSI_APP_SECRET must be"),
     ],
 )
 def test_refusals(change: dict[str, str], reason: str) -> None:

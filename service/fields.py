@@ -1,0 +1,53 @@
+"""The field types every edge shares: one `Id`, date, time, timestamp and bounded text.
+
+Each is a msgspec type with its constraints attached, so the same declaration validates a
+request (service/requests.py) and writes its JSON Schema into the OpenAPI document. Patterns
+are anchored because JSON Schema and msgspec both search rather than match. Text is also
+free of NUL and lone surrogates: service/strict_json.py refuses them in every document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from msgspec import Meta
+
+MAX_ID_CHARS = 128
+ID_REGEX = r"^[A-Za-z0-9_.:@-]{1,128}$"
+DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIME_REGEX = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+# 2017-07-14 .. 2100-01-01 in epoch milliseconds: a clock outside this range is broken, and
+# the bounds keep arithmetic on times far from overflow in every database.
+MIN_TIME_MS = 1_500_000_000_000
+MAX_TIME_MS = 4_102_444_800_000
+
+# The same rules as compiled patterns, for values that arrive outside a document (paths,
+# query strings). fullmatch: `$` alone would also accept a trailing newline.
+ID_PATTERN = re.compile(ID_REGEX[1:-1])
+DATE_PATTERN = re.compile(DATE_REGEX[1:-1])
+TIME_PATTERN = re.compile(TIME_REGEX[1:-1])
+
+Id = Annotated[
+    str,
+    Meta(
+        pattern=ID_REGEX,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="1-128 of A-Z a-z 0-9 _ . : @ -",
+    ),
+]
+Date = Annotated[str, Meta(pattern=DATE_REGEX, description="YYYY-MM-DD")]
+Time = Annotated[str, Meta(pattern=TIME_REGEX, description="HH:MM, 24-hour")]
+TimestampMs = Annotated[
+    int, Meta(ge=MIN_TIME_MS, le=MAX_TIME_MS, description="Unix epoch milliseconds")
+]
+
+
+# Bounded text. A name must also hold a non-space character.
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
+Text200 = Annotated[str, Meta(max_length=200)]
+Email = Annotated[str, Meta(max_length=320)]
+Url = Annotated[str, Meta(max_length=2048)]
+ZoneName = Annotated[str, Meta(max_length=64, description="IANA time zone name")]
