@@ -379,8 +379,23 @@ def test_admin_user_responses(api: Api) -> None:
     conforms(put("/api/admin/users/u1", json=big, headers=admin), USERS, "put", 413)
 
 
+def _appointment(api: Api, doctor: str, patient: str) -> dict[str, Any]:
+    return {
+        "doctorUid": doctor,
+        "patientUid": patient,
+        "appointmentDate": api.clock.day(),
+        "startTime": "23:30",
+        "endTime": "00:15",
+        "status": "CONFIRMED",
+    }
+
+
 def test_admin_appointment_responses(api: Api) -> None:
     put, admin = api.client.put, api.admin()
+    response = put("/api/admin/appointments/a1", json=_appointment(api, "d", "p"), headers=admin)
+    assert conforms(response, APPOINTMENTS, "put", 400)["error"] == "unknown_user"
+    api.put_user("d")
+    api.put_user("p")
     payload = {
         "doctorUid": "d",
         "patientUid": "p",
