@@ -29,3 +29,19 @@ def test_js_client_suite_passes_against_a_real_service() -> None:
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "# fail 0" in result.stdout
+
+
+def test_js_client_types_compile_and_refuse_misuse() -> None:
+    client = repo_root() / "clients" / "js"
+    tsc = client / "node_modules" / ".bin" / "tsc"
+    require(shutil.which("node") is not None, "node is not installed (apt-get install nodejs)")
+    require(tsc.exists(), "typescript is not installed: make install-js")
+    result = subprocess.run(
+        [str(tsc), "-p", "tsconfig.json"],
+        cwd=client,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
