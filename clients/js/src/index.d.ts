@@ -213,6 +213,8 @@ export interface ConsultationOptions {
   scriptUrl?: string;
   /** Fetch a fresh token this long before expiry (default 5 minutes). */
   refreshMarginMs?: number;
+  /** Never refresh more often than this (default 30 seconds), whatever the lifetime. */
+  minRefreshIntervalMs?: number;
   /** The user left the room (hung up); offer `handle.rejoin()`. Nothing is reported. */
   onLeft?: (handle: Consultation) => void;
   onTokenRefreshed?: (grant: TokenGrant) => void;

@@ -170,6 +170,9 @@ function jitsiUnavailable(src, why) {
 
 // Refresh this long before the token expires: a rejoin then never presents an expired one.
 const DEFAULT_REFRESH_MARGIN_MS = 5 * 60 * 1000;
+// Never refresh more often than this: with a token lifetime shorter than the margin (or a
+// clock far ahead of the server's), every fresh token would look due at once.
+const DEFAULT_MIN_REFRESH_INTERVAL_MS = 30 * 1000;
 // setTimeout holds a 32-bit delay; longer lifetimes wait in steps.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -187,6 +190,7 @@ export async function startConsultation({
   JitsiMeetExternalAPI,
   scriptUrl,
   refreshMarginMs = DEFAULT_REFRESH_MARGIN_MS,
+  minRefreshIntervalMs = DEFAULT_MIN_REFRESH_INTERVAL_MS,
   onLeft,
   onTokenRefreshed,
   onError,
@@ -237,7 +241,8 @@ export async function startConsultation({
   function schedule() {
     clearTimeout(timer);
     if (disposed) return;
-    const wait = Math.max(0, Math.min(expiresAt() - refreshMarginMs - now(), MAX_TIMER_MS));
+    const due = expiresAt() - refreshMarginMs - now();
+    const wait = Math.min(Math.max(minRefreshIntervalMs, due), MAX_TIMER_MS);
     timer = setTimeout(() => {
       if (expiresAt() - refreshMarginMs > now()) return schedule(); // a long wait in steps
       refresh().catch((error) => {

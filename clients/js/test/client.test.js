@@ -169,6 +169,7 @@ describe("startConsultation", () => {
       options: { configOverwrite: { prejoinConfig: { enabled: false } } },
       // The 60 s token is "close to expiry" after about one second.
       refreshMarginMs: 59_000,
+      minRefreshIntervalMs: 200,
       onLeft: () => left++,
       onTokenRefreshed: (grant) => refreshed.push(grant),
     });
@@ -216,6 +217,7 @@ describe("startConsultation", () => {
       parentNode: {},
       JitsiMeetExternalAPI: FakeJitsiMeetExternalAPI,
       refreshMarginMs: 59_500,
+      minRefreshIntervalMs: 200,
       onError: (e) => errors.push(e),
     });
     await client.report("a7", "cancel"); // the doctor cancels from another tab
@@ -226,6 +228,24 @@ describe("startConsultation", () => {
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(requests.length, count);
     handle.dispose();
+  });
+
+  test("a token lifetime shorter than the margin refreshes at the minimum interval, no faster", async () => {
+    const { client, requests } = clientFor("pat");
+    const { FakeJitsiMeetExternalAPI } = jitsiStandIn();
+    await service.putAppointment("a9", "doc", "pat");
+    const handle = await startConsultation({
+      client,
+      appointmentId: "a9",
+      parentNode: {},
+      JitsiMeetExternalAPI: FakeJitsiMeetExternalAPI,
+      // Default 5-minute margin against the service's 60 s tokens: always "due".
+      minRefreshIntervalMs: 400,
+    });
+    await new Promise((r) => setTimeout(r, 1_500));
+    handle.dispose();
+    const refreshes = requests.filter((r) => r.startsWith("GET /api/video-calls/token/")).length;
+    assert.ok(refreshes >= 2 && refreshes <= 4, `${refreshes} refreshes in 1.5 s`);
   });
 
   test("without a DOM and without a constructor it says what it needs", async () => {
