@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def dev_env_file(environ: dict[str, str] | os._Environ[str]) -> Path:
+def dev_env_file(environ: Mapping[str, str]) -> Path:
     """Where `make run` keeps the development secrets (scripts/dev-run, DATA_DIR moves it)."""
     return Path(environ.get("DATA_DIR") or "data") / "dev.env"
 

@@ -27,10 +27,11 @@ class AuthMode(StrEnum):
     DEV = "dev"
 
 
+# Development's CORS default: a frontend's dev server on this machine, over plain http.
+DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
 DEFAULT_DOCTOR_FEATURES = ("recording", "livestreaming", "screen-sharing")
 DEFAULT_PATIENT_FEATURES = ("screen-sharing",)
 # Features Jitsi knows in `context.features`; anything listed and not granted is sent as false.
-DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
 KNOWN_FEATURES = (
     "recording",
     "livestreaming",

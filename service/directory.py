@@ -137,7 +137,8 @@ def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str
     missing = sorted(named - also - repo.known_uids(named - also))
     if missing:
         raise BadRequest(
-            f"Unknown user {missing[0]}: create it first (PUT /api/admin/users/{missing[0]})",
+            f"Unknown user {missing[0]}: push the user first "
+            f"(PUT /api/admin/users/{missing[0]}, or list it in the import's users)",
             "unknown_user",
         )
 
