@@ -637,6 +637,10 @@ PATHS: Final[JSON] = {
                 ),
                 "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
                 "403": _error("The caller is not a participant", ["not_participant"]),
+                "405": _error(
+                    "ref `initiate`: /api/video-calls/initiate is a path of its own (POST only)",
+                    ["method_not_allowed"],
+                ),
             },
         }
     },

@@ -669,3 +669,11 @@ def test_appointment_date_in_week_form(api: Api) -> None:
 def test_uid_with_a_trailing_newline(api: Api) -> None:
     response = api.client.put("/api/admin/users/x%0A", json={"firstName": "X"}, headers=api.admin())
     conforms(response, USERS, "put", 400)
+
+
+def test_details_of_a_call_named_initiate_is_the_documented_405(seeded: Api) -> None:
+    # Schemathesis once sent ref=initiate: the answer must be one the document states.
+    response = seeded.client.get("/api/video-calls/initiate", headers=seeded.auth("doc"))
+    body = conforms(response, "/api/video-calls/{ref}", "get", 405)
+    assert body["error"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"
