@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck lint-lua test-clocks bench clean
+.PHONY: install install-js run reset test lint typecheck lint-lua test-clocks bench clean
 
 install: $(VENV)/.installed
 
@@ -15,6 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	scripts/dev-run
+
+# The demo data of `make run`, calls included, back as new (data/ and its secrets stay).
+reset: install
+	scripts/dev-run reset
+
+# clients/js's dev dependencies (typescript, from package-lock.json) for its type check.
+install-js:
+	cd clients/js && npm ci --no-audit --no-fund
 
 lint: install
 	$(BIN)/ruff check service tests bench

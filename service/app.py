@@ -48,11 +48,12 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         db.current().close_all()  # type: ignore[attr-defined]
 
     middleware = [Middleware(RequestLog)]
-    if settings.cors_origins:
+    if settings.cors_origins or settings.cors_origin_regex:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
+                allow_origin_regex=settings.cors_origin_regex or None,
                 allow_methods=["GET", "POST", "PATCH", "PUT", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type"],
                 max_age=600,

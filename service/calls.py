@@ -25,6 +25,7 @@ class TokenGrant:
     role: Role
     token: jitsi.IssuedToken
     link: str
+    domain: str
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def _grant(settings: Settings, call: VideoCall, user: User, role: Role) -> Token
         role=role,
     )
     token = jitsi.mint_token(settings, participant, call.room_name, now_s())
-    return TokenGrant(call, role, token, jitsi.meeting_link(settings, call.room_name, token.token))
+    link = jitsi.meeting_link(settings, call.room_name, token.token)
+    return TokenGrant(call, role, token, link, settings.jitsi_domain)
 
 
 def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:

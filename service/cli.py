@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from service import clock, logs, strict_json
@@ -76,7 +79,39 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def dev_env_file(environ: Mapping[str, str]) -> Path:
+    """Where `make run` keeps the development secrets (scripts/dev-run, DATA_DIR moves it)."""
+    return Path(environ.get("DATA_DIR") or "data") / "dev.env"
+
+
+def read_dev_env(path: Path) -> dict[str, str]:
+    """`KEY=value` lines as scripts/dev-run writes them; blank lines and comments skipped."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key.strip()] = value.strip()
+    return values
+
+
+def load_dev_env() -> None:
+    """In a checkout where `make run` has run, `dev-token` needs no `. data/dev.env` first.
+
+    Variables already set win; a file that is not a development one is ignored, so this can
+    never turn a production shell into a dev-auth one.
+    """
+    path = dev_env_file(os.environ)
+    if os.environ.get("APP_ENV", "development") != "development" or not path.is_file():
+        return
+    values = read_dev_env(path)
+    if values.get("APP_ENV", "development") != "development":
+        return
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+
+
 def cmd_dev_token(args: argparse.Namespace) -> int:
+    load_dev_env()
     settings = _settings()
     if settings.auth_mode is not AuthMode.DEV:
         print("videocalls: dev-token works only with AUTH_MODE=dev", file=sys.stderr)
@@ -117,7 +152,15 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
     settings = _settings()
     logs.configure(settings.log_level)
-    return _import_document(settings, directory.demo_records(clock.today_utc()))
+    if not args.reset:
+        return _import_document(settings, directory.demo_records(clock.today_utc()))
+    if settings.is_production:
+        print("videocalls: seed-demo --reset is refused when APP_ENV=production", file=sys.stderr)
+        return 2
+    _bind(settings)
+    forgotten = directory.reset_demo(clock.today_utc())
+    print(f"demo data reset: {forgotten} demo call(s) removed, appointments loaded as new")
+    return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -185,9 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import)
 
-    sub.add_parser("seed-demo", help="load demo users and appointments").set_defaults(
-        func=cmd_seed_demo
+    seed = sub.add_parser("seed-demo", help="load demo users and appointments")
+    seed.add_argument(
+        "--reset",
+        action="store_true",
+        help="also delete the demo appointments' calls, so the demo starts as new",
     )
+    seed.set_defaults(func=cmd_seed_demo)
     sub.add_parser(
         "sweep", help="complete calls after the grace period, mark NO_SHOW, close stale sessions"
     ).set_defaults(func=cmd_sweep)

@@ -36,6 +36,8 @@ class AuthMode(StrEnum):
     DEV = "dev"
 
 
+# Development's CORS default: a frontend's dev server on this machine, over plain http.
+DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
 DEFAULT_DOCTOR_FEATURES = ("recording", "livestreaming", "screen-sharing")
 DEFAULT_PATIENT_FEATURES = ("screen-sharing",)
 # Features Jitsi knows in `context.features`; anything listed and not granted is sent as false.
@@ -140,6 +142,8 @@ class Settings:
     firebase_auth_emulator_host: str = ""
     admin_api_key: str = field(default="", repr=False)
     cors_origins: tuple[str, ...] = ()
+    # Development without CORS_ORIGINS: any http://localhost:PORT (a frontend's dev server).
+    cors_origin_regex: str = ""
     app_env: str = "development"
     log_level: str = "INFO"
     db_pool_size: int = 8
@@ -293,6 +297,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if app_env == "production" and "*" in origins:
         raise ConfigError("CORS_ORIGINS=* is refused when APP_ENV=production")
 
+    # A frontend's dev server (http://localhost:3000, :5173, ...) works out of the box in
+    # development; CORS_ORIGINS, when set, is the whole list; production never guesses.
+    origin_regex = DEV_CORS_ORIGIN_REGEX if app_env == "development" and not origins else ""
+
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -314,6 +322,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firebase_auth_emulator_host=emulator,
         admin_api_key=admin_key,
         cors_origins=origins,
+        cors_origin_regex=origin_regex,
         app_env=app_env,
         log_level=log_level,
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.calls import follow_cancelled_appointment
 from service.clock import now_ms
-from service.domain.model import AppointmentStatus
+from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest
 from service.fields import ID_PATTERN
 from service.requests import AppointmentUpsert, UserUpsert, decode
@@ -100,6 +100,20 @@ def appointment_row(appointment_id: str, data: Mapping[str, Any], at: int) -> di
     }
 
 
+def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str]) -> None:
+    """An appointment for a user the service has never been told about would answer a
+    misleading 403 `account_inactive` at `initiate`; refuse it here, naming the user.
+    Runs inside the write transaction, so the users it checks are the ones it commits with."""
+    named = {row[key] for row in appointments for key in ("doctor_uid", "patient_uid")}
+    missing = sorted(named - also - repo.known_uids(named - also))
+    if missing:
+        raise BadRequest(
+            f"Unknown user {missing[0]}: push the user first "
+            f"(PUT /api/admin/users/{missing[0]}, or list it in the import's users)",
+            "unknown_user",
+        )
+
+
 def upsert_user(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     row = user_row(uid, data, now_ms())
 
@@ -117,6 +131,7 @@ def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str
 
     def work() -> None:
         with db.write_transaction():
+            require_known_users([row], set())
             repo.upsert_appointments([row])
             repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
             if row["status"] == AppointmentStatus.CANCELLED.value:
@@ -140,6 +155,7 @@ def import_records(document: Any) -> tuple[int, int]:
 
     def work() -> None:
         with db.write_transaction():
+            require_known_users(appointments, {row["uid"] for row in users})
             repo.upsert_users(users)
             repo.upsert_appointments(appointments)
             repo.audit(
@@ -171,6 +187,22 @@ def _rows(items: Any, name: str, key: str, build: Any, at: int) -> list[dict[str
             raise BadRequest(f"{name}[{index}]: {exc.message}", exc.code) from None
     # The last occurrence of an id wins, as it would with sequential upserts.
     return list(rows.values())
+
+
+def reset_demo(today: date) -> int:
+    """Load the demo records again and forget their calls: the demo is back as new."""
+    document = demo_records(today)
+    ids = [a["id"] for a in document["appointments"]]
+
+    def work() -> int:
+        with db.write_transaction():
+            forgotten = repo.forget_calls(ids, [room_name_for(i) for i in ids])
+            repo.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
+            return forgotten
+
+    forgotten = db.run(work)
+    import_records(document)
+    return forgotten
 
 
 def demo_records(today: date) -> dict[str, Any]:

@@ -294,6 +294,10 @@ SCHEMAS: Final[JSON] = {
             "meetingLink": _string(
                 format="uri", description="`https://{JITSI_DOMAIN}/{roomName}?jwt={jitsiToken}`"
             ),
+            "domain": _string(
+                description="Jitsi Meet's host (`JITSI_DOMAIN`): the first argument of "
+                "`new JitsiMeetExternalAPI(domain, ...)` and where `external_api.js` is served"
+            ),
             "userRole": _string(enum=["doctor", "patient"]),
             "isModerator": {"type": "boolean", "description": "True for the doctor only"},
             "expiresIn": _string(description='The token lifetime in words, e.g. "3 hours"'),
@@ -622,6 +626,10 @@ PATHS: Final[JSON] = {
                     "The caller is not a participant, or the caller's account is inactive",
                     ["not_participant", "account_inactive"],
                 ),
+                "405": _error(
+                    "ref `initiate`: /api/video-calls/initiate is a path of its own (POST only)",
+                    ["method_not_allowed"],
+                ),
             },
         }
     },
@@ -657,7 +665,11 @@ PATHS: Final[JSON] = {
             "requestBody": _body("AppointmentUpsert"),
             "responses": {
                 "200": _ok("Saved", _schema("AppointmentSaved")),
-                "400": _error("Malformed id or body", [*BODY_CODES, "invalid_id", "invalid_body"]),
+                "400": _error(
+                    "Malformed id or body, or `unknown_user`: doctorUid or patientUid names a "
+                    "user not yet created with PUT /api/admin/users/{uid}",
+                    [*BODY_CODES, "invalid_id", "invalid_body", "unknown_user"],
+                ),
                 "401": ADMIN_UNAUTHORIZED,
                 "403": ADMIN_FORBIDDEN,
                 "404": _error(

@@ -100,6 +100,8 @@ def token_grant(message: str, grant: TokenGrant) -> dict[str, Any]:
         "videoCall": call_summary(grant.call),
         "jitsiToken": grant.token.token,
         "meetingLink": grant.link,
+        # What `new JitsiMeetExternalAPI(domain, ...)` needs; frontends must not parse the link.
+        "domain": grant.domain,
         "userRole": grant.role.value,
         "isModerator": grant.role.value == "doctor",
         "expiresIn": describe_lifetime(grant.token.lifetime),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from service import calls
 from service.api import shapes
@@ -118,9 +120,24 @@ async def stats(request: Request) -> Response:
     )
 
 
+class OnlyMethods:
+    """An ASGI app answering 405 with `Allow`, for a literal path that a later `{ref}` route
+    would otherwise take. A plain ASGI app gets every method (Starlette limits a function
+    endpoint to GET), and it documents no operation of its own."""
+
+    def __init__(self, *allowed: str) -> None:
+        self.allow = ", ".join(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(405, headers={"Allow": self.allow})
+
+
 routes = [
     Route("/api/video-calls", list_calls, methods=["GET"]),
     Route("/api/video-calls/initiate", initiate, methods=["POST"]),
+    # Every other method: without this, GET /api/video-calls/initiate would be read as the
+    # details of a call with the id "initiate" (404); it is a known path, wrong method (405).
+    Route("/api/video-calls/initiate", OnlyMethods("POST")),
     # Reserved words come before the {ref} routes so they are never read as ids.
     Route("/api/video-calls/stats", stats, methods=["GET"]),
     Route("/api/video-calls/token/{ref}", token, methods=["GET"]),

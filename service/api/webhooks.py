@@ -10,8 +10,8 @@ from starlette.routing import Route
 
 from service.api.common import encode_cursor, in_thread, page_cursor, page_limit, require_admin
 from service.api.shapes import iso
-from service.fields import ID_PATTERN
 from service.errors import BadRequest, Conflict, NotFound
+from service.fields import ID_PATTERN
 from service.store.models import WebhookMessage
 from service.webhooks import outbox
 

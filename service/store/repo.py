@@ -13,7 +13,16 @@ import peewee
 from service.domain.model import AppointmentStatus, CallStatus
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
-from service.store.models import ALL_MODELS, Appointment, AuditEvent, User, VideoCall
+from service.store.models import (
+    ALL_MODELS,
+    Appointment,
+    AuditEvent,
+    OccupantSession,
+    ProsodyEvent,
+    SnapshotRoom,
+    User,
+    VideoCall,
+)
 
 
 def new_call_id() -> str:
@@ -40,6 +49,30 @@ def get_users(uids: Iterable[str]) -> dict[str, User]:
     else:
         rows = list(User.select().where(User.uid.in_(wanted)))
     return {u.uid: u for u in rows}
+
+
+def known_uids(uids: Iterable[str]) -> set[str]:
+    """Which of `uids` are stored users (in chunks: an import may name thousands)."""
+    wanted = sorted(set(uids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(u.uid for u in User.select(User.uid).where(User.uid.in_(chunk)))
+    return found
+
+
+def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> int:
+    """Delete these appointments' calls, their timelines and their rooms' Prosody events,
+    so the next `initiate` starts from nothing (`seed-demo --reset`; the audit log stays)."""
+    call_ids = [
+        c.id
+        for c in VideoCall.select(VideoCall.id).where(VideoCall.appointment_id.in_(appointment_ids))
+    ]
+    if call_ids:
+        OccupantSession.delete().where(OccupantSession.call_id.in_(call_ids)).execute()
+    SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
+    ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
+    return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
 
 
 def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:

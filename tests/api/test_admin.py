@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings, load_settings
-from service.store import db
+from service.store import db, repo
 from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, appointment_around
@@ -34,6 +34,8 @@ def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
     # Upserted in June for a day in July: the end is read in the zone's summer time, not in
     # the offset of the day the request arrives.
     api.clock.set(1_780_000_000_000)  # 2026-05-28, a controlled "now" for the literal below
+    api.put_user("d")
+    api.put_user("p")
     body = {
         "doctorUid": "d",
         "patientUid": "p",
@@ -168,3 +170,16 @@ def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) 
     assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend
     # Long after the appointment: a cancelled appointment is not a no-show.
     assert tracking.sweep(seeded.settings).no_shows == 0
+
+
+@pytest.mark.parametrize("field", ["doctorUid", "patientUid"])
+def test_an_appointment_naming_an_unknown_user_is_refused(seeded: Api, field: str) -> None:
+    body = {"doctorUid": "doc", "patientUid": "pat", **appointment_around(seeded.clock.ms)}
+    body.update({"status": "CONFIRMED", field: "nobody-yet"})
+    response = seeded.client.put(
+        "/api/admin/appointments/appt-new", json=body, headers=seeded.admin()
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "unknown_user"
+    assert "nobody-yet" in response.json()["message"]
+    assert db.run(lambda: repo.get_appointment("appt-new")) is None

@@ -274,3 +274,30 @@ def test_unreachable_database_is_503(database_url: str) -> None:
 def test_probes(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     assert api.client.get("/readyz").json() == {"status": "ready"}
+
+
+# --- 405 ------------------------------------------------------------------------------------
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def test_a_wrong_method_on_a_known_path_is_405_with_allow(seeded: Api) -> None:
+    # The served OpenAPI document is the list of known paths and their methods.
+    paths = seeded.client.get("/openapi.json").json()["paths"]
+    tried = 0
+    for path, item in paths.items():
+        documented = {m for m in item if m in HTTP_METHODS}
+        concrete = path.replace("{ref}", "appt1").replace("{uid}", "doc").replace("{id}", "appt1")
+        for method in set(HTTP_METHODS) - documented:
+            response = seeded.client.request(method.upper(), concrete, headers=seeded.auth("doc"))
+            assert_error(response, 405, "method_not_allowed")
+            allowed = {m.strip().lower() for m in response.headers["allow"].split(",")}
+            assert documented <= allowed <= documented | {"head"}, (method, path, allowed)
+            tried += 1
+    assert tried > 40
+
+
+def test_get_initiate_is_405_not_a_call_named_initiate(seeded: Api) -> None:
+    response = seeded.client.get("/api/video-calls/initiate", headers=seeded.auth("doc"))
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"

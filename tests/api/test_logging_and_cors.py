@@ -58,3 +58,46 @@ def test_cors_allows_only_configured_origins(env: dict[str, str]) -> None:
             "/api/video-calls/initiate", headers={"Origin": "https://evil.test", **preflight}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type",
+}
+
+
+def _allowed_origin(env: dict[str, str], origin: str) -> str | None:
+    with TestClient(create_app(load_settings(env))) as client:
+        answer = client.options(
+            "/api/video-calls/initiate", headers={"Origin": origin, **PREFLIGHT}
+        )
+        return answer.headers.get("access-control-allow-origin")
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:3000", "http://localhost:5173", "http://127.0.0.1:8080"]
+)
+def test_development_allows_a_local_frontend_by_default(env: dict[str, str], origin: str) -> None:
+    assert _allowed_origin({**env, "APP_ENV": "development"}, origin) == origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://localhost:3000", "http://localhost.evil.test", "http://evil.test", "null"],
+)
+def test_development_default_is_only_plain_localhost(env: dict[str, str], origin: str) -> None:
+    assert _allowed_origin({**env, "APP_ENV": "development"}, origin) is None
+
+
+def test_cors_origins_replaces_the_development_default(env: dict[str, str]) -> None:
+    dev = {**env, "APP_ENV": "development", "CORS_ORIGINS": "https://app.clinic.test"}
+    assert _allowed_origin(dev, "http://localhost:3000") is None
+    assert _allowed_origin(dev, "https://app.clinic.test") == "https://app.clinic.test"
+
+
+@pytest.mark.parametrize("app_env", ["production", "test"])
+def test_other_environments_allow_no_origin_by_default(env: dict[str, str], app_env: str) -> None:
+    settings_env = {**env, "APP_ENV": app_env}
+    if app_env == "production":
+        settings_env.update(AUTH_MODE="firebase", FIREBASE_PROJECT_ID="clinic-test")
+    assert _allowed_origin(settings_env, "http://localhost:3000") is None

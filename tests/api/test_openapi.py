@@ -379,8 +379,23 @@ def test_admin_user_responses(api: Api) -> None:
     conforms(put("/api/admin/users/u1", json=big, headers=admin), USERS, "put", 413)
 
 
+def _appointment(api: Api, doctor: str, patient: str) -> dict[str, Any]:
+    return {
+        "doctorUid": doctor,
+        "patientUid": patient,
+        "appointmentDate": api.clock.day(),
+        "startTime": "23:30",
+        "endTime": "00:15",
+        "status": "CONFIRMED",
+    }
+
+
 def test_admin_appointment_responses(api: Api) -> None:
     put, admin = api.client.put, api.admin()
+    response = put("/api/admin/appointments/a1", json=_appointment(api, "d", "p"), headers=admin)
+    assert conforms(response, APPOINTMENTS, "put", 400)["error"] == "unknown_user"
+    api.put_user("d")
+    api.put_user("p")
     payload = {
         "doctorUid": "d",
         "patientUid": "p",
@@ -654,3 +669,11 @@ def test_appointment_date_in_week_form(api: Api) -> None:
 def test_uid_with_a_trailing_newline(api: Api) -> None:
     response = api.client.put("/api/admin/users/x%0A", json={"firstName": "X"}, headers=api.admin())
     conforms(response, USERS, "put", 400)
+
+
+def test_details_of_a_call_named_initiate_is_the_documented_405(seeded: Api) -> None:
+    # Schemathesis once sent ref=initiate: the answer must be one the document states.
+    response = seeded.client.get("/api/video-calls/initiate", headers=seeded.auth("doc"))
+    body = conforms(response, "/api/video-calls/{ref}", "get", 405)
+    assert body["error"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"

@@ -25,6 +25,14 @@ def test_initiate_returns_a_token_link_and_the_call(seeded: Api) -> None:
     assert body["meetingLink"] == (
         f"https://meet.example.test/appointment_appt1?jwt={body['jitsiToken']}"
     )
+    assert body["domain"] == "meet.example.test"
+
+
+def test_token_refresh_names_the_domain_too(seeded: Api) -> None:
+    seeded.initiate("doc", "appt1")
+    response = seeded.client.get("/api/video-calls/token/appt1", headers=seeded.auth("pat"))
+    assert response.status_code == 200, response.text
+    assert response.json()["domain"] == "meet.example.test"
 
 
 def test_token_claims_pass_jitsi_verification_rules(seeded: Api) -> None:

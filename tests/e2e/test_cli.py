@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jwt
 
-from service.store import db
-from service.store.models import Appointment, User
+from service.store import db, repo
+from service.store.models import Appointment, User, VideoCall
 from tests.clock import midday_window, real_now_ms
-from tests.conftest import base_env
+from tests.conftest import base_env, repo_root
 from tests.e2e.conftest import cli
 
 
@@ -106,3 +109,98 @@ def test_seed_demo_loads_a_doctor_two_patients_and_appointments(env: dict[str, s
     statuses = db.run(lambda: {a.status for a in Appointment.select()})
     assert {"CONFIRMED", "PENDING", "COMPLETED", "CANCELLED"} <= statuses
     assert db.run(lambda: User.select().count()) == 3
+
+
+def test_import_refuses_an_appointment_for_an_unknown_user(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    document = {
+        "users": [{"uid": "d3", "firstName": "D"}],
+        "appointments": [
+            {
+                "id": "i3",
+                "doctorUid": "d3",
+                "patientUid": "never-created",
+                **midday_window(real_now_ms()),
+                "status": "CONFIRMED",
+            }
+        ],
+    }
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(document))
+    result = cli(env, "import", str(path))
+    assert result.returncode == 1
+    assert "Unknown user never-created" in result.stderr
+    assert db.run(lambda: User.select().where(User.uid == "d3").count()) == 0
+
+
+def _dev_env_file(tmp_path: Path, dev_secret: str) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    source = base_env(APP_ENV="development", DEV_AUTH_SECRET=dev_secret)
+    (data / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in source.items()))
+    return data
+
+
+def test_dev_token_reads_the_dev_env_of_make_run_itself(tmp_path: Path) -> None:
+    secret = base_env()["DEV_AUTH_SECRET"]
+    data = _dev_env_file(tmp_path, secret)
+    # A shell where nothing was sourced: only where `make run` keeps its file.
+    bare = {k: v for k, v in os.environ.items() if k.isupper() and "JITSI" not in k}
+    for name in ("APP_ENV", "AUTH_MODE", "DEV_AUTH_SECRET", "DATABASE_URL", "ADMIN_API_KEY"):
+        bare.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "dev-token", "--uid", "demo-doctor"],
+        env={**bare, "DATA_DIR": str(data)},
+        cwd=repo_root(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(
+        result.stdout.strip(), secret, algorithms=["HS256"], audience="videocalls-dev"
+    )
+    assert claims["sub"] == "demo-doctor"
+
+
+def test_dev_token_ignores_the_file_outside_development(tmp_path: Path) -> None:
+    data = _dev_env_file(tmp_path, base_env()["DEV_AUTH_SECRET"])
+    env = base_env(
+        APP_ENV="production", AUTH_MODE="firebase", FIREBASE_PROJECT_ID="p", DATA_DIR=str(data)
+    )
+    result = cli(env, "dev-token", "--uid", "x")
+    assert result.returncode != 0
+    assert "AUTH_MODE=dev" in result.stderr
+
+
+def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
+    assert cli(env, "seed-demo").returncode == 0
+    appointment = db.run(lambda: Appointment.get_by_id("demo-appt-1"))
+    db.run(
+        lambda: repo.create_call_if_missing(appointment, "appointment_demo-appt-1", real_now_ms())
+    )
+    db.run(
+        lambda: (
+            VideoCall.update(status="COMPLETED")
+            .where(VideoCall.appointment_id == "demo-appt-1")
+            .execute()
+        )
+    )
+    plain = cli(env, "seed-demo")
+    assert plain.returncode == 0
+    assert db.run(lambda: VideoCall.select().count()) == 1  # seeding alone keeps the call
+    reset = cli(env, "seed-demo", "--reset")
+    assert reset.returncode == 0, reset.stderr
+    assert "1 demo call(s) removed" in reset.stdout
+    assert db.run(lambda: VideoCall.select().count()) == 0
+    assert db.run(lambda: Appointment.get_by_id("demo-appt-1").status) == "CONFIRMED"
+    production = base_env(
+        DATABASE_URL=env["DATABASE_URL"],
+        APP_ENV="production",
+        AUTH_MODE="firebase",
+        FIREBASE_PROJECT_ID="p",
+    )
+    refused = cli(production, "seed-demo", "--reset")
+    assert refused.returncode == 2
+    assert "refused" in refused.stderr

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -65,3 +66,24 @@ def test_dev_run_prints_a_curl_that_returns_a_token(tmp_path: Path) -> None:
         process.wait(timeout=10)
         if process.stdout:
             process.stdout.close()
+
+
+def test_dev_run_on_a_busy_port_stops_before_touching_the_database(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "PORT": str(port)}
+        result = subprocess.run(
+            [str(repo_root() / "scripts" / "dev-run")],
+            env=env,
+            cwd=repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "PORT=8001 make run" in result.stderr
+    assert not (tmp_path / "data").exists()  # no secrets generated, nothing migrated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -100,3 +101,25 @@ def test_secret_rotation_list() -> None:
     first, second = base_env()["PROSODY_EVENTS_SECRET"], base_env()["PROSODY_EVENTS_SECRET"]
     settings = load_settings(base_env(PROSODY_EVENTS_SECRET=f"{first} {second}"))
     assert settings.prosody_events_secrets == (first, second)
+
+
+def test_env_example_states_the_service_defaults() -> None:
+    """docker/env.example's commented `#VIDEOCALLS_X=value` lines claim the default of what
+    the overlay passes through empty; each claim must be what the service really uses."""
+    root = Path(__file__).resolve().parents[2]
+    compose = (root / "docker-compose.jitsi.yml").read_text()
+    passed = dict(re.findall(r"- ([A-Z_]+)=\$\{(VIDEOCALLS_[A-Z_]+):-\}", compose))
+    claims = dict(
+        re.findall(
+            r"^#(VIDEOCALLS_[A-Z_]+)=(.*)$", (root / "docker" / "env.example").read_text(), re.M
+        )
+    )
+    examples = {"CORS_ORIGINS", "DATABASE_URL"}  # shown as examples, not as defaults
+    checked = 0
+    env = base_env()
+    baseline = load_settings(env)
+    for name, variable in passed.items():
+        if variable in claims and name not in examples:
+            assert load_settings({**env, name: claims[variable]}) == baseline, variable
+            checked += 1
+    assert checked >= 6
