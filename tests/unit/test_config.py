@@ -114,7 +114,7 @@ def test_env_example_states_the_service_defaults() -> None:
             r"^#(VIDEOCALLS_[A-Z_]+)=(.*)$", (root / "docker" / "env.example").read_text(), re.M
         )
     )
-    examples = {"CORS_ORIGINS", "DATABASE_URL"}  # shown as examples, not as defaults
+    examples = {"CORS_ORIGINS", "DATABASE_URL", "WEBHOOK_URL"}  # examples, not defaults
     checked = 0
     env = base_env()
     baseline = load_settings(env)
