@@ -11,8 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from service import logs, sweeper
-from service.api import admin, events, health, openapi, video_calls
+from service import logs, metrics, sweeper
+from service.api import admin, events, health, openapi, prometheus, video_calls
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
@@ -28,6 +28,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         settings.dev_auth_secret,
         settings.admin_api_key,
         settings.event_sync_token,
+        settings.metrics_token,
         *settings.prosody_events_secrets,
     )
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         db.current().close_all()  # type: ignore[attr-defined]
 
     middleware = [Middleware(RequestLog)]
+    if settings.metrics_token:
+        middleware.insert(0, Middleware(metrics.RequestMetrics))
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -64,6 +67,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             *admin.routes,
             *events.routes,
             *openapi.routes,
+            *prometheus.routes,
         ],
         middleware=middleware,
         exception_handlers={

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from service import clock, logs
@@ -53,15 +56,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        "service.app:factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        **UVICORN_OPTIONS,
-    )
+    metrics_dir = _metrics_dir(settings)
+    try:
+        uvicorn.run(
+            "service.app:factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **UVICORN_OPTIONS,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(settings: Settings) -> str | None:
+    """With METRICS_TOKEN, the workers share their samples through a fresh directory."""
+    if not settings.metrics_token:
+        return None
+    # prometheus_client picks multiprocess mode when it is first imported, so the directory
+    # is exported before anything imports it: this process (one worker) and every worker.
+    path = tempfile.mkdtemp(prefix="videocalls-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -158,4 +158,25 @@ class OccupantSession(BaseModel):
         indexes = ((("call_id", "session"), True),)
 
 
-ALL_MODELS = (User, Appointment, VideoCall, AuditEvent, ProsodyEvent, SnapshotRoom, OccupantSession)
+class SweeperRun(BaseModel):
+    """One row per sweeper (today only "sweeper"): when it last ran and what it did."""
+
+    name = peewee.CharField(max_length=32, primary_key=True)
+    ran_at = peewee.BigIntegerField()
+    derived = peewee.IntegerField(default=0)
+    no_shows = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "sweeper_runs"
+
+
+ALL_MODELS = (
+    User,
+    Appointment,
+    VideoCall,
+    AuditEvent,
+    ProsodyEvent,
+    SnapshotRoom,
+    OccupantSession,
+    SweeperRun,
+)
