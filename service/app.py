@@ -12,7 +12,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from service import logs, metrics, sweeper
-from service.api import admin, events, health, openapi, prometheus, video_calls
+from service.api import (
+    admin,
+    admin_views,
+    console,
+    events,
+    health,
+    openapi,
+    prometheus,
+    video_calls,
+)
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
@@ -65,6 +74,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             *health.routes,
             *video_calls.routes,
             *admin.routes,
+            *admin_views.routes,
+            *console.routes,
             *events.routes,
             *openapi.routes,
             *prometheus.routes,

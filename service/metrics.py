@@ -16,7 +16,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -26,6 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Requests no route matched (scanners, typos) share one label instead of one per path.
 UNMATCHED_ROUTE = "unmatched"
+
+# `_created` samples exist only in single-process mode; without them both modes export the same.
+disable_created_metrics()
 
 # Metrics register here, not in prometheus_client's global registry: nothing else is exported.
 _REGISTRY = CollectorRegistry(auto_describe=True)
