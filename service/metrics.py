@@ -34,7 +34,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED_ROUTE = "unmatched"
 
 # `_created` samples exist only in single-process mode; without them both modes export the same.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Metrics register here, not in prometheus_client's global registry: nothing else is exported.
 _REGISTRY = CollectorRegistry(auto_describe=True)
