@@ -277,7 +277,8 @@ _SESSION_COLUMNS = (
 )
 _INSERT_SESSION = Compiled(
     lambda *values: OccupantSession.insert(dict(zip(_SESSION_COLUMNS, values, strict=True))),
-    "c", "s", "u", "r", -1, -2, "e", "repaired", "counted",
+    # The flags' samples are booleans: a string sample would be rendered as a constant True.
+    "c", "s", "u", "r", -1, -2, "e", True, False,
 )  # fmt: skip
 
 

@@ -149,9 +149,9 @@ def test_a_call_with_sessions_transitions_and_audit(noon: Api) -> None:
     body = get(api, f"/api/admin/console/calls/{call_id}", CALL)
     assert body["videoCall"]["id"] == call_id
     assert body["videoCall"]["status"] == "COMPLETED"
-    assert [(s["role"], s["joinedAt"], s["leftAt"]) for s in body["sessions"]] == [
-        ("doctor", iso(t0 + 1_000), iso(t0 + 671_000)),
-        ("patient", iso(t0 + 61_000), iso(t0 + 661_000)),
+    assert [(s["role"], s["joinedAt"], s["leftAt"], s["repaired"]) for s in body["sessions"]] == [
+        ("doctor", iso(t0 + 1_000), iso(t0 + 671_000), False),
+        ("patient", iso(t0 + 61_000), iso(t0 + 661_000), False),
     ]
     assert [(t["from"], t["to"], t["actor"]) for t in body["transitions"]] == [
         ("SCHEDULED", "IN_PROGRESS", "prosody"),
