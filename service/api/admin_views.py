@@ -30,6 +30,7 @@ MAX_RANGE_DAYS = 366
 HEALTH_WINDOW_MS = 24 * 3_600_000
 # The sweeper is overdue after missing this many of its intervals.
 SWEEPER_OVERDUE_INTERVALS = 3
+AXIS_CONTEXT_MS = 30 * 60_000
 
 
 # --- query parameters ---------------------------------------------------------------------
@@ -201,6 +202,25 @@ def _audit_detail(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _axis(starts: int, ends: int, sessions: list[OccupantSession], now: int) -> tuple[int, int]:
+    """The time axis of a call's timeline: its sessions, and the appointment around them.
+
+    Without sessions, the appointment. With them, the appointment widens the axis by at most
+    AXIS_CONTEXT_MS on either side, so that a long booking does not shrink a short call.
+    """
+    times: list[int] = []
+    for s in sessions:
+        if s.joined_at is None:
+            continue
+        times += [s.joined_at, s.left_at if s.left_at is not None else now]
+    if not times:
+        return starts, ends
+    low, high = min(times), max(times)
+    return max(min(low, starts), low - AXIS_CONTEXT_MS), min(
+        max(high, ends), high + AXIS_CONTEXT_MS
+    )
+
+
 def _transition(entry: dict[str, Any]) -> dict[str, Any]:
     detail: dict[str, Any] = entry["detail"]
     return {
@@ -224,11 +244,7 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
         sessions = operations.sessions_of(call.id)
         trail = repo.audit_trail(call.id)
         starts, ends = _bounds(appointment)
-        times = [starts, ends]
-        for s in sessions:
-            times += [t for t in (s.joined_at, s.left_at) if t is not None]
-            if s.joined_at is not None and s.left_at is None:
-                times.append(now)
+        low, high = _axis(starts, ends, sessions, now)
         audit = [
             {
                 "at": iso(entry.at),
@@ -260,7 +276,7 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
             },
             "doctor": _person(call.doctor_uid, users),
             "patient": _person(call.patient_uid, users),
-            "axis": {"from": iso(min(times)), "to": iso(max(times))},
+            "axis": {"from": iso(low), "to": iso(high)},
             "sessions": [
                 {
                     "session": s.session,

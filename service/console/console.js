@@ -7,7 +7,7 @@
   const POLL_MS = 4000;
   const SVG = "http://www.w3.org/2000/svg";
   const GROUPS = {
-    waiting: { label: "Waiting", mark: "⏳" },
+    waiting: { label: "Waiting", mark: "◐" },
     in_progress: { label: "In progress", mark: "●" },
     starting_soon: { label: "Starting soon", mark: "◷" },
     upcoming: { label: "Later today", mark: "○" },
@@ -321,7 +321,7 @@
     if (focused && $(focused)) $(focused).focus();
     const c = data.counts;
     $("today-summary").textContent =
-      `${data.appointments.length} appointments: ${c.waiting} waiting, ${c.in_progress} in progress, ` +
+      `${data.appointments.length} ${data.appointments.length === 1 ? "appointment" : "appointments"}: ${c.waiting} waiting, ${c.in_progress} in progress, ` +
       `${c.starting_soon} starting soon, ${c.completed} completed, ${c.missed} missed.`;
     $("today-stamp").textContent = `Updated ${stamp(data.now)}, every ${POLL_MS / 1000} s`;
     $("today-title").textContent = data.date === localDate(new Date()) ? "Today" : `Appointments on ${data.date}`;

@@ -160,8 +160,8 @@ def test_a_call_with_sessions_transitions_and_audit(noon: Api) -> None:
     actions = [a["action"] for a in body["audit"]]
     assert actions[0] == "call.created"
     assert actions.count("event.received") == 6
-    # The axis spans the appointment (11:00-12:00) and every session.
-    assert body["axis"] == {"from": iso(now - HOUR), "to": iso(now)}
+    # The axis spans every session, and the appointment (11:00-12:00) up to 30 min around.
+    assert body["axis"] == {"from": iso(t0 + 1_000 - 30 * MINUTE), "to": iso(now)}
     by_appointment = get(api, "/api/admin/console/calls/c1", CALL)
     assert by_appointment["videoCall"]["id"] == call_id
 

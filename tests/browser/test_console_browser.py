@@ -200,14 +200,14 @@ def test_the_day_live_a_call_doctors_and_health(
     # Back to the day, then one doctor only, then the next day.
     page.get_by_role("link", name="Back to the day").click()
     expect(group(page, "waiting")).to_contain_text("Pat Smith")
-    page.get_by_label("Doctor").select_option("doc2")
+    page.get_by_label("Doctor", exact=True).select_option("doc2")
     expect(group(page, "in_progress")).to_contain_text("Sam Jones")
     expect(page.locator("#groups")).not_to_contain_text("Pat Smith")
     assert "doctor=doc2" in page.url
     page.screenshot(path=str(artifacts / "console-doctor.png"), full_page=True)
-    page.get_by_label("Doctor").select_option("")
+    page.get_by_label("Doctor", exact=True).select_option("")
     next_day = shift_days(clinic.window["appointmentDate"], 1)
-    page.get_by_label("Day").fill(next_day)
+    page.get_by_label("Day", exact=True).fill(next_day)
     expect(page.get_by_role("heading", name=f"Appointments on {next_day}")).to_be_visible()
     expect(page.locator("#groups li")).to_have_count(1)
     expect(page.locator("#groups")).to_contain_text("Sam Jones")
