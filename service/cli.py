@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -80,6 +81,9 @@ def _metrics_dir(settings: Settings) -> str | None:
     # is exported before anything imports it: this process (one worker) and every worker.
     path = tempfile.mkdtemp(prefix="videocalls-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    # uvicorn re-raises the SIGTERM it shut down for; leaving through Python instead of the
+    # signal's default action runs `serve`'s cleanup, which removes the folder.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return path
 
 

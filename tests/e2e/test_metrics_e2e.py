@@ -6,6 +6,7 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
@@ -41,11 +42,17 @@ def scrape(server: Server, token: str) -> str:
     return response.text
 
 
-def test_two_workers_report_together(database_url: str) -> None:
+def test_two_workers_report_together(database_url: str, tmp_path: Path) -> None:
     token = secrets.token_hex(32)
-    env = base_env(DATABASE_URL=database_url, METRICS_TOKEN=token, SWEEP_INTERVAL="1")
+    env = base_env(
+        DATABASE_URL=database_url,
+        METRICS_TOKEN=token,
+        SWEEP_INTERVAL="1",
+        TMPDIR=str(tmp_path),  # where `serve` makes the workers' shared metrics folder
+    )
     server = start_server(env, workers=2)
     try:
+        (shared,) = tmp_path.glob("videocalls-metrics-*")
         tokens = seed(server)
         initiate(server, tokens)
         admin = {"Authorization": f"Bearer {load_settings(env).admin_api_key}"}
@@ -149,11 +156,38 @@ def test_two_workers_report_together(database_url: str) -> None:
         # Route templates only: no id, user or path of a request appears in a label.
         for value in ("race1", "today1", "user1", "abc123", "/no/such"):
             assert value not in text
+        # Both workers write their samples there.
+        assert len({f.name.rsplit("_", 1)[-1] for f in shared.glob("counter_*.db")}) == 2
     finally:
         stop_server(server)
+    # Stopped (SIGTERM), `serve` removes the folder.
+    assert not shared.exists()
 
 
 def test_metrics_answer_404_while_disabled(server: Server) -> None:
     response = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer x"})
     assert response.status_code == 404
     assert response.json()["error"] == "metrics_disabled"
+
+
+def test_one_worker_counts_in_the_shared_folder_too(database_url: str, tmp_path: Path) -> None:
+    """One worker runs inside `serve` itself: the folder is exported before it starts."""
+    token = secrets.token_hex(32)
+    env = base_env(DATABASE_URL=database_url, METRICS_TOKEN=token, TMPDIR=str(tmp_path))
+    server = start_server(env, workers=1)
+    try:
+        (shared,) = tmp_path.glob("videocalls-metrics-*")
+        for _ in range(3):
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+        text = scrape(server, token)
+        assert (
+            sample(
+                text, "videocalls_http_requests_total", route="/healthz", method="GET", status="200"
+            )
+            == 3
+        )
+        assert list(shared.glob("counter_*.db"))
+    finally:
+        stop_server(server)
+    assert server.process.returncode == 143  # SIGTERM, left through `serve`'s cleanup
+    assert not shared.exists()
