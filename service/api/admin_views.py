@@ -353,9 +353,9 @@ async def get_doctors(request: Request) -> Response:
     require_admin(request)
     today = clock.today_utc()
     last = _date_param(request, "to", today.isoformat())
-    first = _date_param(
-        request, "from", date.fromordinal(date.fromisoformat(last).toordinal() - 29).isoformat()
-    )
+    # 30 days up to `to`, or from the first representable day.
+    default_first = date.fromordinal(max(1, date.fromisoformat(last).toordinal() - 29))
+    first = _date_param(request, "from", default_first.isoformat())
     span = (date.fromisoformat(last) - date.fromisoformat(first)).days
     if span < 0:
         raise BadRequest("from must not be after to", "invalid_query")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -325,6 +326,13 @@ def test_the_page_is_self_contained_under_a_strict_policy(api: Api) -> None:
     script = texts[1]
     assert "sessionStorage" in script
     assert "localStorage" not in script and "document.cookie" not in script
+
+
+def test_totals_up_to_the_first_representable_days(noon: Api) -> None:
+    # Found by schemathesis: the default range once reached before year 1.
+    first_days = date.min + timedelta(days=3)
+    body = get(noon, DOCTORS, DOCTORS, to=first_days.isoformat())
+    assert (body["from"], len(body["days"])) == (date.min.isoformat(), 4)
 
 
 def test_metrics_need_the_token(database_url: str) -> None:
