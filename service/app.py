@@ -11,8 +11,18 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from service import logs, sweeper
-from service.api import admin, events, health, openapi, video_calls, webhooks
+from service import logs, metrics, sweeper
+from service.api import (
+    admin,
+    admin_views,
+    console,
+    events,
+    health,
+    openapi,
+    prometheus,
+    video_calls,
+    webhooks,
+)
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
 from service.auth import Authenticator, build_authenticator
@@ -29,6 +39,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         settings.dev_auth_secret,
         settings.admin_api_key,
         settings.event_sync_token,
+        settings.metrics_token,
         *settings.prosody_events_secrets,
         *settings.webhooks.secrets,
     )
@@ -48,6 +59,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         db.current().close_all()  # type: ignore[attr-defined]
 
     middleware = [Middleware(RequestLog)]
+    if settings.metrics_token:
+        middleware.insert(0, Middleware(metrics.RequestMetrics))
     if settings.cors_origins or settings.cors_origin_regex:
         middleware.append(
             Middleware(
@@ -69,8 +82,11 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             *video_calls.routes,
             *admin.routes,
             *webhooks.routes,
+            *admin_views.routes,
+            *console.routes,
             *events.routes,
             *openapi.routes,
+            *prometheus.routes,
         ],
         middleware=middleware,
         exception_handlers={

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,15 +60,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        "service.app:factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        **UVICORN_OPTIONS,
-    )
+    metrics_dir = _metrics_dir(settings)
+    try:
+        uvicorn.run(
+            "service.app:factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **UVICORN_OPTIONS,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(settings: Settings) -> str | None:
+    """With METRICS_TOKEN, the workers share their samples through a fresh directory."""
+    if not settings.metrics_token:
+        return None
+    # prometheus_client picks multiprocess mode when it is first imported, so the directory
+    # is exported before anything imports it: this process (one worker) and every worker.
+    path = tempfile.mkdtemp(prefix="videocalls-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    # uvicorn re-raises the SIGTERM it shut down for; leaving through Python instead of the
+    # signal's default action runs `serve`'s cleanup, which removes the folder.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    return path
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

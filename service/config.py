@@ -154,6 +154,7 @@ class Settings:
     max_call_duration: int = 14400
     sweep_interval: int = 30
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def is_production(self) -> bool:
@@ -293,6 +294,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if event_sync_token:
         check_secret("EVENT_SYNC_TOKEN", event_sync_token)
 
+    metrics_token = env.get("METRICS_TOKEN", "")
+    if metrics_token:
+        check_secret("METRICS_TOKEN", metrics_token)
+
     origins = _list(env.get("CORS_ORIGINS", ""))
     if app_env == "production" and "*" in origins:
         raise ConfigError("CORS_ORIGINS=* is refused when APP_ENV=production")
@@ -333,4 +338,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
         sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
         webhooks=load_webhook_settings(env, production=app_env == "production"),
+        metrics_token=metrics_token,
     )

@@ -7,7 +7,7 @@ import logging
 import anyio
 import anyio.to_thread
 
-from service import tracking
+from service import metrics, tracking
 from service.config import Settings
 
 log = logging.getLogger("service.sweeper")
@@ -21,7 +21,9 @@ async def run_forever(settings: Settings) -> None:
             result = await anyio.to_thread.run_sync(tracking.sweep, settings)
         except Exception:
             log.exception("sweep failed")
+            metrics.sweep_finished("failed")
             continue
+        metrics.sweep_finished("ran" if result.ran else "skipped")
         if result.ran and (result.derived or result.no_shows):
             log.info(
                 "sweep",

@@ -19,7 +19,7 @@ from service.domain import rules
 from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, derive_call
-from service.store import db, hosts, repo
+from service.store import db, hosts, operations, repo
 from service.store import events as event_store
 from service.store.models import ProsodyHost, VideoCall
 from service.webhooks import outbox
@@ -267,6 +267,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
             with db.write_transaction():
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
                 pruned += outbox.prune(now - outbox.RETENTION_MS)
+                operations.record_sweep(now, derived, no_shows)
             return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:
             db.advisory_unlock(SWEEPER_LOCK_KEY)

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import tracking
+from service import metrics, tracking
 from service.api.common import in_thread, require_bearer_key, settings_of
 from service.clock import now_ms
 from service.domain.events import Event
-from service.errors import BadRequest, NotFound, Unauthorized
+from service.errors import AppError, BadRequest, NotFound, Unauthorized
 from service.events.parse import InvalidEvent, parse_event_sync, parse_v1
 from service.events.signing import SignatureError, verify
 
@@ -29,7 +29,12 @@ MAX_EVENT_BODY = 4 * 1024 * 1024
 
 async def _ingest(request: Request, event: Event, source: str) -> tracking.Ingested:
     settings = settings_of(request)
-    return await in_thread(lambda: tracking.ingest(settings, event, source))
+    result = await in_thread(lambda: tracking.ingest(settings, event, source))
+    if result.new:
+        metrics.event_received(source, "new", lag_ms=now_ms() - event.occurred_at)
+    else:
+        metrics.event_received(source, "duplicate")
+    return result
 
 
 async def prosody_events(request: Request) -> Response:
@@ -52,12 +57,15 @@ async def prosody_events(request: Request) -> Response:
                 }
             },
         )
+        metrics.event_received("v1", "rejected")
         raise Unauthorized("Invalid webhook signature or timestamp", "invalid_signature") from None
     try:
         event = parse_v1(body)
     except InvalidEvent as exc:
+        metrics.event_received("v1", "invalid")
         raise BadRequest(str(exc), "invalid_event") from None
     if event.id != webhook_id:
+        metrics.event_received("v1", "invalid")
         raise BadRequest("webhook-id does not match the event id", "invalid_event")
     await _ingest(request, event, "v1")
     return Response(status_code=204)
@@ -67,13 +75,18 @@ async def event_sync(request: Request) -> Response:
     token = settings_of(request).event_sync_token
     if not token:
         raise NotFound("event_sync receiver is disabled: set EVENT_SYNC_TOKEN", "receiver_disabled")
-    require_bearer_key(request, token, "invalid_token", "event_sync token")
+    try:
+        require_bearer_key(request, token, "invalid_token", "event_sync token")
+    except AppError:
+        metrics.event_received("event_sync", "rejected")
+        raise
     kind: str = request.path_params["kind"]
     if kind not in EVENT_SYNC_KINDS:
         raise NotFound("Unknown event_sync event", "not_found")
     try:
         event = parse_event_sync(kind, await request.body())
     except InvalidEvent as exc:
+        metrics.event_received("event_sync", "invalid")
         raise BadRequest(str(exc), "invalid_event") from None
     result = await _ingest(request, event, "event_sync")
     return JSONResponse({"status": "ok", "duplicate": not result.new})

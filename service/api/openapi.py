@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.api import openapi_console
 from service.api.common import DEFAULT_PAGE, MAX_PAGE
 from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
@@ -1064,6 +1065,9 @@ WEBHOOKS: Final[JSON] = {
     }
 }
 
+# The operator console, its admin views and /metrics (a block of its own).
+PATHS.update(openapi_console.PATHS)
+SCHEMAS.update(openapi_console.SCHEMAS)
 
 DOCUMENT: Final[JSON] = {
     "openapi": "3.1.0",
@@ -1103,6 +1107,7 @@ DOCUMENT: Final[JSON] = {
                 "scheme": "bearer",
                 "description": "ADMIN_API_KEY, for the clinic's backend and operators",
             },
+            **openapi_console.SECURITY_SCHEMES,
         },
     },
 }

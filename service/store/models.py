@@ -227,6 +227,18 @@ class WebhookCallState(BaseModel):
         table_name = "webhook_call_state"
 
 
+class SweeperRun(BaseModel):
+    """One row per sweeper (today only "sweeper"): when it last ran and what it did."""
+
+    name = peewee.CharField(max_length=32, primary_key=True)
+    ran_at = peewee.BigIntegerField()
+    derived = peewee.IntegerField(default=0)
+    no_shows = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "sweeper_runs"
+
+
 ALL_MODELS = (
     User,
     Appointment,
@@ -238,4 +250,5 @@ ALL_MODELS = (
     ProsodyHost,
     WebhookMessage,
     WebhookCallState,
+    SweeperRun,
 )

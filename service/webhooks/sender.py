@@ -22,6 +22,7 @@ import anyio.to_thread
 import httpx
 import peewee
 
+from service import metrics
 from service.clock import now_ms, now_s
 from service.config import WebhookSettings
 from service.events.signing import sign
@@ -235,6 +236,8 @@ async def _one(
         "error": outcome.error,
         "result": status,
     }
+    # A pending message after an attempt is one that will be retried.
+    metrics.webhook_delivered("retry" if status == PENDING else status)
     if outcome.delivered:
         log.info("webhook delivered", extra={"fields": fields})
     else:

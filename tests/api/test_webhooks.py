@@ -283,3 +283,24 @@ def test_an_operator_retry_leaves_a_message_in_flight_to_its_sender(
     retried = outbox.retry(waiting)
     assert retried is not None and retried.attempts == 0 and retried.next_attempt_at == clock.ms
     assert [c.id for c in sender.claim(HOOKS, "two")] == [waiting]
+
+
+def test_each_attempt_is_counted_by_its_outcome(database_url: str, clock: FrozenClock) -> None:
+    import anyio
+    import httpx
+
+    from service import metrics
+
+    def count(result: str) -> float:
+        return metrics.WEBHOOK_DELIVERIES.labels(result)._value.get()  # type: ignore[no-any-return]
+
+    before = count("retry")
+    add(None, 0, clock.ms)
+    (claimed,) = sender.claim(HOOKS, "one")
+
+    async def attempt_once() -> None:
+        async with httpx.AsyncClient(timeout=HOOKS.timeout) as client:
+            await sender._one(client, HOOKS, "one", claimed)  # nobody listens on HOOKS.url
+
+    anyio.run(attempt_once)
+    assert count("retry") == before + 1

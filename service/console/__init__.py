@@ -1,0 +1,1 @@
+"""The operator console's static files (index.html, console.js, console.css)."""
