@@ -29,8 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 # Debian's client: the newer one on PATH needs a buildx plugin this machine does not have.
 DOCKER = "/usr/bin/docker"
 IMAGE = "videocalls:latest"
-# What the image is built from (.dockerignore): an image older than any of these is stale.
-BUILD_INPUTS = ("service", "docker", "requirements", "pyproject.toml", "README.md")
 # The port the entry point serves on and the HEALTHCHECK probes; with --network host it is
 # the host's own 127.0.0.1:8000.
 PORT = 8000
@@ -49,13 +47,11 @@ def docker(
     return result
 
 
-def newest_input_mtime() -> float:
-    newest = 0.0
-    for name in BUILD_INPUTS:
-        path = REPO / name
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-        newest = max([newest, *(f.stat().st_mtime for f in files if "__pycache__" not in f.parts)])
-    return newest
+def tree_source_sha256() -> str:
+    result = subprocess.run(
+        [str(REPO / "scripts/source-hash")], capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout.strip()
 
 
 def require_image() -> None:
@@ -64,13 +60,12 @@ def require_image() -> None:
     require(Path(DOCKER).exists(), f"no Docker client at {DOCKER} (apt-get install docker.io)")
     info = subprocess.run([DOCKER, "info"], capture_output=True, timeout=30, check=False)
     require(info.returncode == 0, "no Docker engine answers (scripts/start-dockerd)")
-    inspect = docker("image", "inspect", "--format", "{{.Created}}", IMAGE, check=False)
+    label = '{{index .Config.Labels "videocalls.source.sha256"}}'
+    inspect = docker("image", "inspect", "--format", label, IMAGE, check=False)
     require(inspect.returncode == 0, f"no image {IMAGE} (scripts/build-image)")
-    created = datetime.datetime.fromisoformat(inspect.stdout.strip()[:26].rstrip("Z"))
-    created_s = created.replace(tzinfo=datetime.UTC).timestamp()
     require(
-        created_s >= newest_input_mtime(),
-        f"{IMAGE} is older than the tree (make test-image rebuilds it)",
+        inspect.stdout.strip() == tree_source_sha256(),
+        f"{IMAGE} was built from other sources than this tree's (make test-image rebuilds it)",
     )
 
 
