@@ -3,15 +3,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-js run reset test lint typecheck lint-lua test-clocks bench clean
+.PHONY: install install-js lock image test-image run reset test lint typecheck lint-lua test-clocks bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked versions, every file checked against its sha256 (requirements/, written by
+# `make lock`); then the project itself, editable, with nothing more resolved.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/build.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python scripts/lock --check || echo "make install: run 'make lock' (tests/deploy/test_locks.py fails until then)"
 	touch $@
+
+# Re-resolve requirements/*.txt from pyproject.toml, keeping every pin that still fits; from
+# PyPI, or from uv's cache when no index answers. UPGRADE="name ..." moves those packages to
+# their newest allowed versions, UPGRADE=all moves everything.
+lock: install
+	$(BIN)/python scripts/lock $(if $(filter all,$(UPGRADE)),--upgrade-all,$(foreach p,$(UPGRADE),--upgrade $(p)))
+
+# The production image (docker/Dockerfile) built on this machine, and checked running.
+image:
+	scripts/build-image
+
+test-image: install
+	scripts/build-image
+	$(BIN)/python -m pytest -q tests/image
 
 run: install
 	scripts/dev-run
@@ -37,6 +55,8 @@ lint-lua:
 	else echo "luacheck not installed: skipping Lua lint (CI runs it)"; fi
 
 test: install lint typecheck lint-lua
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory install-js; \
+	else echo "npm not installed: tests/clients skip (CI installs it)"; fi
 	$(BIN)/python -m pytest -q
 	$(MAKE) test-clocks
 

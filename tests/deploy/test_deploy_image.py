@@ -1,5 +1,6 @@
-"""The service image, checked without a Docker engine (none on this machine or in CI): hadolint
-and shellcheck, the rules we hold the Dockerfile to, and the entry point run with stand-ins."""
+"""The service image's sources, checked without a Docker engine: hadolint and shellcheck, the
+rules we hold the Dockerfile to, and the entry point run with stand-ins. The image itself is
+built and run in tests/image."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ SHELL_SCRIPTS = (
     ENTRYPOINT,
     REPO / "docker" / "gen-secrets.sh",
     REPO / "scripts/install-deploy-tools",
+    REPO / "scripts/build-image",
+    REPO / "scripts/start-dockerd",
 )
 
 
@@ -80,11 +83,17 @@ def test_healthcheck_probes_healthz_with_python() -> None:
     assert "curl" not in check and "wget" not in check, "slim images have neither"
 
 
-def test_dependencies_come_from_pyproject() -> None:
-    text = DOCKERFILE.read_text()
-    assert re.search(r"^COPY pyproject\.toml", text, re.MULTILINE)
-    assert "tomllib" in text and "['project']['dependencies']" in text
-    assert re.search(r"pip install --no-deps \.", text)
+def test_dependencies_come_from_the_locks_with_hashes() -> None:
+    runs = arguments("RUN")
+    for lock in ("requirements/build.txt", "requirements/runtime.txt"):
+        assert any(f"pip install --quiet --require-hashes -r {lock}" in run for run in runs), lock
+    # The project itself resolves nothing: every dependency came from the lock above.
+    assert any("pip install --quiet --no-deps --no-build-isolation" in run for run in runs)
+
+
+def test_no_syntax_directive() -> None:
+    # `# syntax=` makes BuildKit fetch a frontend image from a registry: offline builds fail.
+    assert not re.search(r"^#\s*syntax\s*=", DOCKERFILE.read_text(), re.MULTILINE | re.IGNORECASE)
 
 
 def test_entrypoint_migrates_then_serves() -> None:
