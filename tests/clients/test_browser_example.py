@@ -20,20 +20,10 @@ import httpx
 import jwt
 import pytest
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.clock import appointment_around, real_now_ms
 from tests.conftest import base_env, repo_root, require
 from tests.e2e.conftest import Server, cli, start_server, stop_server
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Stands in for https://{domain}/external_api.js: records each instance, draws a marker in
 # parentNode, and lets the test fire the events Jitsi's iframe would.
@@ -120,7 +110,7 @@ def test_example_page_opens_the_consultation_and_rejoins_without_reporting(
     assert token
 
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             to_service: list[str] = []
