@@ -18,6 +18,7 @@ from starlette.routing import Route
 from service import clock, directory, fields
 from service.api.common import in_thread, require_admin, settings_of
 from service.api.shapes import call_full, iso
+from service.api.webhooks import message_summary
 from service.config import Settings
 from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
@@ -25,11 +26,14 @@ from service.domain.model import AppointmentStatus, CallStatus, Role
 from service.errors import BadRequest, NotFound
 from service.store import db, operations, repo
 from service.store.models import Appointment, OccupantSession, User, VideoCall
+from service.webhooks import outbox
 
 MAX_RANGE_DAYS = 366
 HEALTH_WINDOW_MS = 24 * 3_600_000
 # The sweeper is overdue after missing this many of its intervals.
 SWEEPER_OVERDUE_INTERVALS = 3
+# The health view lists this many of the newest failing webhook messages (the admin list has all).
+FAILING_WEBHOOKS_SHOWN = 10
 AXIS_CONTEXT_MS = 30 * 60_000
 
 
@@ -292,6 +296,7 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
             ],
             "transitions": [_transition(a) for a in audit if a["action"] == "call.transition"],
             "audit": audit,
+            "webhooks": [message_summary(m) for m in outbox.messages_of_call(call.id)],
         }
 
     return db.run(work)
@@ -375,6 +380,7 @@ def health_view(settings: Settings, now: int) -> dict[str, Any]:
         repairs = operations.repairs_since(since)
         sweep = operations.last_sweep()
         interval_ms = settings.sweep_interval * 1000
+        failed, retrying, failing = outbox.delivery_health(FAILING_WEBHOOKS_SHOWN)
         return {
             "now": iso(now),
             "windowHours": HEALTH_WINDOW_MS // 3_600_000,
@@ -399,6 +405,12 @@ def health_view(settings: Settings, now: int) -> dict[str, Any]:
                 "noShows": sweep.no_shows if sweep is not None else None,
                 "overdue": interval_ms > 0
                 and (sweep is None or now - sweep.ran_at > SWEEPER_OVERDUE_INTERVALS * interval_ms),
+            },
+            "webhooks": {
+                "enabled": settings.webhooks.enabled,
+                "failed": failed,
+                "retrying": retrying,
+                "failing": [message_summary(m) for m in failing],
             },
         }
 

@@ -246,6 +246,11 @@ SCHEMAS: Final[JSON] = {
                     additionalProperties=False,
                 ),
             },
+            "webhooks": {
+                "type": "array",
+                "items": _ref("WebhookMessage"),
+                "description": "The messages to the clinic about this call, in sequence order",
+            },
         },
         additionalProperties=False,
     ),
@@ -323,6 +328,23 @@ SCHEMAS: Final[JSON] = {
                     "derived": _int_or_null(),
                     "noShows": _int_or_null(),
                     "overdue": {"type": "boolean"},
+                },
+                additionalProperties=False,
+            ),
+            "webhooks": _obj(
+                {
+                    "enabled": {"type": "boolean", "description": "WEBHOOK_URL is set"},
+                    "failed": {"type": "integer", "minimum": 0},
+                    "retrying": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Pending after at least one failed attempt",
+                    },
+                    "failing": {
+                        "type": "array",
+                        "items": _ref("WebhookMessage"),
+                        "description": "The newest failed or retrying messages (at most 10)",
+                    },
                 },
                 additionalProperties=False,
             ),

@@ -424,6 +424,13 @@
     fillTable("sessions-table", data.sessions.map((x) => [lane[x.role] || x.role, x.session, stamp(x.joinedAt), x.leftAt ? stamp(x.leftAt) : "still in the room", `${x.endReason || "–"}${x.repaired ? " (repaired by the service)" : ""}`]));
     fillTable("transitions-table", data.transitions.map((t) => [stamp(t.at), t.from || "–", t.to || "–", t.actor, t.cause || "–"]));
     fillTable("audit-table", data.audit.map((a) => [stamp(a.at), a.actor, a.action, Object.keys(a.detail).length ? JSON.stringify(a.detail) : "–"]));
+    fillTable("call-webhooks-table", data.webhooks.map((m) => [m.sequence, m.type, m.status, m.attempts, answer(m), stamp(m.createdAt)]));
+  }
+
+  // A webhook attempt's outcome in words: the HTTP status, or why none came.
+  function answer(message) {
+    if (message.lastHttpStatus !== null) return `HTTP ${message.lastHttpStatus}`;
+    return message.lastError || (message.attempts ? "no answer" : "not attempted yet");
   }
 
   async function loadCall() {
@@ -494,8 +501,10 @@
       ["Sweeper's last run", `${sweeper.overdue ? "⚠ Overdue. " : ""}${sweep}`],
       ["Sweep interval", sweeper.intervalSeconds ? `${sweeper.intervalSeconds} s` : "Off in this service (SWEEP_INTERVAL=0)"],
       [`Presence repairs (${data.windowHours} h)`, `${data.repairs.total}${reasons ? ` (${reasons})` : ""}`],
+      ["Webhooks", data.webhooks.enabled ? `${data.webhooks.failed ? "⚠ " : ""}${data.webhooks.failed} failed, ${data.webhooks.retrying} being retried` : "Off (WEBHOOK_URL is not set)"],
       ["Checked", stamp(data.now)],
     ]) facts.append(h("dt", { text: term }), h("dd", { text: value }));
+    fillTable("failing-webhooks-table", data.webhooks.failing.map((m) => [m.id, m.type, m.status, m.attempts, answer(m), m.nextAttemptAt ? stamp(m.nextAttemptAt) : "–"]));
   }
 
   // --- start -------------------------------------------------------------------------------

@@ -154,6 +154,30 @@ def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) ->
     return db.run(work)
 
 
+def messages_of_call(call_id: str) -> list[WebhookMessage]:
+    """A call's messages in the order they were created (runs in the caller's transaction)."""
+    query = WebhookMessage.select().where(WebhookMessage.call_id == call_id)
+    return list(query.order_by(WebhookMessage.sequence, WebhookMessage.created_at))
+
+
+def delivery_health(limit: int) -> tuple[int, int, list[WebhookMessage]]:
+    """(failed, pending after a failed attempt, the newest `limit` of both), for the console's
+    health view (runs in the caller's transaction)."""
+    failed = WebhookMessage.status == FAILED
+    retrying = (WebhookMessage.status == PENDING) & (WebhookMessage.attempts > 0)
+    newest = (
+        WebhookMessage.select()
+        .where(failed | retrying)
+        .order_by(WebhookMessage.updated_at.desc(), WebhookMessage.id.desc())
+        .limit(limit)
+    )
+    return (
+        WebhookMessage.select().where(failed).count(),
+        WebhookMessage.select().where(retrying).count(),
+        list(newest),
+    )
+
+
 def retry(message_id: str) -> WebhookMessage | None:
     """Queue a failed (or waiting) message again at once; None if there is no such message.
 

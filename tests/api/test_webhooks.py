@@ -304,3 +304,30 @@ def test_each_attempt_is_counted_by_its_outcome(database_url: str, clock: Frozen
 
     anyio.run(attempt_once)
     assert count("retry") == before + 1
+
+
+def test_the_console_shows_a_call_s_messages_and_failing_deliveries(
+    seeded: Api, clock: FrozenClock
+) -> None:
+    call_id = seeded.initiate("doc", "appt1").json()["videoCall"]["id"]
+    second = add(call_id, 2, clock.ms, "call.waiting")
+    first = add(call_id, 1, clock.ms)
+    (claimed,) = [c for c in sender.claim(HOOKS, "one") if c.id == first]
+    assert sender.record(HOOKS, "one", claimed, Outcome(410, None)) == "failed"
+    clock.advance(1)
+    (claimed,) = [c for c in sender.claim(HOOKS, "one") if c.id == second]
+    assert sender.record(HOOKS, "one", claimed, Outcome(503, None)) == "pending"
+    add(None, 0, clock.ms, "webhook.test")  # never attempted: not failing
+
+    path = "/api/admin/console/calls/{ref}"
+    response = seeded.client.get(f"/api/admin/console/calls/{call_id}", headers=seeded.admin())
+    view = conforms(response, path, "get", 200)
+    assert [(m["id"], m["sequence"], m["status"]) for m in view["webhooks"]] == [
+        (first, 1, "failed"),
+        (second, 2, "pending"),
+    ]
+    response = seeded.client.get("/api/admin/console/health", headers=seeded.admin())
+    health = conforms(response, "/api/admin/console/health", "get", 200)["webhooks"]
+    assert (health["enabled"], health["failed"], health["retrying"]) == (False, 1, 1)
+    assert [m["id"] for m in health["failing"]] == [second, first]  # newest change first
+    assert health["failing"][1]["lastHttpStatus"] == 410

@@ -18,7 +18,7 @@ from service.auth.dev import mint_dev_token
 from service.config import load_settings
 from tests.clock import midday_window, real_now_ms, shift_days
 from tests.conftest import base_env
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
 from tests.eventstream import Stream, signed
 
 KEY = "videocalls.adminKey"
@@ -96,7 +96,14 @@ def clinic(tmp_path: Path) -> Iterator[Clinic]:
     url = f"sqlite:///{tmp_path / 'console.db'}"
     db.bind(db.make_database(url, 2))
     migrate()
-    env = base_env(DATABASE_URL=url, SWEEP_INTERVAL="2")
+    # Webhooks aimed at a port nobody listens on: the console shows them being retried.
+    env = base_env(
+        DATABASE_URL=url,
+        SWEEP_INTERVAL="2",
+        WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hooks",
+        WEBHOOK_SECRET=base_env()["PROSODY_EVENTS_SECRET"],
+        WEBHOOK_RETRY_DELAYS="60",
+    )
     server = start_server(env)
     clinic = Clinic(server, env["ADMIN_API_KEY"], midday_window(real_now_ms()))
     for uid, (first, last) in PEOPLE.items():
@@ -199,6 +206,7 @@ def test_the_day_live_a_call_doctors_and_health(
     expect(transitions).to_contain_text("IN_PROGRESS")
     expect(page.locator("#sessions-table tbody tr")).to_have_count(2)
     expect(page.locator("#audit-table tbody")).to_contain_text("event.received")
+    expect(page.locator("#call-webhooks-table tbody")).to_contain_text("call.scheduled")
     page.screenshot(path=str(artifacts / "console-call.png"), full_page=True)
 
     # Back to the day, then one doctor only, then the next day.
@@ -233,6 +241,9 @@ def test_the_day_live_a_call_doctors_and_health(
     expect(host).to_contain_text("muc.meet.jitsi")
     expect(host).to_contain_text(clinic.stream.boot_id)
     expect(page.locator("#health-facts")).not_to_contain_text("Never ran", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#health-facts")).to_contain_text("being retried")
+    failing = page.locator("#failing-webhooks-table tbody")
+    expect(failing).to_contain_text("ConnectError", timeout=LIVE_TIMEOUT_MS)
     page.screenshot(path=str(artifacts / "console-health.png"), full_page=True)
 
     assert watched.errors == []
