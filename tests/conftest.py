@@ -17,11 +17,13 @@ from urllib.parse import quote
 import hypothesis
 import peewee
 import pytest
+from playwright.sync_api import Browser
 
 from service import clock as service_clock
 from service.config import Settings, load_settings
 from service.store import db, repo
 from service.store.migrate import migrate
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.clock import FrozenClock, real_now_ms
 
 IN_CI = bool(os.environ.get("CI"))
@@ -138,3 +140,16 @@ def repo_root() -> Path:
 
 def shared_dir() -> Path:
     return repo_root().parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, one for the whole session: Playwright's sync API runs
+    an event loop of its own, and a second one started beside it in the same thread fails."""
+    from playwright.sync_api import sync_playwright
+
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} missing (apt-get install chromium)")
+    with sync_playwright() as running:
+        launched = running.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

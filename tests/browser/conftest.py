@@ -6,15 +6,11 @@ installs Debian's package). Screenshots of each view go to tests/artifacts/ for 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import repo_root, require
+from tests.conftest import repo_root
 
 
 @pytest.fixture(autouse=True)
@@ -27,17 +23,3 @@ def artifacts() -> Path:
     path = repo_root() / "tests" / "artifacts"
     path.mkdir(exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield launched
-    launched.close()

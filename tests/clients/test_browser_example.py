@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from playwright.sync_api import Browser, expect
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.clock import appointment_around, real_now_ms
-from tests.conftest import base_env, repo_root, require
+from tests.conftest import base_env, repo_root
 from tests.e2e.conftest import Server, cli, start_server, stop_server
 
 # Stands in for https://{domain}/external_api.js: records each instance, draws a marker in
@@ -98,83 +98,71 @@ def service(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_example_page_opens_the_consultation_and_rejoins_without_reporting(
-    service: Server, static_site: str
+    service: Server, static_site: str, browser: Browser
 ) -> None:
-    require(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        require(False, "playwright is not installed (make install)")
     token = cli(service.env, "dev-token", "--uid", "doc").stdout.strip()
     domain = service.env["JITSI_DOMAIN"]
     assert token
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            to_service: list[str] = []
-            page.on(
-                "request",
-                lambda r: (
-                    to_service.append(f"{r.method} {r.url}")
-                    if r.url.startswith(service.url)
-                    else None
-                ),
-            )
-            # Nothing may leave the machine; the route added last (Jitsi's script) wins.
-            page.route("https://**/*", lambda route: route.abort())
-            page.route(
-                f"https://{domain}/external_api.js",
-                lambda route: route.fulfill(
-                    status=200, content_type="text/javascript", body=STAND_IN
-                ),
-            )
-            page.goto(f"{static_site}/examples/plain.html")
-            page.fill("input[name=baseUrl]", service.url)
-            page.fill("input[name=token]", token)
-            page.fill("input[name=appointmentId]", "b1")
-            page.click("button[type=submit]")
-            sync_api.expect(page.locator("#status")).to_have_text(
-                "In appointment_b1 as doctor", timeout=15_000
-            )
-            sync_api.expect(page.locator(".stand-in-jitsi")).to_have_text("appointment_b1")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        to_service: list[str] = []
+        page.on(
+            "request",
+            lambda r: (
+                to_service.append(f"{r.method} {r.url}") if r.url.startswith(service.url) else None
+            ),
+        )
+        # Nothing may leave the machine; the route added last (Jitsi's script) wins.
+        page.route("https://**/*", lambda route: route.abort())
+        page.route(
+            f"https://{domain}/external_api.js",
+            lambda route: route.fulfill(status=200, content_type="text/javascript", body=STAND_IN),
+        )
+        page.goto(f"{static_site}/examples/plain.html")
+        page.fill("input[name=baseUrl]", service.url)
+        page.fill("input[name=token]", token)
+        page.fill("input[name=appointmentId]", "b1")
+        page.click("button[type=submit]")
+        expect(page.locator("#status")).to_have_text("In appointment_b1 as doctor", timeout=15_000)
+        expect(page.locator(".stand-in-jitsi")).to_have_text("appointment_b1")
 
-            opened = page.evaluate(
-                "() => window.__jitsi.map(a => ({domain: a.domain, room: a.options.roomName,"
-                " jwt: a.options.jwt, inMeeting: a.options.parentNode.id}))"
-            )
-            assert len(opened) == 1
-            assert opened[0]["domain"] == domain
-            assert opened[0]["room"] == "appointment_b1"
-            assert opened[0]["inMeeting"] == "meeting"
-            claims = jwt.decode(
-                opened[0]["jwt"],
-                service.env["JITSI_APP_SECRET"],
-                algorithms=["HS256"],
-                audience=service.env["JITSI_APP_ID"],
-            )
-            assert claims["room"] == "appointment_b1"
-            assert claims["context"]["user"]["id"] == "doc"
+        opened = page.evaluate(
+            "() => window.__jitsi.map(a => ({domain: a.domain, room: a.options.roomName,"
+            " jwt: a.options.jwt, inMeeting: a.options.parentNode.id}))"
+        )
+        assert len(opened) == 1
+        assert opened[0]["domain"] == domain
+        assert opened[0]["room"] == "appointment_b1"
+        assert opened[0]["inMeeting"] == "meeting"
+        claims = jwt.decode(
+            opened[0]["jwt"],
+            service.env["JITSI_APP_SECRET"],
+            algorithms=["HS256"],
+            audience=service.env["JITSI_APP_ID"],
+        )
+        assert claims["room"] == "appointment_b1"
+        assert claims["context"]["user"]["id"] == "doc"
 
-            # The doctor hangs up: the page offers a rejoin and tells the service nothing.
-            page.evaluate("() => window.__jitsi[0].emit('videoConferenceLeft')")
-            sync_api.expect(page.locator("#status")).to_have_text("You left the consultation.")
-            page.click("#rejoin")
-            sync_api.expect(page.locator("#status")).to_have_text("In appointment_b1 again")
-            state = page.evaluate("() => window.__jitsi.map(a => [a.disposed, a.options.roomName])")
-            assert state == [[True, "appointment_b1"], [False, "appointment_b1"]]
-            sync_api.expect(page.locator(".stand-in-jitsi")).to_have_count(1)
+        # The doctor hangs up: the page offers a rejoin and tells the service nothing.
+        page.evaluate("() => window.__jitsi[0].emit('videoConferenceLeft')")
+        expect(page.locator("#status")).to_have_text("You left the consultation.")
+        page.click("#rejoin")
+        expect(page.locator("#status")).to_have_text("In appointment_b1 again")
+        state = page.evaluate("() => window.__jitsi.map(a => [a.disposed, a.options.roomName])")
+        assert state == [[True, "appointment_b1"], [False, "appointment_b1"]]
+        expect(page.locator(".stand-in-jitsi")).to_have_count(1)
 
-            page.click("#close")
-            sync_api.expect(page.locator(".stand-in-jitsi")).to_have_count(0)
-            assert page.evaluate("() => window.__jitsi[1].disposed") is True
+        page.click("#close")
+        expect(page.locator(".stand-in-jitsi")).to_have_count(0)
+        assert page.evaluate("() => window.__jitsi[1].disposed") is True
 
-            # The CORS preflight passed (the page is on another origin) and no report went out.
-            assert f"POST {service.url}/api/video-calls/initiate" in to_service
-            assert not [r for r in to_service if r.startswith("PATCH")], to_service
-        finally:
-            browser.close()
+        # The CORS preflight passed (the page is on another origin) and no report went out.
+        assert f"POST {service.url}/api/video-calls/initiate" in to_service
+        assert not [r for r in to_service if r.startswith("PATCH")], to_service
+    finally:
+        context.close()
 
     details = httpx.get(
         f"{service.url}/api/video-calls/b1", headers={"Authorization": f"Bearer {token}"}
