@@ -206,6 +206,10 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
             "duration_uncertain": (
                 bool(call.duration_uncertain) if keep_end else derived.duration_uncertain
             ),
+            "waiting_role": derived.waiting.role.value if derived.waiting else None,
+            "waiting_since": derived.waiting.since if derived.waiting else None,
+            "doctor_wait": derived.doctor_wait_s,
+            "patient_wait": derived.patient_wait_s,
         },
     )
     _move_status(call, current, derived.status, at, cause, actor)

@@ -200,6 +200,18 @@ VIDEO_CALL_PROPERTIES: Final[JSON] = {
     },
     "doctorJoinedAt": _timestamp("The doctor's first join"),
     "patientJoinedAt": _timestamp("The patient's first join"),
+    "doctorWaitSeconds": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "From the doctor's first presence (room or lobby) to the start; for a "
+        "NO_SHOW, to their last departure; null while the call has neither started nor ended",
+    },
+    "patientWaitSeconds": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "From the patient's first presence (room or lobby) to the start; for "
+        "a NO_SHOW, to their last departure; null while the call has neither started nor ended",
+    },
     "createdAt": _timestamp("Creation", nullable=False),
     "updatedAt": _timestamp("Last change", nullable=False),
 }
@@ -302,6 +314,17 @@ SCHEMAS: Final[JSON] = {
                 "description": "A repaired session's unknown end bounds the counted overlap "
                 "(docs/events.md): the true duration lies within its sessions' bounds",
             },
+            "waiting": _nullable(
+                _object(
+                    {
+                        "role": _string(enum=["doctor", "patient"]),
+                        "since": _timestamp("The waiting party's first presence", nullable=False),
+                    },
+                    additionalProperties=False,
+                    description="Before the start: the party present while the other is not "
+                    "in the room; null otherwise",
+                )
+            ),
             "sessions": {
                 "type": "array",
                 "items": _object(
@@ -349,6 +372,11 @@ SCHEMAS: Final[JSON] = {
             "avgDuration": {
                 "type": ["number", "null"],
                 "description": "Seconds, one decimal; null without COMPLETED calls",
+            },
+            "avgPatientWait": {
+                "type": ["number", "null"],
+                "description": "Seconds the patient waited, one decimal, over COMPLETED calls "
+                "with server-side presence; null without any",
             },
             "byStatus": _object(
                 {s: {"type": "integer", "minimum": 0} for s in CALL_STATUSES},

@@ -39,6 +39,8 @@ def call_full(call: VideoCall) -> dict[str, Any]:
         "duration": call.duration,
         "doctorJoinedAt": iso(call.doctor_joined_at),
         "patientJoinedAt": iso(call.patient_joined_at),
+        "doctorWaitSeconds": call.doctor_wait,
+        "patientWaitSeconds": call.patient_wait,
         "createdAt": iso(call.created_at),
         "updatedAt": iso(call.updated_at),
     }
@@ -113,6 +115,11 @@ def presence(view: CallView) -> dict[str, Any]:
         "patientPresence": call.patient_presence,
         "missing": call.missing,
         "durationUncertain": bool(call.duration_uncertain),
+        "waiting": (
+            {"role": call.waiting_role, "since": iso(call.waiting_since)}
+            if call.waiting_role is not None
+            else None
+        ),
         "sessions": [
             {
                 "role": s.role,
@@ -164,5 +171,8 @@ def stats(result: Stats) -> dict[str, Any]:
         "totalCalls": result.total_calls,
         "totalDuration": result.total_duration,
         "avgDuration": round(result.avg_duration, 1) if result.avg_duration is not None else None,
+        "avgPatientWait": (
+            round(result.avg_patient_wait, 1) if result.avg_patient_wait is not None else None
+        ),
         "byStatus": result.by_status,
     }

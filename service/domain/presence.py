@@ -70,6 +70,15 @@ class Repair:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A party present (in the room) while the other is not, before the call started;
+    `since` is the waiting party's first presence."""
+
+    role: Role
+    since: int
+
+
+@dataclass(frozen=True)
 class CallDerivation:
     """The server's view of one call. Times are int ms, durations whole seconds.
 
@@ -78,7 +87,9 @@ class CallDerivation:
     not counted, so the record stays the same however late `now_ms` is.
     `duration_uncertain`: a repaired session's unknown end bounds the counted overlap, so the
     true duration may differ (each such session lies between its last moment known present
-    and its `left_at_latest`).
+    and its `left_at_latest`). `waiting`: who is waiting for the other, while the call has not
+    started. `doctor_wait_s` / `patient_wait_s`: from that party's first presence to the start
+    (or, for NO_SHOW, to its last departure); None while neither started nor ended.
     """
 
     status: CallStatus
@@ -95,6 +106,9 @@ class CallDerivation:
     sessions: tuple[PresenceSession, ...] = field(default=())
     repairs: tuple[Repair, ...] = field(default=())
     duration_uncertain: bool = False
+    waiting: Waiting | None = None
+    doctor_wait_s: int | None = None
+    patient_wait_s: int | None = None
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -510,6 +524,35 @@ def _destroy_cutoff(
     return None
 
 
+def late_clinic_deadline(
+    deadline: int, parties: Iterable[Interval], grace_ms: int, max_call_ms: int
+) -> float:
+    """The no-show deadline, moved while a party is present or waiting (late clinics).
+
+    `parties` are the doctor's and the patient's presence intervals (open ones end at INF).
+    If one of them is present at `deadline`, it moves to the last departure of that stretch of
+    presence plus `grace_ms` (a return within the grace continues the wait, as a rejoin
+    continues a call), and never beyond `deadline + max_call_ms`.
+    """
+    stretch: Interval | None = None
+    for start, end in _union(parties):
+        if stretch is not None and start - stretch[1] < grace_ms:
+            stretch = (stretch[0], max(stretch[1], end))
+        else:
+            if stretch is not None and stretch[0] <= deadline < stretch[1]:
+                break
+            stretch = (start, end)
+    if stretch is None or not stretch[0] <= deadline < stretch[1]:
+        return deadline
+    return min(stretch[1] + grace_ms, deadline + max_call_ms)
+
+
+def _wait_seconds(first_presence: int | None, until: float | None) -> int | None:
+    if first_presence is None or until is None:
+        return None
+    return _seconds([(first_presence, max(first_presence, until))])
+
+
 def derive_call(
     events: Iterable[RoomEvent],
     snapshots: Iterable[Snapshot],
@@ -577,7 +620,23 @@ def derive_call(
 
     # Did doctor and patient ever overlap, in time to count?
     overlap = _intersect(_union(spans(Role.DOCTOR, None)), _union(spans(Role.PATIENT, None)))
-    deadline = None if appointment_end_ms is None else appointment_end_ms + no_show_grace_ms
+    # For "is anyone still here", an open session has no end yet.
+    open_spans = [
+        (b.draft.meeting_id, float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
+        for b in known
+    ]
+    deadline: float | None = None
+    if appointment_end_ms is not None:
+        deadline = late_clinic_deadline(
+            appointment_end_ms + no_show_grace_ms,
+            [
+                (start, end)
+                for b, (_, start, end) in zip(known, open_spans, strict=True)
+                if b.role in (Role.DOCTOR, Role.PATIENT)
+            ],
+            call_end_grace_ms,
+            max_call_ms,
+        )
     first = overlap[0][0] if overlap else None
     if first is not None and deadline is not None and first >= deadline:
         # They met only after the no-show deadline, when the call had already become NO_SHOW.
@@ -588,11 +647,6 @@ def derive_call(
     status = CallStatus.SCHEDULED
     if first is not None:
         status = CallStatus.IN_PROGRESS
-        # For "is anyone still here", an open session has no end yet.
-        open_spans = [
-            (b.draft.meeting_id, float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
-            for b in known
-        ]
         found = [
             c
             for c in (
@@ -644,6 +698,20 @@ def derive_call(
             (True, True): MISSING_NONE,
         }[(doctor_joined_at is not None, patient_joined_at is not None)]
 
+    def last_left(role: Role) -> float | None:
+        ends = [end for _, end in _union(spans(role, cutoff))]
+        return max(ends) if ends else None
+
+    waits: dict[Role, int | None] = {Role.DOCTOR: None, Role.PATIENT: None}
+    firsts = {Role.DOCTOR: doctor_joined_at, Role.PATIENT: patient_joined_at}
+    if first is not None:
+        waits = {role: _wait_seconds(firsts[role], first) for role in waits}
+    elif status is CallStatus.NO_SHOW:
+        waits = {role: _wait_seconds(firsts[role], last_left(role)) for role in waits}
+    waiting = None
+    if status is CallStatus.SCHEDULED:
+        waiting = _waiting(known, firsts)
+
     sessions = tuple(
         PresenceSession(
             session=b.draft.session,
@@ -681,7 +749,24 @@ def derive_call(
         sessions=sessions,
         repairs=tuple(sorted(repairs, key=lambda r: (r.at, r.session))),
         duration_uncertain=uncertain,
+        waiting=waiting,
+        doctor_wait_s=waits[Role.DOCTOR],
+        patient_wait_s=waits[Role.PATIENT],
     )
+
+
+def _waiting(known: Sequence[_Built], firsts: Mapping[Role, int | None]) -> Waiting | None:
+    """Who waits for the other now: a party present while the other is not in the room.
+
+    If both are present but neither in the room (later: both knocking), the first to come
+    waits."""
+    here = {b.role for b in known if b.left_at is None}
+    candidates = [
+        Waiting(role, since)
+        for role, other in ((Role.PATIENT, Role.DOCTOR), (Role.DOCTOR, Role.PATIENT))
+        if role in here and other not in here and (since := firsts[role]) is not None
+    ]
+    return min(candidates, key=lambda w: w.since) if candidates else None
 
 
 def _session_order(item: _Built) -> tuple[int, str]:

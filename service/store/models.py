@@ -73,6 +73,12 @@ class VideoCall(BaseModel):
     open_sessions = peewee.IntegerField(default=0)
     # A repaired session's unknown end bounds the counted overlap (docs/events.md).
     duration_uncertain = peewee.BooleanField(default=False)
+    # The waiting room (docs/events.md): who waits for the other since when, before the start;
+    # and each party's wait in seconds, once the call started or became NO_SHOW.
+    waiting_role = peewee.CharField(max_length=16, null=True)
+    waiting_since = peewee.BigIntegerField(null=True)
+    doctor_wait = peewee.IntegerField(null=True)
+    patient_wait = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "video_calls"

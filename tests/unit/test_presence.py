@@ -16,7 +16,7 @@ from service.domain.events import (
     SnapshotRoom,
 )
 from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import CallDerivation, derive_call
+from service.domain.presence import CallDerivation, Waiting, derive_call
 
 ROOM = "appointment_a1"
 HOST = "muc.meet.test"
@@ -362,6 +362,7 @@ def test_no_show_records_who_never_came() -> None:
 
     only_patient = Stream()
     only_patient.joined(100, "p1", PAT)
+    only_patient.left(1000, "p1", PAT)
     assert only_patient.derive(now=deadline, appointment_end=end).missing == "doctor"
 
     apart = Stream()
@@ -377,10 +378,107 @@ def test_meeting_only_after_the_no_show_deadline_stays_a_no_show() -> None:
     deadline = end + NO_SHOW_GRACE / S
     s = Stream()
     s.joined(0, "d1", DOC)
+    s.left(1500, "d1", DOC)
     s.joined(deadline + 10, "p1", PAT)
+    s.joined(deadline + 20, "d2", DOC)
     record = s.derive(now=deadline + 100, appointment_end=end)
     assert (record.status, record.missing) == (CallStatus.NO_SHOW, "patient")
-    assert record.doctor_presence_s == deadline
+    assert record.doctor_presence_s == 1500
+    assert record.cutoff == at(deadline)
+    # The doctor gave up at 1500 s, having waited since the start.
+    assert (record.doctor_wait_s, record.patient_wait_s) == (1500, None)
+
+
+# --- the waiting room --------------------------------------------------------------------------
+
+
+def test_who_is_waiting_and_since_when() -> None:
+    s = Stream()
+    assert s.derive(now=10).waiting is None
+    s.joined(100, "p1", PAT)
+    record = s.derive(now=200)
+    assert record.waiting == Waiting(Role.PATIENT, at(100))
+    assert (record.patient_wait_s, record.doctor_wait_s) == (None, None)
+    # A reload: the wait runs from the first presence.
+    s.left(300, "p1", PAT)
+    assert s.derive(now=310).waiting is None
+    s.joined(320, "p2", PAT)
+    assert s.derive(now=400).waiting == Waiting(Role.PATIENT, at(100))
+    s.joined(700, "d1", DOC)
+    started = s.derive(now=800)
+    assert started.status is CallStatus.IN_PROGRESS and started.waiting is None
+    # The patient waited from 100 to the start at 700; the doctor entered to a waiting patient.
+    assert (started.patient_wait_s, started.doctor_wait_s) == (600, 0)
+
+
+def test_a_doctor_alone_in_the_room_is_waiting() -> None:
+    s = Stream()
+    s.joined(0, "d1", DOC)
+    s.joined(5, "x1", "interpreter")
+    assert s.derive(now=60).waiting == Waiting(Role.DOCTOR, at(0))
+
+
+def test_a_patient_there_from_the_start_waits_for_a_doctor_40_minutes_late() -> None:
+    end = 1800
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    late = end + 40 * 60
+    # Past the original deadline (end + 15 min) the patient is still waiting.
+    waiting = s.derive(now=late - 1, appointment_end=end)
+    assert waiting.status is CallStatus.SCHEDULED
+    assert waiting.waiting == Waiting(Role.PATIENT, at(0))
+    s.joined(late, "d1", DOC)
+    s.left(late + 600, "d1", DOC)
+    s.left(late + 600, "p1", PAT)
+    record = s.derive(now=late + 600 + GRACE / S, appointment_end=end)
+    assert record.status is CallStatus.COMPLETED
+    assert (record.started_at, record.duration) == (at(late), 600)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (late, 0)
+
+
+def test_a_patient_who_gives_up_after_the_deadline_is_a_no_show_of_the_doctor() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(600, "p1", PAT)
+    s.left(deadline + 300, "p1", PAT)
+    # Within the grace after leaving, a return continues the wait.
+    assert s.derive(now=deadline + 300 + 60, appointment_end=end).status is CallStatus.SCHEDULED
+    record = s.derive(now=deadline + 300 + GRACE / S, appointment_end=end)
+    assert (record.status, record.missing) == (CallStatus.NO_SHOW, "doctor")
+    assert record.cutoff == at(deadline + 300 + GRACE / S)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (deadline + 300 - 600, None)
+    assert record.waiting is None
+
+
+def test_a_return_within_the_grace_continues_the_wait() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    s.left(deadline + 10, "p1", PAT)
+    s.joined(deadline + 10 + GRACE / S - 1, "p2", PAT)
+    s.joined(deadline + 900, "d1", DOC)
+    record = s.derive(now=deadline + 1000, appointment_end=end)
+    assert record.status is CallStatus.IN_PROGRESS
+
+
+def test_the_moved_deadline_is_bounded_by_max_call_duration() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    bound = deadline + MAX_CALL / S
+    for t in range(1800, int(bound) + 1800, 1800):
+        s.snapshot(t, {"p1": (PAT, 0)})
+    assert s.derive(now=bound - 1, appointment_end=end).status is CallStatus.SCHEDULED
+    record = s.derive(now=bound, appointment_end=end)
+    assert (record.status, record.missing, record.cutoff) == (
+        CallStatus.NO_SHOW,
+        "doctor",
+        at(bound),
+    )
+    assert record.patient_wait_s == bound
 
 
 def test_a_call_that_started_in_time_is_never_a_no_show() -> None:
