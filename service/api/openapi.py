@@ -212,6 +212,18 @@ VIDEO_CALL_PROPERTIES: Final[JSON] = {
         "description": "From the patient's first presence (room or lobby) to the start; for "
         "a NO_SHOW, to their last departure; null while the call has neither started nor ended",
     },
+    "recordings": {
+        "type": "array",
+        "description": "Each recorder occupant's stay (Jibri), in start order",
+        "items": _object(
+            {
+                "startedAt": _timestamp("The recorder joined", nullable=False),
+                "endedAt": _timestamp("The recorder left"),
+                "mode": {"type": ["string", "null"], "enum": ["file", "stream", None]},
+            },
+            additionalProperties=False,
+        ),
+    },
     "createdAt": _timestamp("Creation", nullable=False),
     "updatedAt": _timestamp("Last change", nullable=False),
 }
@@ -325,6 +337,25 @@ SCHEMAS: Final[JSON] = {
                     "in the room; null otherwise",
                 )
             ),
+            "lobby": {
+                "type": "array",
+                "description": "Knocks in Jitsi's lobby, in time order",
+                "items": _object(
+                    {
+                        "role": _string(enum=["doctor", "patient", "other"]),
+                        "joinedAt": _timestamp("The knock", nullable=False),
+                        "leftAt": _timestamp("Admitted, denied or gone"),
+                        "reason": {
+                            "type": ["string", "null"],
+                            "description": "admitted, denied, left, unknown, or a repair "
+                            "(prosody_restart, snapshot_repair, host_silent, sweeper); null "
+                            "while knocking",
+                        },
+                        "repaired": {"type": "boolean"},
+                    },
+                    additionalProperties=False,
+                ),
+            },
             "sessions": {
                 "type": "array",
                 "items": _object(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -41,6 +42,10 @@ def call_full(call: VideoCall) -> dict[str, Any]:
         "patientJoinedAt": iso(call.patient_joined_at),
         "doctorWaitSeconds": call.doctor_wait,
         "patientWaitSeconds": call.patient_wait,
+        "recordings": [
+            {"startedAt": iso(r["started_at"]), "endedAt": iso(r["ended_at"]), "mode": r["mode"]}
+            for r in json.loads(call.recordings or "[]")
+        ],
         "createdAt": iso(call.created_at),
         "updatedAt": iso(call.updated_at),
     }
@@ -120,6 +125,16 @@ def presence(view: CallView) -> dict[str, Any]:
             if call.waiting_role is not None
             else None
         ),
+        "lobby": [
+            {
+                "role": v["role"],
+                "joinedAt": iso(v["joined_at"]),
+                "leftAt": iso(v["left_at"]),
+                "reason": v["reason"],
+                "repaired": v["repaired"],
+            }
+            for v in json.loads(call.lobby_visits or "[]")
+        ],
         "sessions": [
             {
                 "role": s.role,

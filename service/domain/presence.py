@@ -79,6 +79,29 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class LobbyVisit:
+    """One knock in the room's lobby: `reason` admitted, denied, left, unknown, or a repair
+    (a lost lobby.left); `left_at` None while still knocking."""
+
+    session: str
+    role: Role
+    joined_at: int
+    left_at: int | None
+    reason: EndReason | None
+    repaired: bool
+
+
+@dataclass(frozen=True)
+class RecordingSpan:
+    """A recorder occupant's stay: `ended_at` None while recording (as far as we know)."""
+
+    session: str
+    started_at: int
+    ended_at: int | None
+    mode: str | None
+
+
+@dataclass(frozen=True)
 class CallDerivation:
     """The server's view of one call. Times are int ms, durations whole seconds.
 
@@ -109,6 +132,8 @@ class CallDerivation:
     waiting: Waiting | None = None
     doctor_wait_s: int | None = None
     patient_wait_s: int | None = None
+    lobby: tuple[LobbyVisit, ...] = ()
+    recordings: tuple[RecordingSpan, ...] = ()
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -180,25 +205,31 @@ class _Draft:
         return self.left.meeting_id if self.left is not None else None
 
 
-def _drafts(events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str) -> list[_Draft]:
+def _drafts(
+    events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str, lobby: bool = False
+) -> list[_Draft]:
+    """The room's occupant sessions, or with `lobby` its lobby's (knocks): the same rules,
+    from lobby.joined / lobby.left and the snapshots' `lobby` listings."""
+    joined, left = (
+        (EventType.LOBBY_JOINED, EventType.LOBBY_LEFT)
+        if lobby
+        else (EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT)
+    )
     drafts: dict[str, _Draft] = {}
     for event in events:
-        if event.occupant is None or event.type not in (
-            EventType.OCCUPANT_JOINED,
-            EventType.OCCUPANT_LEFT,
-        ):
+        if event.occupant is None or event.type not in (joined, left):
             continue
         draft = drafts.setdefault(event.occupant.session, _Draft(event.occupant.session))
         # Events are sorted, so the first join/left seen is the earliest one.
-        if event.type is EventType.OCCUPANT_JOINED and draft.join is None:
+        if event.type is joined and draft.join is None:
             draft.join = event
-        elif event.type is EventType.OCCUPANT_LEFT and draft.left is None:
+        elif event.type is left and draft.left is None:
             draft.left = event
     for snap in snapshots:
         for listed_room in snap.rooms:
             if listed_room.room_name != room:
                 continue
-            for occupant in listed_room.occupants:
+            for occupant in listed_room.lobby if lobby else listed_room.occupants:
                 draft = drafts.setdefault(occupant.session, _Draft(occupant.session))
                 draft.listings.append(
                     (snap, occupant.joined_at, occupant.user_id, listed_room.meeting_id)
@@ -216,15 +247,19 @@ def _role(user_id: str | None, doctor_uid: str, patient_uid: str) -> Role:
     return Role.OTHER
 
 
-def _left_reason(reason: str | None) -> EndReason:
+ROOM_LEFT_REASONS = frozenset({EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED})
+LOBBY_LEFT_REASONS = frozenset({EndReason.LEFT, EndReason.ADMITTED, EndReason.DENIED})
+
+
+def _left_reason(
+    reason: str | None, allowed: frozenset[EndReason] = ROOM_LEFT_REASONS
+) -> EndReason:
     try:
         parsed = EndReason(reason or "unknown")
     except ValueError:
         return EndReason.UNKNOWN
     # A sender may only report how an occupant left; repairs are the service's own words.
-    if parsed in (EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED):
-        return parsed
-    return EndReason.UNKNOWN
+    return parsed if parsed in allowed else EndReason.UNKNOWN
 
 
 def _destroy_closes(destroy: RoomEvent, meeting_id: str | None, joined_at: int) -> bool:
@@ -420,7 +455,12 @@ def _build(
             left_at = draft.left.occurred_at
             if joined is not None:
                 left_at = max(joined, left_at)
-            reason = _left_reason(draft.left.reason)
+            reason = _left_reason(
+                draft.left.reason,
+                LOBBY_LEFT_REASONS
+                if draft.left.type is EventType.LOBBY_LEFT
+                else ROOM_LEFT_REASONS,
+            )
             built.append(_Built(draft, role, left_at, reason, False, left_at, left_at))
             continue
         closure = None
@@ -584,27 +624,46 @@ def derive_call(
     snaps = _unique(snapshots)
     destroys = [e for e in room_events if e.type is EventType.ROOM_DESTROYED]
     boots = _unique(restarts)
+    hosts = _host_logs(room_events, snaps, boots)
     built = _build(
         _drafts(room_events, snaps, room),
         room_events,
         destroys,
         snaps,
         boots,
-        _host_logs(room_events, snaps, boots),
+        hosts,
         doctor_uid=doctor_uid,
         patient_uid=patient_uid,
         now_ms=now_ms,
         max_call_ms=max_call_ms,
     )
     known = [b for b in built if b.joined_at is not None]
+    # Knocks in the lobby: presence for waiting, never for the call itself. The lobby room's
+    # own destruction is not reported (the module on the lobby component sends only lobby
+    # events and snapshots), so no destroy closes a knock.
+    knocks = _build(
+        _drafts(room_events, snaps, room, lobby=True),
+        room_events,
+        (),
+        snaps,
+        boots,
+        hosts,
+        doctor_uid=doctor_uid,
+        patient_uid=patient_uid,
+        now_ms=now_ms,
+        max_call_ms=max_call_ms,
+    )
+    knocked = [b for b in knocks if b.joined_at is not None]
 
-    def spans(role: Role, cutoff: float | None, bound: str = "") -> list[Interval]:
+    def spans(
+        role: Role, cutoff: float | None, bound: str = "", items: Sequence[_Built] = known
+    ) -> list[Interval]:
         """One role's counted intervals; open ones run to now, everything stops at cutoff.
 
         `bound` "earliest" / "latest" puts repaired ends at their bounds instead (an unknown
         latest runs to the cutoff, or now)."""
         out: list[Interval] = []
-        for item in known:
+        for item in items:
             joined = item.joined_at
             assert joined is not None
             if item.role is not role or (cutoff is not None and joined >= cutoff):
@@ -630,8 +689,8 @@ def derive_call(
         deadline = late_clinic_deadline(
             appointment_end_ms + no_show_grace_ms,
             [
-                (start, end)
-                for b, (_, start, end) in zip(known, open_spans, strict=True)
+                (float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
+                for b in (*known, *knocked)
                 if b.role in (Role.DOCTOR, Role.PATIENT)
             ],
             call_end_grace_ms,
@@ -687,6 +746,19 @@ def derive_call(
         ]
         return min(joins) if joins else None
 
+    def first_presence(role: Role) -> int | None:
+        """The first join in the room or the lobby (a knock is presence)."""
+        joins = [
+            b.joined_at
+            for b in (*known, *knocked)
+            if b.role is role
+            and b.joined_at is not None
+            and (cutoff is None or b.joined_at < cutoff)
+        ]
+        return min(joins) if joins else None
+
+    # A knock in the lobby counts as having come.
+    firsts = {role: first_presence(role) for role in (Role.DOCTOR, Role.PATIENT)}
     doctor_joined_at = first_join(Role.DOCTOR)
     patient_joined_at = first_join(Role.PATIENT)
     missing = None
@@ -696,21 +768,20 @@ def derive_call(
             (True, False): MISSING_PATIENT,
             (False, True): MISSING_DOCTOR,
             (True, True): MISSING_NONE,
-        }[(doctor_joined_at is not None, patient_joined_at is not None)]
+        }[(firsts[Role.DOCTOR] is not None, firsts[Role.PATIENT] is not None)]
 
     def last_left(role: Role) -> float | None:
-        ends = [end for _, end in _union(spans(role, cutoff))]
+        ends = [end for _, end in spans(role, cutoff) + spans(role, cutoff, items=knocked)]
         return max(ends) if ends else None
 
     waits: dict[Role, int | None] = {Role.DOCTOR: None, Role.PATIENT: None}
-    firsts = {Role.DOCTOR: doctor_joined_at, Role.PATIENT: patient_joined_at}
     if first is not None:
         waits = {role: _wait_seconds(firsts[role], first) for role in waits}
     elif status is CallStatus.NO_SHOW:
         waits = {role: _wait_seconds(firsts[role], last_left(role)) for role in waits}
     waiting = None
     if status is CallStatus.SCHEDULED:
-        waiting = _waiting(known, firsts)
+        waiting = _waiting(known, knocked, firsts)
 
     sessions = tuple(
         PresenceSession(
@@ -752,21 +823,67 @@ def derive_call(
         waiting=waiting,
         doctor_wait_s=waits[Role.DOCTOR],
         patient_wait_s=waits[Role.PATIENT],
+        lobby=tuple(
+            LobbyVisit(b.draft.session, b.role, b.joined_at, b.left_at, b.end_reason, b.repaired)
+            for b in sorted(knocked, key=_session_order)
+            if b.joined_at is not None and (cutoff is None or b.joined_at < cutoff)
+        ),
+        recordings=_recordings(room_events, destroys, cutoff),
     )
 
 
-def _waiting(known: Sequence[_Built], firsts: Mapping[Role, int | None]) -> Waiting | None:
-    """Who waits for the other now: a party present while the other is not in the room.
+def _recordings(
+    room_events: Sequence[RoomEvent], destroys: Sequence[RoomEvent], cutoff: float | None
+) -> tuple[RecordingSpan, ...]:
+    """Each recorder session from its recording.started to its recording.stopped; a lost stop
+    is closed by the destruction of its meeting. Recordings begun at or after the cutoff
+    belong to a later life of the room."""
+    starts: dict[str, RoomEvent] = {}
+    stops: dict[str, RoomEvent] = {}
+    for event in room_events:  # sorted: the first of each kind is the earliest
+        if event.recording is None:
+            continue
+        chosen = starts if event.type is EventType.RECORDING_STARTED else stops
+        chosen.setdefault(event.recording.session, event)
+    spans = []
+    for session, start in starts.items():
+        if cutoff is not None and start.occurred_at >= cutoff:
+            continue
+        stop = stops.get(session)
+        ended = None
+        if stop is not None:
+            ended = max(stop.occurred_at, start.occurred_at)
+        else:
+            ended = next(
+                (
+                    d.occurred_at
+                    for d in destroys
+                    if d.meeting_id == start.meeting_id and d.occurred_at >= start.occurred_at
+                ),
+                None,
+            )
+        mode = start.recording.mode if start.recording else None
+        if mode is None and stop is not None and stop.recording is not None:
+            mode = stop.recording.mode
+        spans.append(RecordingSpan(session, start.occurred_at, ended, mode))
+    return tuple(sorted(spans, key=lambda r: (r.started_at, r.session)))
 
-    If both are present but neither in the room (later: both knocking), the first to come
-    waits."""
-    here = {b.role for b in known if b.left_at is None}
-    candidates = [
-        Waiting(role, since)
-        for role, other in ((Role.PATIENT, Role.DOCTOR), (Role.DOCTOR, Role.PATIENT))
-        if role in here and other not in here and (since := firsts[role]) is not None
+
+def _waiting(
+    known: Sequence[_Built], knocked: Sequence[_Built], firsts: Mapping[Role, int | None]
+) -> Waiting | None:
+    """Who waits now: a party knocking in the lobby (waiting for admission, even while the
+    other is in the room), else a party in the room while the other is not.
+
+    Among equals the first to come waits."""
+    in_room = {b.role for b in known if b.left_at is None}
+    knocking = {b.role for b in knocked if b.left_at is None} - in_room
+    parties = ((Role.PATIENT, Role.DOCTOR), (Role.DOCTOR, Role.PATIENT))
+    candidates = [role for role, _ in parties if role in knocking] or [
+        role for role, other in parties if role in in_room and other not in in_room
     ]
-    return min(candidates, key=lambda w: w.since) if candidates else None
+    found = [Waiting(role, since) for role in candidates if (since := firsts[role]) is not None]
+    return min(found, key=lambda w: w.since) if found else None
 
 
 def _session_order(item: _Built) -> tuple[int, str]:

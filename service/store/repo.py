@@ -295,6 +295,8 @@ PRESENCE_FIELDS = (
     "waiting_since",
     "doctor_wait",
     "patient_wait",
+    "lobby_visits",
+    "recordings",
 )
 _SAVE_PRESENCE = Compiled(
     lambda call, *values: VideoCall.update(
@@ -320,6 +322,8 @@ _SAVE_PRESENCE = Compiled(
     -10,
     -11,
     -12,
+    "lobby-sample",
+    "recordings-sample",
 )
 
 

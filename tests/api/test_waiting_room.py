@@ -3,6 +3,7 @@ late clinics (the no-show deadline waits for a party who is still there)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from service import tracking
 from service.api.shapes import iso
 from service.store import db
-from service.store.models import Appointment
+from service.store.models import Appointment, AuditEvent
 from tests.api.conftest import Api
 from tests.api.test_prosody_events import ROOM, details, post
 from tests.clock import MINUTE_MS, appointment_around
@@ -111,3 +112,63 @@ def test_a_patient_who_gives_up_after_the_deadline_gives_no_show_of_the_doctor(
     assert refused.status_code == 409 and refused.json()["error"] == "call_closed"
     stats = api.client.get("/api/video-calls/stats", headers=api.auth("doc")).json()
     assert stats["avgPatientWait"] is None
+
+
+def test_a_knock_admitted_and_a_recording_through_the_receiver(
+    clinic: tuple[Api, int, int],
+) -> None:
+    api, t0, _ = clinic
+    stream = Stream()
+    lobby = Stream()  # the module on the lobby component: its own host would be separate
+
+    def knock(kind: str, at: int, **fields: Any) -> dict[str, Any]:
+        occupant = {"session": "k-pat", "user_id": "pat"}
+        return lobby.event(kind, at, room=lobby.room(ROOM, "lobby1"), occupant=occupant, **fields)
+
+    def recorder(kind: str, at: int) -> dict[str, Any]:
+        recording = {"session": "rec-1", "mode": "file"}
+        return stream.event(kind, at, room=stream.room(ROOM, "m1"), recording=recording)
+
+    assert post(api, stream.joined(ROOM, "m1", "s-doc", "doc", t0)).status_code == 204
+    at(api, t0 + 30_000)
+    assert post(api, knock("lobby.joined", t0 + 30_000)).status_code == 204
+    at(api, t0 + 90_000)
+    call, presence = record(api)
+    assert presence["waiting"] == {"role": "patient", "since": iso(t0 + 30_000)}
+    assert presence["lobby"] == [
+        {
+            "role": "patient",
+            "joinedAt": iso(t0 + 30_000),
+            "leftAt": None,
+            "reason": None,
+            "repaired": False,
+        }
+    ]
+    post(api, knock("lobby.left", t0 + 90_000, reason="admitted"))
+    post(api, stream.joined(ROOM, "m1", "s-pat", "pat", t0 + 90_500))
+    post(api, recorder("recording.started", t0 + 100_000))
+    at(api, t0 + 400_000)
+    post(api, recorder("recording.stopped", t0 + 400_000))
+    post(api, stream.left(ROOM, "m1", "s-pat", "pat", t0 + 690_500))
+    post(api, stream.left(ROOM, "m1", "s-doc", "doc", t0 + 691_000))
+    at(api, t0 + 691_000 + api.settings.call_end_grace * 1000)
+    call, presence = record(api)
+    assert call["status"] == "COMPLETED"
+    assert (call["startedAt"], call["duration"]) == (iso(t0 + 90_500), 600)
+    # Waited from the knock, not from the admission.
+    assert (call["patientWaitSeconds"], call["doctorWaitSeconds"]) == (61, 91)
+    assert presence["lobby"][0]["reason"] == "admitted"
+    assert presence["patientPresence"] == 600
+    assert call["recordings"] == [
+        {"startedAt": iso(t0 + 100_000), "endedAt": iso(t0 + 400_000), "mode": "file"}
+    ]
+    audits = db.run(
+        lambda: [
+            (e.action, json.loads(e.detail))
+            for e in AuditEvent.select().where(AuditEvent.action.startswith("recording."))
+        ]
+    )
+    assert audits == [
+        ("recording.started", {"session": "rec-1", "mode": "file", "at": t0 + 100_000}),
+        ("recording.stopped", {"session": "rec-1", "mode": "file", "at": t0 + 400_000}),
+    ]

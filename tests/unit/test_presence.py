@@ -10,13 +10,20 @@ from service.domain.events import (
     EventType,
     Occupant,
     ProsodyStarted,
+    Recording,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
     SnapshotRoom,
 )
 from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import CallDerivation, Waiting, derive_call
+from service.domain.presence import (
+    CallDerivation,
+    LobbyVisit,
+    RecordingSpan,
+    Waiting,
+    derive_call,
+)
 
 ROOM = "appointment_a1"
 HOST = "muc.meet.test"
@@ -54,6 +61,7 @@ class Stream:
         meeting: str | None,
         occupant: Occupant | None = None,
         reason: str | None = None,
+        recording: Recording | None = None,
     ) -> RoomEvent:
         event = RoomEvent(
             id=self._id(),
@@ -66,9 +74,20 @@ class Stream:
             meeting_id=meeting,
             occupant=occupant,
             reason=reason,
+            recording=recording,
         )
         self.events.append(event)
         return event
+
+    def knocked(self, t: float, session: str, user: str | None) -> RoomEvent:
+        return self._room(EventType.LOBBY_JOINED, t, "lobby1", Occupant(session, user))
+
+    def knock_ended(self, t: float, session: str, user: str | None, reason: str) -> RoomEvent:
+        return self._room(EventType.LOBBY_LEFT, t, "lobby1", Occupant(session, user), reason)
+
+    def recorder(self, t: float, session: str, mode: str | None, started: bool) -> RoomEvent:
+        kind = EventType.RECORDING_STARTED if started else EventType.RECORDING_STOPPED
+        return self._room(kind, t, "m1", recording=Recording(session, mode))
 
     def created(self, t: float, meeting: str | None = "m1") -> RoomEvent:
         return self._room(EventType.ROOM_CREATED, t, meeting)
@@ -821,3 +840,89 @@ def test_a_boot_without_snapshots_is_never_silent() -> None:
     assert {r.session for r in record.repairs} == {"d1", "p1"}
     assert [x.left_at for x in record.sessions if x.session in ("d2", "p2")] == [None, None]
     assert record.status is CallStatus.IN_PROGRESS
+
+
+# --- Jitsi's lobby and recordings ---------------------------------------------------------------
+
+
+def test_a_knock_is_presence_and_an_admitted_patient_waited_from_the_knock() -> None:
+    s = Stream()
+    s.joined(0, "d1", DOC)
+    assert s.derive(now=10).waiting == Waiting(Role.DOCTOR, at(0))
+    s.knocked(100, "k1", PAT)
+    # Knocking while the doctor is in the room: the patient waits for admission.
+    knocking = s.derive(now=150)
+    assert knocking.waiting == Waiting(Role.PATIENT, at(100))
+    assert knocking.lobby == (LobbyVisit("k1", Role.PATIENT, at(100), None, None, False),)
+    s.knock_ended(160, "k1", PAT, "admitted")
+    s.joined(161, "p1", PAT)
+    s.left(761, "p1", PAT)
+    s.left(770, "d1", DOC)
+    record = s.derive(now=770 + GRACE / S)
+    assert record.status is CallStatus.COMPLETED
+    assert (record.started_at, record.duration) == (at(161), 600)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (61, 161)
+    # The knock is listed, never counted as time in the room.
+    assert record.patient_presence_s == 600
+    assert record.lobby[0].reason is EndReason.ADMITTED and record.lobby[0].left_at == at(160)
+
+
+def test_a_denied_knock_is_recorded_as_such() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    assert s.derive(now=30).waiting == Waiting(Role.PATIENT, at(0))
+    s.knock_ended(60, "k1", PAT, "denied")
+    s.knocked(70, "k2", "stranger")
+    s.knock_ended(80, "k2", "stranger", "no-such-reason")
+    record = s.derive(now=120)
+    assert record.waiting is None and record.status is CallStatus.SCHEDULED
+    assert [(v.role, v.reason) for v in record.lobby] == [
+        (Role.PATIENT, EndReason.DENIED),
+        (Role.OTHER, EndReason.UNKNOWN),
+    ]
+
+
+def test_a_patient_knocking_past_the_deadline_moves_it() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.knocked(600, "k1", PAT)
+    assert s.derive(now=deadline + 60, appointment_end=end).status is CallStatus.SCHEDULED
+    s.knock_ended(deadline + 120, "k1", PAT, "left")
+    record = s.derive(now=deadline + 120 + GRACE / S, appointment_end=end)
+    assert (record.status, record.missing) == (CallStatus.NO_SHOW, "doctor")
+    assert record.patient_wait_s == deadline + 120 - 600
+
+
+def test_a_knock_whose_left_was_lost_is_closed_by_a_restart() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    s.restart(500, "boot2")
+    (visit,) = s.derive(now=600).lobby
+    assert (visit.left_at, visit.reason, visit.repaired) == (
+        at(0) + 1,
+        EndReason.PROSODY_RESTART,
+        True,
+    )
+
+
+def test_recordings_are_listed_from_start_to_stop() -> None:
+    s = Stream()
+    s.created(0)
+    s.joined(0, "d1", DOC)
+    s.joined(1, "p1", PAT)
+    s.recorder(10, "rec1", "file", started=True)
+    assert s.derive(now=20).recordings == (RecordingSpan("rec1", at(10), None, "file"),)
+    s.recorder(100, "rec1", "file", started=False)
+    s.recorder(200, "rec2", None, started=True)
+    s.recorder(210, "rec2", "stream", started=False)
+    # A lost stop: the meeting's destruction ends it.
+    s.recorder(300, "rec3", "file", started=True)
+    s.left(400, "p1", PAT)
+    s.left(400, "d1", DOC)
+    s.destroyed(401)
+    assert s.derive(now=500).recordings == (
+        RecordingSpan("rec1", at(10), at(100), "file"),
+        RecordingSpan("rec2", at(200), at(210), "stream"),
+        RecordingSpan("rec3", at(300), at(401), "file"),
+    )

@@ -21,6 +21,7 @@ from service.domain.events import (
     EventType,
     Occupant,
     ProsodyStarted,
+    Recording,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
@@ -395,6 +396,90 @@ def test_waiting_and_the_moving_deadline_in_any_order(
         history, data.draw(st.permutations(events)), data.draw(st.permutations(snapshots))
     )
     assert shuffled == record
+
+
+@PROPERTY
+@given(waiting_rooms(), st.data())
+def test_knocks_and_recordings_in_any_order(history: History, data: st.DataObject) -> None:
+    """Knocks in the lobby and recorder sessions added to a history: any order and any
+    duplication give the same record; recordings are exactly their starts and stops; a party
+    knocking at `now` before the call started is waiting, from its first presence."""
+    ids = itertools.count(10_000)
+    extra: list[RoomEvent] = []
+    knocks: list[tuple[str, int, int | None]] = []
+    recordings: list[tuple[str, int, int | None, str | None]] = []
+
+    def event(kind: EventType, t: int, **fields: object) -> RoomEvent:
+        return RoomEvent(
+            id=f"evt_{next(ids):08d}-0000-4000-8000-000000000000",
+            type=kind,
+            occurred_at=t,
+            host="lobby.meet.test",
+            boot_id="lobby-boot",
+            seq=len(extra),
+            room_name=ROOM,
+            meeting_id="lobby",
+            **fields,  # type: ignore[arg-type]
+        )
+
+    limit = (history.now_ms - T0) // 1000
+    for number in range(data.draw(st.integers(0, 3))):
+        user = data.draw(st.sampled_from([DOC, PAT, "interpreter"]))
+        start = T0 + data.draw(st.integers(0, limit)) * 1000 + 7
+        occupant = Occupant(f"k{number}", user)
+        extra.append(event(EventType.LOBBY_JOINED, start, occupant=occupant))
+        end = start + data.draw(st.integers(1, 600)) * 1000
+        if end < history.now_ms:
+            reason = data.draw(st.sampled_from(["admitted", "denied", "left", "unknown"]))
+            extra.append(event(EventType.LOBBY_LEFT, end, occupant=occupant, reason=reason))
+        knocks.append((user, start, end if end < history.now_ms else None))
+    for number in range(data.draw(st.integers(0, 2))):
+        mode = data.draw(st.sampled_from(["file", "stream", None]))
+        start = T0 + data.draw(st.integers(0, limit)) * 1000 + 3
+        stop = start + data.draw(st.integers(1, 600)) * 1000
+        session = f"rec{number}"
+        extra.append(event(EventType.RECORDING_STARTED, start, recording=Recording(session, mode)))
+        if stop < history.now_ms:
+            extra.append(
+                event(EventType.RECORDING_STOPPED, stop, recording=Recording(session, mode))
+            )
+        recordings.append((session, start, stop if stop < history.now_ms else None, mode))
+
+    events = [*history.events, *extra]
+    record = derive(history, events, list(history.snapshots))
+    duplicated = events + (
+        data.draw(st.lists(st.sampled_from(events), max_size=len(events))) if events else []
+    )
+    shuffled = derive(
+        history,
+        data.draw(st.permutations(duplicated)),
+        data.draw(st.permutations(list(history.snapshots) * 2)),
+    )
+    assert shuffled == record
+    if record.cutoff is None:
+        # No destroys of the recorder's meeting in these histories: a lost stop stays open.
+        assert [(r.session, r.started_at, r.ended_at, r.mode) for r in record.recordings] == sorted(
+            recordings, key=lambda r: (r[1], r[0])
+        )
+        assert len(record.lobby) == len(knocks)
+    # Knocks never count as time in the room.
+    plain = in_order(history)
+    if record.cutoff is None and plain.cutoff is None:
+        assert (record.doctor_presence_s, record.patient_presence_s) == (
+            plain.doctor_presence_s,
+            plain.patient_presence_s,
+        )
+    if record.status is CallStatus.SCHEDULED:
+        in_room = {s.user_id for s in history.sessions if s.joined_at < history.now_ms <= s.left_at}
+        open_knocks = {
+            user
+            for user, _, end in knocks
+            if end is None and user in (DOC, PAT) and user not in in_room
+        }
+        if open_knocks:
+            assert record.waiting is not None
+            role = {DOC: Role.DOCTOR, PAT: Role.PATIENT}
+            assert record.waiting.role in {role[u] for u in open_knocks}
 
 
 @PROPERTY
