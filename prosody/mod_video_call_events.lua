@@ -29,6 +29,15 @@ local ignore_patterns = module:get_option_array("video_call_events_ignore", {
 local ignore_room_patterns = module:get_option_array("video_call_events_ignore_rooms", {
 	"^__jicofo%-health%-check",
 });
+-- Recorders (Jibri) as docker-jitsi-meet names them: recorder@hidden.<domain> and
+-- recorder@recorder.<domain>, <domain> being this MUC host without its first label.
+local domain = module:get_option_string("video_call_events_domain",
+	(module.host:gsub("^[^.]+%.", "")));
+local escaped_domain = domain:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0");
+local recorder_patterns = module:get_option_array("video_call_events_recorders", {
+	"^recorder@hidden%." .. escaped_domain .. "$",
+	"^recorder@recorder%." .. escaped_domain .. "$",
+});
 
 -- Hook priorities. muc_meeting_id sets room._data.meetingId at priority 0, so rooms are
 -- reported after it. mod_muc destroys an empty room from inside muc-occupant-left at
@@ -94,6 +103,11 @@ local function ignored_occupant(occupant)
 	return occupant.bare_jid ~= nil and matches_any(occupant.bare_jid, ignore_patterns);
 end
 
+-- Checked before ignored_occupant: a recorder is reported as a recording, never as presence.
+local function recorder(occupant)
+	return occupant.bare_jid ~= nil and matches_any(occupant.bare_jid, recorder_patterns);
+end
+
 -- Per-room state lives on the room object, which outlives a reload of this module.
 local function room_state(room)
 	local state = room.video_call_events;
@@ -101,6 +115,7 @@ local function room_state(room)
 		state = {
 			meeting_id = room._data and room._data.meetingId or uuid();
 			occupants = {};
+			recordings = {};
 		};
 		room.video_call_events = state;
 	end
@@ -506,9 +521,27 @@ local function on_room_created(event)
 	announce(room, room_state(room));
 end
 
+-- The recording's mode is not in the recorder's presence; `null` says "unknown".
+local function recording_event(room, state, event_type, session, occurred_at)
+	enqueue(event_type, {
+		room = room_fields(room, state);
+		recording = { session = session; mode = json.null };
+	}, occurred_at);
+end
+
 local function on_occupant_joined(event)
 	local room, occupant = event.room, event.occupant;
-	if ignored_room(room) or ignored_occupant(occupant) then return; end
+	if ignored_room(room) then return; end
+	if recorder(occupant) then
+		local state = room_state(room);
+		local session = "r_" .. uuid();
+		announce(room, state, now_ms());
+		state.recordings = state.recordings or {};
+		state.recordings[occupant.nick] = session;
+		recording_event(room, state, "recording.started", session);
+		return;
+	end
+	if ignored_occupant(occupant) then return; end
 	local state = room_state(room);
 	local record = new_record(room, occupant, event.origin, now_ms());
 	announce(room, state, record.joined_at);
@@ -524,6 +557,12 @@ local function on_occupant_left(event)
 	local room = event.room;
 	local state = room.video_call_events;
 	local nick = event.nick or (event.occupant and event.occupant.nick);
+	local recording = state and nick and state.recordings and state.recordings[nick];
+	if recording then
+		state.recordings[nick] = nil;
+		recording_event(room, state, "recording.stopped", recording);
+		return;
+	end
 	local record = state and nick and state.occupants[nick];
 	if not record then return; end -- never reported, or already closed by room.destroyed
 	occupant_left(room, state, nick, record, leave_reason(event));
@@ -544,6 +583,10 @@ local function on_room_destroyed(event)
 	local occurred_at = now_ms();
 	for _, item in ipairs(remaining) do
 		occupant_left(room, state, item.nick, item.record, "room_destroyed", occurred_at);
+	end
+	for nick, session in pairs(state.recordings or {}) do
+		state.recordings[nick] = nil;
+		recording_event(room, state, "recording.stopped", session, occurred_at);
 	end
 	enqueue("room.destroyed", { room = room_fields(room, state) }, occurred_at);
 end
