@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
+from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import RecordingSpan, derive_call
 from service.events.parse import parse_v1
-from tests.prosody.prosody_harness import MUC, StackFactory, new_secret, wait_until
+from tests.prosody.prosody_harness import LOBBY, MUC, StackFactory, new_secret, wait_until
 
 pytestmark = pytest.mark.prosody
 
@@ -536,3 +537,93 @@ def test_a_recording_still_running_stops_with_the_room(make_stack: StackFactory)
     assert sorted(types[4:6]) == ["occupant.left", "recording.stopped"]
     (left,) = [e for e in events if e["type"] == "occupant.left"]
     assert left["reason"] == "room_destroyed"
+
+
+def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> None:
+    """A members-only room with a lobby component: the patient knocks, is admitted (made a
+    member) and consults; a stranger's knock is denied (removed from the lobby); a second
+    patient gives up. The lobby host reports knocks only, naming the main room."""
+    stack = make_stack(lobby=True)
+    doctor = stack.client("doc", "doctor123")
+    patient = stack.client("pat", "patient456")
+    stranger = stack.client("eve", "stranger789")
+    quitter = stack.client("pat2", "patient000")
+    room = "appointment_1"
+    doctor.join(room, "Doctor")
+    stack.prosody.members_only(room)
+    patient.join(room, "Patient", muc=LOBBY)
+    stranger.join(room, "Stranger", muc=LOBBY)
+    quitter.join(room, "Quitter", muc=LOBBY)
+    stack.prosody.admit(room, "pat@localhost")
+    patient.leave(room, muc=LOBBY)
+    patient.join(room, "Patient")
+    stack.prosody.kick(room, "Stranger", lobby=True)
+    quitter.leave(room, muc=LOBBY)
+    patient.say(room, "Hello")
+    patient.leave(room)
+    doctor.leave(room)
+
+    stack.receiver.wait_for(14, 20)
+    time.sleep(0.4)
+    events = stack.receiver.events()
+    assert stack.receiver.errors == []
+    lobby = [e for e in events if e["source"]["host"] == LOBBY]
+    main = [e for e in events if e["source"]["host"] == MUC]
+    assert [e["type"] for e in lobby if e["type"] != "rooms.snapshot"] == [
+        "prosody.started",
+        "lobby.joined",
+        "lobby.joined",
+        "lobby.joined",
+        "lobby.left",
+        "lobby.left",
+        "lobby.left",
+    ]
+    assert {e["room"]["name"] for e in lobby if "room" in e} == {room}
+    reasons = {e["occupant"]["user_id"]: e["reason"] for e in lobby if e["type"] == "lobby.left"}
+    assert reasons == {"patient456": "admitted", "stranger789": "denied", "patient000": "left"}
+    assert [summary([e])[0] for e in main if e["type"] != "rooms.snapshot"] == [
+        ("prosody.started", None),
+        ("room.created", room),
+        ("occupant.joined", room, "doctor123"),
+        ("occupant.joined", room, "patient456"),
+        ("occupant.left", room, "patient456", "left"),
+        ("occupant.left", room, "doctor123", "left"),
+        ("room.destroyed", room),
+    ]
+
+    # The service's parser and rules: the admitted patient waited from the knock.
+    parsed = [parse_v1(json.dumps(event).encode()) for event in events]
+    last = max(e["occurred_at"] for e in events)
+    record = derive_call(
+        [e for e in parsed if isinstance(e, RoomEvent)],
+        [e for e in parsed if isinstance(e, Snapshot)],
+        [e for e in parsed if isinstance(e, ProsodyStarted)],
+        room_name=room,
+        doctor_uid="doctor123",
+        patient_uid="patient456",
+        now_ms=last + 120_001,
+        appointment_end_ms=None,
+        call_end_grace_ms=120_000,
+        no_show_grace_ms=15 * 60_000,
+        max_call_ms=4 * 3600_000,
+    )
+    by_user = {e["occupant"]["user_id"]: e for e in lobby if e["type"] == "lobby.joined"}
+    pat_in = next(
+        e
+        for e in main
+        if e["type"] == "occupant.joined" and e["occupant"]["user_id"] == "patient456"
+    )
+    pat_out = next(
+        e for e in main if e["type"] == "occupant.left" and e["occupant"]["user_id"] == "patient456"
+    )
+    knock = by_user["patient456"]["occurred_at"]
+    assert record.status is CallStatus.COMPLETED
+    assert record.started_at == pat_in["occurred_at"]
+    assert record.ended_at == pat_out["occurred_at"]
+    assert record.duration == (pat_out["occurred_at"] - pat_in["occurred_at"] + 500) // 1000
+    assert record.patient_wait_s == (pat_in["occurred_at"] - knock + 500) // 1000
+    assert [(v.role, v.reason) for v in record.lobby] == [
+        (Role.PATIENT, EndReason.ADMITTED),
+        (Role.OTHER, EndReason.DENIED),
+        (Role.OTHER, EndReason.LEFT),
+    ]
