@@ -117,12 +117,17 @@ class Stream:
         meeting: str = "m1",
         host: str = HOST,
         interval_s: int | None = None,
+        lobby: dict[str, tuple[str | None, float]] | None = None,
     ) -> Snapshot:
         occupants = tuple(
             SnapshotOccupant(session, user, at(joined))
             for session, (user, joined) in sorted(present.items())
         )
-        rooms = (SnapshotRoom(ROOM, meeting, occupants),) if present else ()
+        knocking = tuple(
+            SnapshotOccupant(session, user, at(joined))
+            for session, (user, joined) in sorted((lobby or {}).items())
+        )
+        rooms = (SnapshotRoom(ROOM, meeting, occupants, knocking),) if present or lobby else ()
         snap = Snapshot(
             self._id(), at(t), host, self.boot, len(self.events), rooms, interval_s=interval_s
         )
@@ -926,3 +931,21 @@ def test_recordings_are_listed_from_start_to_stop() -> None:
         RecordingSpan("rec2", at(200), at(210), "stream"),
         RecordingSpan("rec3", at(300), at(401), "file"),
     )
+
+
+def test_the_lobby_hosts_snapshots_keep_a_knock_open_and_close_a_lost_one() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    s.snapshot(60, {}, meeting="lobby1", lobby={"k1": (PAT, 0)})
+    assert s.derive(now=90).waiting == Waiting(Role.PATIENT, at(0))
+    # k1's lobby.left was lost: the next snapshot of the host no longer lists it.
+    s.snapshot(120, {}, meeting="lobby1", lobby={})
+    (visit,) = s.derive(now=130).lobby
+    assert (visit.left_at, visit.reason, visit.repaired) == (
+        at(120),
+        EndReason.SNAPSHOT_REPAIR,
+        True,
+    )
+    # A knock known only from a listing (its lobby.joined lost) counts from its listed join.
+    s.snapshot(180, {}, meeting="lobby1", lobby={"k2": (PAT, 150)})
+    assert [v.joined_at for v in s.derive(now=190).lobby] == [at(0), at(150)]
