@@ -29,6 +29,23 @@ local ignore_patterns = module:get_option_array("video_call_events_ignore", {
 local ignore_room_patterns = module:get_option_array("video_call_events_ignore_rooms", {
 	"^__jicofo%-health%-check",
 });
+-- Loaded on the lobby component (docker-jitsi-meet: XMPP_LOBBY_MUC_MODULES), this module
+-- reports knocks: lobby.joined / lobby.left naming the main room, and snapshots that list the
+-- knocking occupants under `lobby`; never room.* or occupant.* events. `video_call_events_
+-- main_muc` is the main MUC host (default: this host's first label replaced with "muc").
+local lobby_host = module:get_option_boolean("video_call_events_lobby",
+	module.host:match("^lobby%.") ~= nil);
+local main_muc = module:get_option_string("video_call_events_main_muc",
+	(module.host:gsub("^[^.]+%.", "muc.")));
+-- Recorders (Jibri) as docker-jitsi-meet names them: recorder@hidden.<domain> and
+-- recorder@recorder.<domain>, <domain> being this MUC host without its first label.
+local domain = module:get_option_string("video_call_events_domain",
+	(module.host:gsub("^[^.]+%.", "")));
+local escaped_domain = domain:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0");
+local recorder_patterns = module:get_option_array("video_call_events_recorders", {
+	"^recorder@hidden%." .. escaped_domain .. "$",
+	"^recorder@recorder%." .. escaped_domain .. "$",
+});
 
 -- Hook priorities. muc_meeting_id sets room._data.meetingId at priority 0, so rooms are
 -- reported after it. mod_muc destroys an empty room from inside muc-occupant-left at
@@ -94,6 +111,11 @@ local function ignored_occupant(occupant)
 	return occupant.bare_jid ~= nil and matches_any(occupant.bare_jid, ignore_patterns);
 end
 
+-- Checked before ignored_occupant: a recorder is reported as a recording, never as presence.
+local function recorder(occupant)
+	return occupant.bare_jid ~= nil and matches_any(occupant.bare_jid, recorder_patterns);
+end
+
 -- Per-room state lives on the room object, which outlives a reload of this module.
 local function room_state(room)
 	local state = room.video_call_events;
@@ -101,6 +123,7 @@ local function room_state(room)
 		state = {
 			meeting_id = room._data and room._data.meetingId or uuid();
 			occupants = {};
+			recordings = {};
 		};
 		room.video_call_events = state;
 	end
@@ -150,6 +173,7 @@ local function new_record(room, occupant, session, joined_at)
 		joined_at = joined_at;
 		role = occupant.role;
 		affiliation = room:get_affiliation(occupant.bare_jid) or "none";
+		bare_jid = occupant.bare_jid;
 	};
 end
 
@@ -465,8 +489,36 @@ end
 -- Events
 ---------------------------------------------------------------------------------------------
 
+-- How a knock ended: admitted if the main room now lets the knocker in (Jitsi's approval
+-- makes them a member there), denied if the lobby removed them otherwise, else left/unknown.
+local function knock_reason(room, record, reason)
+	local host = prosody.hosts[main_muc];
+	local muc = host and host.modules.muc;
+	local main_jid = (room.jid:gsub("@.*$", "@" .. main_muc));
+	local main = muc and muc.get_room_from_jid and muc.get_room_from_jid(main_jid);
+	local affiliation = main and record.bare_jid and main:get_affiliation(record.bare_jid);
+	if affiliation == "member" or affiliation == "admin" or affiliation == "owner" then
+		return "admitted";
+	end
+	if reason == "kicked" then
+		return "denied";
+	end
+	if reason == "left" then
+		return "left";
+	end
+	return "unknown";
+end
+
 local function occupant_left(room, state, nick, record, reason, occurred_at)
 	state.occupants[nick] = nil;
+	if lobby_host then
+		enqueue("lobby.left", {
+			room = room_fields(room, state);
+			occupant = occupant_fields(record);
+			reason = knock_reason(room, record, reason);
+		}, occurred_at);
+		return;
+	end
 	enqueue("occupant.left", {
 		room = room_fields(room, state);
 		occupant = occupant_fields(record);
@@ -502,17 +554,42 @@ end
 
 local function on_room_created(event)
 	local room = event.room;
-	if ignored_room(room) then return; end
+	if lobby_host or ignored_room(room) then return; end
 	announce(room, room_state(room));
+end
+
+-- The recording's mode is not in the recorder's presence; `null` says "unknown".
+local function recording_event(room, state, event_type, session, occurred_at)
+	enqueue(event_type, {
+		room = room_fields(room, state);
+		recording = { session = session; mode = json.null };
+	}, occurred_at);
 end
 
 local function on_occupant_joined(event)
 	local room, occupant = event.room, event.occupant;
-	if ignored_room(room) or ignored_occupant(occupant) then return; end
+	if ignored_room(room) then return; end
+	if recorder(occupant) then
+		local state = room_state(room);
+		local session = "r_" .. uuid();
+		announce(room, state, now_ms());
+		state.recordings = state.recordings or {};
+		state.recordings[occupant.nick] = session;
+		recording_event(room, state, "recording.started", session);
+		return;
+	end
+	if ignored_occupant(occupant) then return; end
 	local state = room_state(room);
 	local record = new_record(room, occupant, event.origin, now_ms());
-	announce(room, state, record.joined_at);
 	state.occupants[occupant.nick] = record;
+	if lobby_host then
+		enqueue("lobby.joined", {
+			room = room_fields(room, state);
+			occupant = occupant_fields(record);
+		}, record.joined_at);
+		return;
+	end
+	announce(room, state, record.joined_at);
 	enqueue("occupant.joined", {
 		room = room_fields(room, state);
 		occupant = occupant_fields(record);
@@ -524,6 +601,12 @@ local function on_occupant_left(event)
 	local room = event.room;
 	local state = room.video_call_events;
 	local nick = event.nick or (event.occupant and event.occupant.nick);
+	local recording = state and nick and state.recordings and state.recordings[nick];
+	if recording then
+		state.recordings[nick] = nil;
+		recording_event(room, state, "recording.stopped", recording);
+		return;
+	end
 	local record = state and nick and state.occupants[nick];
 	if not record then return; end -- never reported, or already closed by room.destroyed
 	occupant_left(room, state, nick, record, leave_reason(event));
@@ -545,6 +628,11 @@ local function on_room_destroyed(event)
 	for _, item in ipairs(remaining) do
 		occupant_left(room, state, item.nick, item.record, "room_destroyed", occurred_at);
 	end
+	for nick, session in pairs(state.recordings or {}) do
+		state.recordings[nick] = nil;
+		recording_event(room, state, "recording.stopped", session, occurred_at);
+	end
+	if lobby_host then return; end
 	enqueue("room.destroyed", { room = room_fields(room, state) }, occurred_at);
 end
 
@@ -584,7 +672,11 @@ local function take_snapshot()
 					});
 				end
 			end
-			rooms:push({ room = room_fields(room, state); occupants = occupants });
+			if lobby_host then
+				rooms:push({ room = room_fields(room, state); occupants = array(); lobby = occupants });
+			else
+				rooms:push({ room = room_fields(room, state); occupants = occupants });
+			end
 		end
 	end
 	-- interval_s tells the service how often to expect us: three intervals without a word and

@@ -376,13 +376,14 @@ class Stats:
     total_duration: int
     avg_duration: float | None
     by_status: dict[str, int]
+    avg_patient_wait: float | None = None
 
 
 def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
     def work() -> Stats:
         _require_active_caller(uid)
-        counts, (total, duration, avg) = repo.doctor_stats(uid, date_from, date_to)
+        counts, (total, duration, avg, avg_wait) = repo.doctor_stats(uid, date_from, date_to)
         by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
-        return Stats(total, duration, avg, by_status)
+        return Stats(total, duration, avg, by_status, avg_wait)
 
     return db.run(work)

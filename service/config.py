@@ -133,6 +133,10 @@ class Settings:
     jitsi_token_subject: str = ""
     jitsi_token_ttl: int = 10800
     jitsi_token_include_email: bool = False
+    # context.user.lobby_bypass per role (jitsi-contrib token_lobby_bypass): false makes that
+    # party knock in Jitsi's lobby when the lobby is on (docs/operator-guide.md).
+    doctor_lobby_bypass: bool = True
+    patient_lobby_bypass: bool = True
     doctor_features: tuple[str, ...] = DEFAULT_DOCTOR_FEATURES
     patient_features: tuple[str, ...] = DEFAULT_PATIENT_FEATURES
     auth_mode: AuthMode = AuthMode.FIREBASE
@@ -318,6 +322,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jitsi_token_subject=env.get("JITSI_TOKEN_SUBJECT", "").strip() or domain,
         jitsi_token_ttl=_int(env, "JITSI_TOKEN_TTL", 10800, minimum=60),
         jitsi_token_include_email=_bool(env, "JITSI_TOKEN_INCLUDE_EMAIL", False),
+        doctor_lobby_bypass=_bool(env, "JITSI_DOCTOR_LOBBY_BYPASS", True),
+        patient_lobby_bypass=_bool(env, "JITSI_PATIENT_LOBBY_BYPASS", True),
         doctor_features=_features(env, "JITSI_DOCTOR_FEATURES", DEFAULT_DOCTOR_FEATURES),
         patient_features=_features(env, "JITSI_PATIENT_FEATURES", DEFAULT_PATIENT_FEATURES),
         auth_mode=auth_mode,

@@ -49,7 +49,9 @@ def mint_token(settings: Settings, participant: Participant, room: str, now_s: i
         "name": participant.name,
         "moderator": is_doctor,
         "affiliation": "owner" if is_doctor else "member",
-        "lobby_bypass": True,
+        "lobby_bypass": (
+            settings.doctor_lobby_bypass if is_doctor else settings.patient_lobby_bypass
+        ),
     }
     if participant.avatar:
         user["avatar"] = participant.avatar

@@ -9,14 +9,22 @@ the second sees the first's events.
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from service.calls import record_transition
 from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
-from service.domain.events import Event, ProsodyStarted, RoomEvent, Snapshot
+from service.domain.events import (
+    RECORDING_EVENT_TYPES,
+    Event,
+    ProsodyStarted,
+    RoomEvent,
+    Snapshot,
+)
 from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, derive_call
 from service.store import db, hosts, operations, repo
@@ -77,11 +85,36 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
                     detail={"boot_id": event.boot_id, "seq": event.seq},
                 )
             _note_host(event, at)
+            if isinstance(event, RoomEvent) and event.recording is not None:
+                _audit_recording(event, call_ids, at)
             for call_id in call_ids:
                 _derive_and_apply(settings, call_id, at, cause="server_event")
             return Ingested(new=True, calls=len(call_ids))
 
     return db.run(work)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
+    """Whether and when a consultation was recorded is what an auditor asks: one row per
+    start and stop, on each call of the room."""
+    assert event.recording is not None and event.type in RECORDING_EVENT_TYPES
+    targets: list[str | None] = [*call_ids] or [None]
+    for call_id in targets:
+        repo.audit(
+            SERVER,
+            event.type.value,
+            at,
+            call_id,
+            detail={
+                "session": event.recording.session,
+                "mode": event.recording.mode,
+                "at": event.occurred_at,
+            },
+        )
 
 
 def _note_host(event: Event, at: int) -> None:
@@ -207,6 +240,23 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
             "duration_uncertain": (
                 bool(call.duration_uncertain) if keep_end else derived.duration_uncertain
             ),
+            "waiting_role": derived.waiting.role.value if derived.waiting else None,
+            "waiting_since": derived.waiting.since if derived.waiting else None,
+            "doctor_wait": derived.doctor_wait_s,
+            "patient_wait": derived.patient_wait_s,
+            "lobby_visits": _json(
+                [
+                    {
+                        "role": v.role.value,
+                        "joined_at": v.joined_at,
+                        "left_at": v.left_at,
+                        "reason": v.reason.value if v.reason else None,
+                        "repaired": v.repaired,
+                    }
+                    for v in derived.lobby
+                ]
+            ),
+            "recordings": _json([asdict(r) for r in derived.recordings]),
         },
     )
     _move_status(call, current, derived.status, at, cause, actor)

@@ -216,6 +216,30 @@ VIDEO_CALL_PROPERTIES: Final[JSON] = {
     },
     "doctorJoinedAt": _timestamp("The doctor's first join"),
     "patientJoinedAt": _timestamp("The patient's first join"),
+    "doctorWaitSeconds": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "From the doctor's first presence (room or lobby) to the start; for a "
+        "NO_SHOW, to their last departure; null while the call has neither started nor ended",
+    },
+    "patientWaitSeconds": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "From the patient's first presence (room or lobby) to the start; for "
+        "a NO_SHOW, to their last departure; null while the call has neither started nor ended",
+    },
+    "recordings": {
+        "type": "array",
+        "description": "Each recorder occupant's stay (Jibri), in start order",
+        "items": _object(
+            {
+                "startedAt": _timestamp("The recorder joined", nullable=False),
+                "endedAt": _timestamp("The recorder left"),
+                "mode": {"type": ["string", "null"], "enum": ["file", "stream", None]},
+            },
+            additionalProperties=False,
+        ),
+    },
     "createdAt": _timestamp("Creation", nullable=False),
     "updatedAt": _timestamp("Last change", nullable=False),
 }
@@ -331,6 +355,36 @@ SCHEMAS: Final[JSON] = {
                 "description": "A repaired session's unknown end bounds the counted overlap "
                 "(docs/events.md): the true duration lies within its sessions' bounds",
             },
+            "waiting": _nullable(
+                _object(
+                    {
+                        "role": _string(enum=["doctor", "patient"]),
+                        "since": _timestamp("The waiting party's first presence", nullable=False),
+                    },
+                    additionalProperties=False,
+                    description="Before the start: the party present while the other is not "
+                    "in the room; null otherwise",
+                )
+            ),
+            "lobby": {
+                "type": "array",
+                "description": "Knocks in Jitsi's lobby, in time order",
+                "items": _object(
+                    {
+                        "role": _string(enum=["doctor", "patient", "other"]),
+                        "joinedAt": _timestamp("The knock", nullable=False),
+                        "leftAt": _timestamp("Admitted, denied or gone"),
+                        "reason": {
+                            "type": ["string", "null"],
+                            "description": "admitted, denied, left, unknown, or a repair "
+                            "(prosody_restart, snapshot_repair, host_silent, sweeper); null "
+                            "while knocking",
+                        },
+                        "repaired": {"type": "boolean"},
+                    },
+                    additionalProperties=False,
+                ),
+            },
             "sessions": {
                 "type": "array",
                 "items": _object(
@@ -378,6 +432,11 @@ SCHEMAS: Final[JSON] = {
             "avgDuration": {
                 "type": ["number", "null"],
                 "description": "Seconds, one decimal; null without COMPLETED calls",
+            },
+            "avgPatientWait": {
+                "type": ["number", "null"],
+                "description": "Seconds the patient waited, one decimal, over COMPLETED calls "
+                "with server-side presence; null without any",
             },
             "byStatus": _object(
                 {s: {"type": "integer", "minimum": 0} for s in CALL_STATUSES},

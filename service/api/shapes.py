@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,12 @@ def call_full(call: VideoCall) -> dict[str, Any]:
         "duration": call.duration,
         "doctorJoinedAt": iso(call.doctor_joined_at),
         "patientJoinedAt": iso(call.patient_joined_at),
+        "doctorWaitSeconds": call.doctor_wait,
+        "patientWaitSeconds": call.patient_wait,
+        "recordings": [
+            {"startedAt": iso(r["started_at"]), "endedAt": iso(r["ended_at"]), "mode": r["mode"]}
+            for r in json.loads(call.recordings or "[]")
+        ],
         "createdAt": iso(call.created_at),
         "updatedAt": iso(call.updated_at),
     }
@@ -121,6 +128,21 @@ def presence_of(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[st
         "patientPresence": call.patient_presence,
         "missing": call.missing,
         "durationUncertain": bool(call.duration_uncertain),
+        "waiting": (
+            {"role": call.waiting_role, "since": iso(call.waiting_since)}
+            if call.waiting_role is not None
+            else None
+        ),
+        "lobby": [
+            {
+                "role": v["role"],
+                "joinedAt": iso(v["joined_at"]),
+                "leftAt": iso(v["left_at"]),
+                "reason": v["reason"],
+                "repaired": v["repaired"],
+            }
+            for v in json.loads(call.lobby_visits or "[]")
+        ],
         "sessions": [
             {
                 "role": s.role,
@@ -172,5 +194,8 @@ def stats(result: Stats) -> dict[str, Any]:
         "totalCalls": result.total_calls,
         "totalDuration": result.total_duration,
         "avgDuration": round(result.avg_duration, 1) if result.avg_duration is not None else None,
+        "avgPatientWait": (
+            round(result.avg_patient_wait, 1) if result.avg_patient_wait is not None else None
+        ),
         "byStatus": result.by_status,
     }

@@ -20,6 +20,11 @@ class EventType(StrEnum):
     OCCUPANT_LEFT = "occupant.left"
     ROOM_DESTROYED = "room.destroyed"
     ROOMS_SNAPSHOT = "rooms.snapshot"
+    # Additions to version 1 (docs/events.md): Jitsi's lobby, and recorder occupants.
+    LOBBY_JOINED = "lobby.joined"
+    LOBBY_LEFT = "lobby.left"
+    RECORDING_STARTED = "recording.started"
+    RECORDING_STOPPED = "recording.stopped"
 
 
 ROOM_EVENT_TYPES = frozenset(
@@ -28,9 +33,23 @@ ROOM_EVENT_TYPES = frozenset(
         EventType.OCCUPANT_JOINED,
         EventType.OCCUPANT_LEFT,
         EventType.ROOM_DESTROYED,
+        EventType.LOBBY_JOINED,
+        EventType.LOBBY_LEFT,
+        EventType.RECORDING_STARTED,
+        EventType.RECORDING_STOPPED,
     }
 )
 OCCUPANT_EVENT_TYPES = frozenset({EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT})
+LOBBY_EVENT_TYPES = frozenset({EventType.LOBBY_JOINED, EventType.LOBBY_LEFT})
+RECORDING_EVENT_TYPES = frozenset({EventType.RECORDING_STARTED, EventType.RECORDING_STOPPED})
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recorder occupant's session (Jibri): `mode` is `file`, `stream` or None (unknown)."""
+
+    session: str
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,9 +65,12 @@ class Occupant:
 
 @dataclass(frozen=True)
 class RoomEvent:
-    """room.created, occupant.joined, occupant.left or room.destroyed.
+    """room.created, occupant.joined, occupant.left, room.destroyed, lobby.joined, lobby.left,
+    recording.started or recording.stopped.
 
-    `occupant` is set exactly for the two occupant types and `reason` only for occupant.left.
+    `occupant` is set exactly for the occupant and lobby types, `reason` only for
+    occupant.left and lobby.left, `recording` only for the recording types. `room_name` is
+    always the main room's (a lobby event names the room being knocked at).
     `boot_id` and `seq` are None for `event_sync` events, which have neither.
     """
 
@@ -62,6 +84,7 @@ class RoomEvent:
     meeting_id: str | None
     occupant: Occupant | None = None
     reason: str | None = None
+    recording: Recording | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,8 @@ class SnapshotRoom:
     room_name: str
     meeting_id: str | None
     occupants: tuple[SnapshotOccupant, ...]
+    # Those knocking in the room's lobby (listed by the module on the lobby component).
+    lobby: tuple[SnapshotOccupant, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class EndReason(StrEnum):
     SNAPSHOT_REPAIR = "snapshot_repair"
     SWEEPER = "sweeper"
     HOST_SILENT = "host_silent"
+    # How a knock in the lobby ended (lobby.left).
+    ADMITTED = "admitted"
+    DENIED = "denied"
 
 
 def room_name_for(appointment_id: str) -> str:

@@ -70,6 +70,38 @@ class Repair:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A party present (in the room) while the other is not, before the call started;
+    `since` is the waiting party's first presence."""
+
+    role: Role
+    since: int
+
+
+@dataclass(frozen=True)
+class LobbyVisit:
+    """One knock in the room's lobby: `reason` admitted, denied, left, unknown, or a repair
+    (a lost lobby.left); `left_at` None while still knocking."""
+
+    session: str
+    role: Role
+    joined_at: int
+    left_at: int | None
+    reason: EndReason | None
+    repaired: bool
+
+
+@dataclass(frozen=True)
+class RecordingSpan:
+    """A recorder occupant's stay: `ended_at` None while recording (as far as we know)."""
+
+    session: str
+    started_at: int
+    ended_at: int | None
+    mode: str | None
+
+
+@dataclass(frozen=True)
 class CallDerivation:
     """The server's view of one call. Times are int ms, durations whole seconds.
 
@@ -78,7 +110,9 @@ class CallDerivation:
     not counted, so the record stays the same however late `now_ms` is.
     `duration_uncertain`: a repaired session's unknown end bounds the counted overlap, so the
     true duration may differ (each such session lies between its last moment known present
-    and its `left_at_latest`).
+    and its `left_at_latest`). `waiting`: who is waiting for the other, while the call has not
+    started. `doctor_wait_s` / `patient_wait_s`: from that party's first presence to the start
+    (or, for NO_SHOW, to its last departure); None while neither started nor ended.
     """
 
     status: CallStatus
@@ -95,6 +129,11 @@ class CallDerivation:
     sessions: tuple[PresenceSession, ...] = field(default=())
     repairs: tuple[Repair, ...] = field(default=())
     duration_uncertain: bool = False
+    waiting: Waiting | None = None
+    doctor_wait_s: int | None = None
+    patient_wait_s: int | None = None
+    lobby: tuple[LobbyVisit, ...] = ()
+    recordings: tuple[RecordingSpan, ...] = ()
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -166,25 +205,31 @@ class _Draft:
         return self.left.meeting_id if self.left is not None else None
 
 
-def _drafts(events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str) -> list[_Draft]:
+def _drafts(
+    events: Sequence[RoomEvent], snapshots: Sequence[Snapshot], room: str, lobby: bool = False
+) -> list[_Draft]:
+    """The room's occupant sessions, or with `lobby` its lobby's (knocks): the same rules,
+    from lobby.joined / lobby.left and the snapshots' `lobby` listings."""
+    joined, left = (
+        (EventType.LOBBY_JOINED, EventType.LOBBY_LEFT)
+        if lobby
+        else (EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT)
+    )
     drafts: dict[str, _Draft] = {}
     for event in events:
-        if event.occupant is None or event.type not in (
-            EventType.OCCUPANT_JOINED,
-            EventType.OCCUPANT_LEFT,
-        ):
+        if event.occupant is None or event.type not in (joined, left):
             continue
         draft = drafts.setdefault(event.occupant.session, _Draft(event.occupant.session))
         # Events are sorted, so the first join/left seen is the earliest one.
-        if event.type is EventType.OCCUPANT_JOINED and draft.join is None:
+        if event.type is joined and draft.join is None:
             draft.join = event
-        elif event.type is EventType.OCCUPANT_LEFT and draft.left is None:
+        elif event.type is left and draft.left is None:
             draft.left = event
     for snap in snapshots:
         for listed_room in snap.rooms:
             if listed_room.room_name != room:
                 continue
-            for occupant in listed_room.occupants:
+            for occupant in listed_room.lobby if lobby else listed_room.occupants:
                 draft = drafts.setdefault(occupant.session, _Draft(occupant.session))
                 draft.listings.append(
                     (snap, occupant.joined_at, occupant.user_id, listed_room.meeting_id)
@@ -202,15 +247,19 @@ def _role(user_id: str | None, doctor_uid: str, patient_uid: str) -> Role:
     return Role.OTHER
 
 
-def _left_reason(reason: str | None) -> EndReason:
+ROOM_LEFT_REASONS = frozenset({EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED})
+LOBBY_LEFT_REASONS = frozenset({EndReason.LEFT, EndReason.ADMITTED, EndReason.DENIED})
+
+
+def _left_reason(
+    reason: str | None, allowed: frozenset[EndReason] = ROOM_LEFT_REASONS
+) -> EndReason:
     try:
         parsed = EndReason(reason or "unknown")
     except ValueError:
         return EndReason.UNKNOWN
     # A sender may only report how an occupant left; repairs are the service's own words.
-    if parsed in (EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED):
-        return parsed
-    return EndReason.UNKNOWN
+    return parsed if parsed in allowed else EndReason.UNKNOWN
 
 
 def _destroy_closes(destroy: RoomEvent, meeting_id: str | None, joined_at: int) -> bool:
@@ -406,7 +455,12 @@ def _build(
             left_at = draft.left.occurred_at
             if joined is not None:
                 left_at = max(joined, left_at)
-            reason = _left_reason(draft.left.reason)
+            reason = _left_reason(
+                draft.left.reason,
+                LOBBY_LEFT_REASONS
+                if draft.left.type is EventType.LOBBY_LEFT
+                else ROOM_LEFT_REASONS,
+            )
             built.append(_Built(draft, role, left_at, reason, False, left_at, left_at))
             continue
         closure = None
@@ -510,6 +564,35 @@ def _destroy_cutoff(
     return None
 
 
+def late_clinic_deadline(
+    deadline: int, parties: Iterable[Interval], grace_ms: int, max_call_ms: int
+) -> float:
+    """The no-show deadline, moved while a party is present or waiting (late clinics).
+
+    `parties` are the doctor's and the patient's presence intervals (open ones end at INF).
+    If one of them is present at `deadline`, it moves to the last departure of that stretch of
+    presence plus `grace_ms` (a return within the grace continues the wait, as a rejoin
+    continues a call), and never beyond `deadline + max_call_ms`.
+    """
+    stretch: Interval | None = None
+    for start, end in _union(parties):
+        if stretch is not None and start - stretch[1] < grace_ms:
+            stretch = (stretch[0], max(stretch[1], end))
+        else:
+            if stretch is not None and stretch[0] <= deadline < stretch[1]:
+                break
+            stretch = (start, end)
+    if stretch is None or not stretch[0] <= deadline < stretch[1]:
+        return deadline
+    return min(stretch[1] + grace_ms, deadline + max_call_ms)
+
+
+def _wait_seconds(first_presence: int | None, until: float | None) -> int | None:
+    if first_presence is None or until is None:
+        return None
+    return _seconds([(first_presence, max(first_presence, until))])
+
+
 def derive_call(
     events: Iterable[RoomEvent],
     snapshots: Iterable[Snapshot],
@@ -541,27 +624,46 @@ def derive_call(
     snaps = _unique(snapshots)
     destroys = [e for e in room_events if e.type is EventType.ROOM_DESTROYED]
     boots = _unique(restarts)
+    hosts = _host_logs(room_events, snaps, boots)
     built = _build(
         _drafts(room_events, snaps, room),
         room_events,
         destroys,
         snaps,
         boots,
-        _host_logs(room_events, snaps, boots),
+        hosts,
         doctor_uid=doctor_uid,
         patient_uid=patient_uid,
         now_ms=now_ms,
         max_call_ms=max_call_ms,
     )
     known = [b for b in built if b.joined_at is not None]
+    # Knocks in the lobby: presence for waiting, never for the call itself. The lobby room's
+    # own destruction is not reported (the module on the lobby component sends only lobby
+    # events and snapshots), so no destroy closes a knock.
+    knocks = _build(
+        _drafts(room_events, snaps, room, lobby=True),
+        room_events,
+        (),
+        snaps,
+        boots,
+        hosts,
+        doctor_uid=doctor_uid,
+        patient_uid=patient_uid,
+        now_ms=now_ms,
+        max_call_ms=max_call_ms,
+    )
+    knocked = [b for b in knocks if b.joined_at is not None]
 
-    def spans(role: Role, cutoff: float | None, bound: str = "") -> list[Interval]:
+    def spans(
+        role: Role, cutoff: float | None, bound: str = "", items: Sequence[_Built] = known
+    ) -> list[Interval]:
         """One role's counted intervals; open ones run to now, everything stops at cutoff.
 
         `bound` "earliest" / "latest" puts repaired ends at their bounds instead (an unknown
         latest runs to the cutoff, or now)."""
         out: list[Interval] = []
-        for item in known:
+        for item in items:
             joined = item.joined_at
             assert joined is not None
             if item.role is not role or (cutoff is not None and joined >= cutoff):
@@ -577,7 +679,23 @@ def derive_call(
 
     # Did doctor and patient ever overlap, in time to count?
     overlap = _intersect(_union(spans(Role.DOCTOR, None)), _union(spans(Role.PATIENT, None)))
-    deadline = None if appointment_end_ms is None else appointment_end_ms + no_show_grace_ms
+    # For "is anyone still here", an open session has no end yet.
+    open_spans = [
+        (b.draft.meeting_id, float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
+        for b in known
+    ]
+    deadline: float | None = None
+    if appointment_end_ms is not None:
+        deadline = late_clinic_deadline(
+            appointment_end_ms + no_show_grace_ms,
+            [
+                (float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
+                for b in (*known, *knocked)
+                if b.role in (Role.DOCTOR, Role.PATIENT)
+            ],
+            call_end_grace_ms,
+            max_call_ms,
+        )
     first = overlap[0][0] if overlap else None
     if first is not None and deadline is not None and first >= deadline:
         # They met only after the no-show deadline, when the call had already become NO_SHOW.
@@ -588,11 +706,6 @@ def derive_call(
     status = CallStatus.SCHEDULED
     if first is not None:
         status = CallStatus.IN_PROGRESS
-        # For "is anyone still here", an open session has no end yet.
-        open_spans = [
-            (b.draft.meeting_id, float(b.joined_at or 0), INF if b.left_at is None else b.left_at)
-            for b in known
-        ]
         found = [
             c
             for c in (
@@ -633,6 +746,19 @@ def derive_call(
         ]
         return min(joins) if joins else None
 
+    def first_presence(role: Role) -> int | None:
+        """The first join in the room or the lobby (a knock is presence)."""
+        joins = [
+            b.joined_at
+            for b in (*known, *knocked)
+            if b.role is role
+            and b.joined_at is not None
+            and (cutoff is None or b.joined_at < cutoff)
+        ]
+        return min(joins) if joins else None
+
+    # A knock in the lobby counts as having come.
+    firsts = {role: first_presence(role) for role in (Role.DOCTOR, Role.PATIENT)}
     doctor_joined_at = first_join(Role.DOCTOR)
     patient_joined_at = first_join(Role.PATIENT)
     missing = None
@@ -642,7 +768,20 @@ def derive_call(
             (True, False): MISSING_PATIENT,
             (False, True): MISSING_DOCTOR,
             (True, True): MISSING_NONE,
-        }[(doctor_joined_at is not None, patient_joined_at is not None)]
+        }[(firsts[Role.DOCTOR] is not None, firsts[Role.PATIENT] is not None)]
+
+    def last_left(role: Role) -> float | None:
+        ends = [end for _, end in spans(role, cutoff) + spans(role, cutoff, items=knocked)]
+        return max(ends) if ends else None
+
+    waits: dict[Role, int | None] = {Role.DOCTOR: None, Role.PATIENT: None}
+    if first is not None:
+        waits = {role: _wait_seconds(firsts[role], first) for role in waits}
+    elif status is CallStatus.NO_SHOW:
+        waits = {role: _wait_seconds(firsts[role], last_left(role)) for role in waits}
+    waiting = None
+    if status is CallStatus.SCHEDULED:
+        waiting = _waiting(known, knocked, firsts)
 
     sessions = tuple(
         PresenceSession(
@@ -681,7 +820,70 @@ def derive_call(
         sessions=sessions,
         repairs=tuple(sorted(repairs, key=lambda r: (r.at, r.session))),
         duration_uncertain=uncertain,
+        waiting=waiting,
+        doctor_wait_s=waits[Role.DOCTOR],
+        patient_wait_s=waits[Role.PATIENT],
+        lobby=tuple(
+            LobbyVisit(b.draft.session, b.role, b.joined_at, b.left_at, b.end_reason, b.repaired)
+            for b in sorted(knocked, key=_session_order)
+            if b.joined_at is not None and (cutoff is None or b.joined_at < cutoff)
+        ),
+        recordings=_recordings(room_events, destroys, cutoff),
     )
+
+
+def _recordings(
+    room_events: Sequence[RoomEvent], destroys: Sequence[RoomEvent], cutoff: float | None
+) -> tuple[RecordingSpan, ...]:
+    """Each recorder session from its recording.started to its recording.stopped; a lost stop
+    is closed by the destruction of its meeting. Recordings begun at or after the cutoff
+    belong to a later life of the room."""
+    starts: dict[str, RoomEvent] = {}
+    stops: dict[str, RoomEvent] = {}
+    for event in room_events:  # sorted: the first of each kind is the earliest
+        if event.recording is None:
+            continue
+        chosen = starts if event.type is EventType.RECORDING_STARTED else stops
+        chosen.setdefault(event.recording.session, event)
+    spans = []
+    for session, start in starts.items():
+        if cutoff is not None and start.occurred_at >= cutoff:
+            continue
+        stop = stops.get(session)
+        ended = None
+        if stop is not None:
+            ended = max(stop.occurred_at, start.occurred_at)
+        else:
+            ended = next(
+                (
+                    d.occurred_at
+                    for d in destroys
+                    if d.meeting_id == start.meeting_id and d.occurred_at >= start.occurred_at
+                ),
+                None,
+            )
+        mode = start.recording.mode if start.recording else None
+        if mode is None and stop is not None and stop.recording is not None:
+            mode = stop.recording.mode
+        spans.append(RecordingSpan(session, start.occurred_at, ended, mode))
+    return tuple(sorted(spans, key=lambda r: (r.started_at, r.session)))
+
+
+def _waiting(
+    known: Sequence[_Built], knocked: Sequence[_Built], firsts: Mapping[Role, int | None]
+) -> Waiting | None:
+    """Who waits now: a party knocking in the lobby (waiting for admission, even while the
+    other is in the room), else a party in the room while the other is not.
+
+    Among equals the first to come waits."""
+    in_room = {b.role for b in known if b.left_at is None}
+    knocking = {b.role for b in knocked if b.left_at is None} - in_room
+    parties = ((Role.PATIENT, Role.DOCTOR), (Role.DOCTOR, Role.PATIENT))
+    candidates = [role for role, _ in parties if role in knocking] or [
+        role for role, other in parties if role in in_room and other not in in_room
+    ]
+    found = [Waiting(role, since) for role in candidates if (since := firsts[role]) is not None]
+    return min(found, key=lambda w: w.since) if found else None
 
 
 def _session_order(item: _Built) -> tuple[int, str]:

@@ -15,10 +15,14 @@ from typing import Any, NoReturn
 
 from service import strict_json
 from service.domain.events import (
+    LOBBY_EVENT_TYPES,
+    OCCUPANT_EVENT_TYPES,
+    RECORDING_EVENT_TYPES,
     Event,
     EventType,
     Occupant,
     ProsodyStarted,
+    Recording,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
@@ -151,9 +155,20 @@ def _snapshot_room(item: Any, index: int) -> SnapshotRoom:
     # ("with `room` fields") allows both and neither can be mistaken for the other.
     room = item["room"] if isinstance(item.get("room"), dict) else item
     name, meeting_id = _room_fields(room, where + ("room." if room is not item else ""))
+    occupants = _snapshot_occupants(_list(item, "occupants", where, MAX_OCCUPANTS), where)
+    # `lobby` (an addition to version 1): those knocking; absent from older modules.
+    lobby: tuple[SnapshotOccupant, ...] = ()
+    if item.get("lobby") is not None:
+        lobby = _snapshot_occupants(_list(item, "lobby", where, MAX_OCCUPANTS), where, "lobby")
+    return SnapshotRoom(name, meeting_id, occupants, lobby)
+
+
+def _snapshot_occupants(
+    items: list[Any], where: str, key: str = "occupants"
+) -> tuple[SnapshotOccupant, ...]:
     occupants = []
-    for position, raw in enumerate(_list(item, "occupants", where, MAX_OCCUPANTS)):
-        at = f"{where}occupants[{position}]."
+    for position, raw in enumerate(items):
+        at = f"{where}{key}[{position}]."
         if not isinstance(raw, dict):
             _fail(f"{at[:-1]} must be an object")
         occupants.append(
@@ -163,7 +178,7 @@ def _snapshot_room(item: Any, index: int) -> SnapshotRoom:
                 joined_at=_time(raw, "joined_at", at),
             )
         )
-    return SnapshotRoom(room_name=name, meeting_id=meeting_id, occupants=tuple(occupants))
+    return tuple(occupants)
 
 
 # A day: a longer interval would let a dead host's calls run on for days anyway.
@@ -214,12 +229,15 @@ def parse_v1(body: bytes) -> Event:
     name, meeting_id = _room_fields(_obj(data, "room", ""), "room.")
     occupant = None
     reason = None
-    if event_type in (EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT):
+    recording = None
+    if event_type in OCCUPANT_EVENT_TYPES or event_type in LOBBY_EVENT_TYPES:
         occupant = _occupant(data)
-    if event_type is EventType.OCCUPANT_LEFT:
+    if event_type in (EventType.OCCUPANT_LEFT, EventType.LOBBY_LEFT):
         # Any short string: a reason added by a newer module is stored as sent and counted
         # as `unknown`, rather than losing the whole `left` to a 400.
         reason = _str(data, "reason", "", limit=64)
+    if event_type in RECORDING_EVENT_TYPES:
+        recording = _recording(data)
     return RoomEvent(
         id=event_id,
         type=event_type,
@@ -231,6 +249,21 @@ def parse_v1(body: bytes) -> Event:
         meeting_id=meeting_id,
         occupant=occupant,
         reason=reason,
+        recording=recording,
+    )
+
+
+RECORDING_MODES = frozenset({"file", "stream"})
+
+
+def _recording(data: Mapping[str, Any]) -> Recording:
+    """recording.started / recording.stopped's `recording`: {session, mode}; a mode other than
+    `file` or `stream` (or none) is stored as None: unknown, never a reason to lose the event."""
+    recording = _obj(data, "recording", "")
+    mode = recording.get("mode")
+    return Recording(
+        session=_str(recording, "session", "recording.", limit=MAX_ID_CHARS),
+        mode=mode if mode in RECORDING_MODES else None,
     )
 
 

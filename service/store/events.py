@@ -12,6 +12,7 @@ from service.domain.events import (
     EventType,
     Occupant,
     ProsodyStarted,
+    Recording,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
@@ -157,6 +158,7 @@ def insert(event: Event, source: str, received_at: int) -> bool:
                     "room_name": room.room_name,
                     "meeting_id": room.meeting_id,
                     "occupants": _compact([asdict(o) for o in room.occupants]),
+                    "lobby": _compact([asdict(o) for o in room.lobby]) if room.lobby else None,
                 }
                 for room in event.rooms
             ]
@@ -175,9 +177,11 @@ def _type(event: Event) -> EventType:
 def _room_event(data: str) -> RoomEvent:
     raw = json.loads(data)
     occupant = raw.pop("occupant", None)
+    recording = raw.pop("recording", None)
     return RoomEvent(
         **{**raw, "type": EventType(raw["type"])},
         occupant=Occupant(**occupant) if occupant else None,
+        recording=Recording(**recording) if recording else None,
     )
 
 
@@ -232,7 +236,8 @@ def _listing(row: SnapshotRoom | None) -> tuple[SnapshotRoomValue, ...]:
     if row is None:
         return ()
     occupants = tuple(SnapshotOccupant(**o) for o in json.loads(row.occupants))
-    return (SnapshotRoomValue(row.room_name, row.meeting_id, occupants),)
+    lobby = tuple(SnapshotOccupant(**o) for o in json.loads(row.lobby or "[]"))
+    return (SnapshotRoomValue(row.room_name, row.meeting_id, occupants, lobby),)
 
 
 def calls_for_rooms(room_names: Iterable[str]) -> list[str]:

@@ -73,6 +73,16 @@ class VideoCall(BaseModel):
     open_sessions = peewee.IntegerField(default=0)
     # A repaired session's unknown end bounds the counted overlap (docs/events.md).
     duration_uncertain = peewee.BooleanField(default=False)
+    # The waiting room (docs/events.md): who waits for the other since when, before the start;
+    # and each party's wait in seconds, once the call started or became NO_SHOW.
+    waiting_role = peewee.CharField(max_length=16, null=True)
+    waiting_since = peewee.BigIntegerField(null=True)
+    doctor_wait = peewee.IntegerField(null=True)
+    patient_wait = peewee.IntegerField(null=True)
+    # JSON lists, derived: lobby visits [{role, joined_at, left_at, reason}] and recordings
+    # [{session, started_at, ended_at, mode}] (docs/events.md).
+    lobby_visits = peewee.TextField(default="[]")
+    recordings = peewee.TextField(default="[]")
 
     class Meta:
         table_name = "video_calls"
@@ -135,6 +145,8 @@ class SnapshotRoom(BaseModel):
     room_name = peewee.CharField(max_length=255)
     meeting_id = peewee.CharField(max_length=255, null=True)
     occupants = peewee.TextField()
+    # Those knocking in the room's lobby (JSON like `occupants`); None: none listed.
+    lobby = peewee.TextField(null=True)
 
     class Meta:
         table_name = "snapshot_rooms"

@@ -324,6 +324,12 @@ PRESENCE_FIELDS = (
     "open_sessions",
     "updated_at",
     "duration_uncertain",
+    "waiting_role",
+    "waiting_since",
+    "doctor_wait",
+    "patient_wait",
+    "lobby_visits",
+    "recordings",
 )
 _SAVE_PRESENCE = Compiled(
     lambda call, *values: VideoCall.update(
@@ -345,6 +351,12 @@ _SAVE_PRESENCE = Compiled(
     -8,
     -9,
     "u",
+    "w",
+    -10,
+    -11,
+    -12,
+    "lobby-sample",
+    "recordings-sample",
 )
 
 
@@ -396,8 +408,9 @@ def list_calls_by_status(
 
 def doctor_stats(
     doctor_uid: str, date_from: str | None, date_to: str | None
-) -> tuple[dict[str, int], tuple[int, int, float | None]]:
-    """Counts per status, and (count, total, average) duration of COMPLETED calls."""
+) -> tuple[dict[str, int], tuple[int, int, float | None, float | None]]:
+    """Counts per status, and (count, total, average) duration and the average patient wait
+    of COMPLETED calls."""
     base = VideoCall.select().where(VideoCall.doctor_uid == doctor_uid)
     if date_from is not None or date_to is not None:
         base = base.join(Appointment, on=(Appointment.id == VideoCall.appointment_id))
@@ -416,13 +429,15 @@ def doctor_stats(
             peewee.fn.COUNT(VideoCall.id),
             peewee.fn.COALESCE(peewee.fn.SUM(VideoCall.duration), 0),
             peewee.fn.AVG(VideoCall.duration),
+            peewee.fn.AVG(VideoCall.patient_wait),
         )
         .where(VideoCall.status == CallStatus.COMPLETED.value)
         .tuples()
         .get()
     )
     avg = float(total[2]) if total[2] is not None else None
-    return counts, (int(total[0]), int(total[1]), avg)
+    avg_wait = float(total[3]) if total[3] is not None else None
+    return counts, (int(total[0]), int(total[1]), avg, avg_wait)
 
 
 # --- audit --------------------------------------------------------------------------------

@@ -46,6 +46,21 @@ module:add_timer(0.1, function ()
 			os.remove(path);
 			room:set_role(true, room.jid .. "/" .. nick, "none", "kicked by the test");
 		end
+		-- members-only-<room>: make the room members-only (as Jitsi's lobby does);
+		-- member-<room> holding a bare JID: make it a member (as a lobby approval does).
+		if take("members-only-" .. node) then
+			room:set_members_only(true);
+			reply("members-only-done-" .. node);
+		end
+		local member_path = dir .. "/member-" .. node;
+		local member_file = io.open(member_path);
+		if member_file then
+			local bare = member_file:read("a");
+			member_file:close();
+			os.remove(member_path);
+			room:set_affiliation(true, bare, "member", "admitted by the test");
+			reply("member-done-" .. node);
+		end
 	end
 	return 0.1;
 end);

@@ -31,6 +31,7 @@ import slixmpp
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
 MUC = "conference.localhost"
+LOBBY = "lobby.localhost"
 TOLERANCE_S = 300  # the contract's timestamp window
 
 # (label, launcher): Prosody 13 from bookworm-backports, 0.12 unpacked by scripts/install-prosody.
@@ -243,6 +244,21 @@ Component "{muc}" "muc"
     video_call_events_url = {url}
     video_call_events_secret = {secret}
 {options}
+{lobby}"""
+
+# A lobby MUC component beside the main one, as docker-jitsi-meet's lobby.<domain>, with the
+# module loaded there too (XMPP_LOBBY_MUC_MODULES); its own control folder.
+LOBBY_COMPONENT = """
+Component "{lobby}" "muc"
+    modules_enabled = {{ "video_call_events"; "test_control" }}
+    muc_room_locking = false
+    muc_tombstones = false
+    restrict_room_creation = false
+    test_control_dir = {dir}
+    video_call_events_url = {url}
+    video_call_events_secret = {secret}
+    video_call_events_main_muc = {muc}
+{options}
 """
 
 
@@ -267,6 +283,7 @@ class Prosody:
     options: dict[str, Any] = field(default_factory=dict)
     timing: bool = False
     log_level: str = "debug"
+    lobby: bool = False
     c2s_port: int = field(default_factory=free_port)
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     process: subprocess.Popen[bytes] | None = None
@@ -275,6 +292,17 @@ class Prosody:
         plugins = [str(REPO / "prosody"), str(REPO / "tests" / "prosody")]
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         options = "\n".join(f"    {k} = {lua(v)}" for k, v in self.options.items())
+        lobby = ""
+        if self.lobby:
+            (self.dir / "lobby").mkdir(exist_ok=True)
+            lobby = LOBBY_COMPONENT.format(
+                lobby=LOBBY,
+                dir=lua(str(self.dir / "lobby")),
+                url=lua(self.url),
+                secret=lua(self.secret),
+                muc=lua(MUC),
+                options=options,
+            )
         config = CONFIG.format(
             dir=lua(str(self.dir)),
             pidfile=lua(str(self.dir / "prosody.pid")),
@@ -290,6 +318,7 @@ class Prosody:
             url=lua(self.url),
             secret=lua(self.secret),
             options=options,
+            lobby=lobby,
         )
         path = self.dir / "prosody.cfg.lua"
         path.write_text(config)
@@ -365,11 +394,23 @@ class Prosody:
     def destroy_room(self, room: str) -> None:
         self.control(f"destroy-{room}")
 
-    def kick(self, room: str, nick: str) -> None:
-        staged = self.dir / f"staged-kick-{room}"
+    def kick(self, room: str, nick: str, lobby: bool = False) -> None:
+        folder = self.dir / "lobby" if lobby else self.dir
+        staged = folder / f"staged-kick-{room}"
         staged.write_text(nick)
-        staged.rename(self.dir / f"kick-{room}")  # never seen half-written
-        wait_until(lambda: not (self.dir / f"kick-{room}").exists(), 10, f"kick-{room}")
+        staged.rename(folder / f"kick-{room}")  # never seen half-written
+        wait_until(lambda: not (folder / f"kick-{room}").exists(), 10, f"kick-{room}")
+
+    def members_only(self, room: str) -> None:
+        self.control(f"members-only-{room}", f"members-only-done-{room}")
+
+    def admit(self, room: str, bare_jid: str) -> None:
+        """Make `bare_jid` a member of the main room, as Jitsi's lobby approval does."""
+        staged = self.dir / f"staged-member-{room}"
+        staged.write_text(bare_jid)
+        staged.rename(self.dir / f"member-{room}")
+        wait_until((self.dir / f"member-done-{room}").exists, 10, f"member-{room}")
+        (self.dir / f"member-done-{room}").unlink()
 
     def token(self, user_id: str) -> str:
         claims = {"context": {"user": {"id": user_id, "name": "ignored"}}, "room": "*"}
@@ -453,14 +494,14 @@ class Client:
         await asyncio.wait_for(started, 10)
         return xmpp
 
-    def join(self, room: str, nick: str) -> None:
+    def join(self, room: str, nick: str, muc: str = MUC) -> None:
         async def join() -> None:
             await self.xmpp.plugin["xep_0045"].join_muc_wait(
-                slixmpp.JID(f"{room}@{MUC}"), nick, maxstanzas=0, timeout=10
+                slixmpp.JID(f"{room}@{muc}"), nick, maxstanzas=0, timeout=10
             )
 
         self.loop.run(join())
-        self.rooms[room] = nick
+        self.rooms[room if muc == MUC else f"{room}@{muc}"] = nick
 
     async def _synced(self) -> None:
         # Prosody handles one connection's stanzas in order: once a ping is answered, what
@@ -474,11 +515,11 @@ class Client:
 
         self.loop.run(say())
 
-    def leave(self, room: str) -> None:
-        nick = self.rooms.pop(room)
+    def leave(self, room: str, muc: str = MUC) -> None:
+        nick = self.rooms.pop(room if muc == MUC else f"{room}@{muc}")
 
         async def leave() -> None:
-            self.xmpp.plugin["xep_0045"].leave_muc(slixmpp.JID(f"{room}@{MUC}"), nick)
+            self.xmpp.plugin["xep_0045"].leave_muc(slixmpp.JID(f"{room}@{muc}"), nick)
             await self._synced()
 
         self.loop.run(leave())
@@ -527,6 +568,7 @@ def stack(
     receiver_up: bool = True,
     timing: bool = False,
     log_level: str = "debug",
+    lobby: bool = False,
 ) -> Iterator[Stack]:
     """Prosody configured with `secret` (a new one by default), its receiver checking
     `receiver_secret` (the first of `secret` by default), set up before Prosody starts."""
@@ -536,7 +578,14 @@ def stack(
     if receiver_up:
         receiver.start()
     prosody = Prosody(
-        binary, workdir, receiver.url, secret, options or {}, timing=timing, log_level=log_level
+        binary,
+        workdir,
+        receiver.url,
+        secret,
+        options or {},
+        timing=timing,
+        log_level=log_level,
+        lobby=lobby,
     )
     loop = Loop()
     result = Stack(prosody, receiver, loop)

@@ -6,13 +6,18 @@ their Standard Webhooks signatures."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from typing import Any
 
 import pytest
 
-from tests.prosody.prosody_harness import MUC, StackFactory, new_secret, wait_until
+from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
+from service.domain.model import CallStatus, EndReason, Role
+from service.domain.presence import RecordingSpan, derive_call
+from service.events.parse import parse_v1
+from tests.prosody.prosody_harness import LOBBY, MUC, StackFactory, new_secret, wait_until
 
 pytestmark = pytest.mark.prosody
 
@@ -458,3 +463,167 @@ def test_kicked_occupant(make_stack: StackFactory) -> None:
     events = settle(stack, 5)
     assert summary(events)[-1] == ("occupant.left", "appointment_15", "patient456", "kicked")
     assert events[-1]["occupant"]["session"] == events[3]["occupant"]["session"]
+
+
+def test_a_recorder_joining_and_leaving_is_one_recording_never_presence(
+    make_stack: StackFactory,
+) -> None:
+    # docker-jitsi-meet's recorder is recorder@hidden.<domain>; this Prosody has one virtual
+    # host, so the test names its recorder with the option (the defaults are in the README).
+    stack = make_stack({"video_call_events_recorders": ["^recorder@localhost$"]})
+    doctor = stack.client("doc", "doctor123")
+    jibri = stack.client("recorder")
+    doctor.join("appointment_1", "Doctor")
+    jibri.join("appointment_1", "Recorder")
+    jibri.say("appointment_1", "recording")
+    jibri.leave("appointment_1")
+    doctor.leave("appointment_1")
+
+    events = settle(stack, 7)
+    assert [e["type"] for e in events] == [
+        "prosody.started",
+        "room.created",
+        "occupant.joined",
+        "recording.started",
+        "recording.stopped",
+        "occupant.left",
+        "room.destroyed",
+    ]
+    started, stopped = events[3], events[4]
+    assert started["room"]["name"] == "appointment_1"
+    assert started["recording"]["session"] == stopped["recording"]["session"]
+    assert started["recording"]["session"].startswith("r_")
+    assert started["recording"]["mode"] is None
+    # The recorder is never an occupant of the record.
+    assert all(e.get("occupant", {}).get("user_id") != "recorder" for e in events)
+    # The service's own parser and rules make one recording entry of it.
+    parsed = [parse_v1(json.dumps(event).encode()) for event in events]
+    record = derive_call(
+        [e for e in parsed if isinstance(e, RoomEvent)],
+        [e for e in parsed if isinstance(e, Snapshot)],
+        [e for e in parsed if isinstance(e, ProsodyStarted)],
+        room_name="appointment_1",
+        doctor_uid="doctor123",
+        patient_uid="patient456",
+        now_ms=events[-1]["occurred_at"] + 1,
+        appointment_end_ms=None,
+        call_end_grace_ms=120_000,
+        no_show_grace_ms=15 * 60_000,
+        max_call_ms=4 * 3600_000,
+    )
+    assert record.recordings == (
+        RecordingSpan(
+            started["recording"]["session"],
+            started["occurred_at"],
+            stopped["occurred_at"],
+            None,
+        ),
+    )
+    assert [s.user_id for s in record.sessions] == ["doctor123"]
+
+
+def test_a_recording_still_running_stops_with_the_room(make_stack: StackFactory) -> None:
+    stack = make_stack({"video_call_events_recorders": ["^recorder@localhost$"]})
+    doctor = stack.client("doc", "doctor123")
+    jibri = stack.client("recorder")
+    doctor.join("appointment_2", "Doctor")
+    jibri.join("appointment_2", "Recorder")
+    jibri.say("appointment_2", "recording")
+    stack.prosody.destroy_room("appointment_2")
+    events = settle(stack, 7)
+    types = [e["type"] for e in events]
+    # Prosody removes the occupants of a destroyed room one by one, in no set order.
+    assert types[3] == "recording.started" and types[-1] == "room.destroyed"
+    assert sorted(types[4:6]) == ["occupant.left", "recording.stopped"]
+    (left,) = [e for e in events if e["type"] == "occupant.left"]
+    assert left["reason"] == "room_destroyed"
+
+
+def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> None:
+    """A members-only room with a lobby component: the patient knocks, is admitted (made a
+    member) and consults; a stranger's knock is denied (removed from the lobby); a second
+    patient gives up. The lobby host reports knocks only, naming the main room."""
+    stack = make_stack(lobby=True)
+    doctor = stack.client("doc", "doctor123")
+    patient = stack.client("pat", "patient456")
+    stranger = stack.client("eve", "stranger789")
+    quitter = stack.client("pat2", "patient000")
+    room = "appointment_1"
+    doctor.join(room, "Doctor")
+    stack.prosody.members_only(room)
+    patient.join(room, "Patient", muc=LOBBY)
+    stranger.join(room, "Stranger", muc=LOBBY)
+    quitter.join(room, "Quitter", muc=LOBBY)
+    stack.prosody.admit(room, "pat@localhost")
+    patient.leave(room, muc=LOBBY)
+    patient.join(room, "Patient")
+    stack.prosody.kick(room, "Stranger", lobby=True)
+    quitter.leave(room, muc=LOBBY)
+    patient.say(room, "Hello")
+    patient.leave(room)
+    doctor.leave(room)
+
+    stack.receiver.wait_for(14, 20)
+    time.sleep(0.4)
+    events = stack.receiver.events()
+    assert stack.receiver.errors == []
+    lobby = [e for e in events if e["source"]["host"] == LOBBY]
+    main = [e for e in events if e["source"]["host"] == MUC]
+    assert [e["type"] for e in lobby if e["type"] != "rooms.snapshot"] == [
+        "prosody.started",
+        "lobby.joined",
+        "lobby.joined",
+        "lobby.joined",
+        "lobby.left",
+        "lobby.left",
+        "lobby.left",
+    ]
+    assert {e["room"]["name"] for e in lobby if "room" in e} == {room}
+    reasons = {e["occupant"]["user_id"]: e["reason"] for e in lobby if e["type"] == "lobby.left"}
+    assert reasons == {"patient456": "admitted", "stranger789": "denied", "patient000": "left"}
+    assert [summary([e])[0] for e in main if e["type"] != "rooms.snapshot"] == [
+        ("prosody.started", None),
+        ("room.created", room),
+        ("occupant.joined", room, "doctor123"),
+        ("occupant.joined", room, "patient456"),
+        ("occupant.left", room, "patient456", "left"),
+        ("occupant.left", room, "doctor123", "left"),
+        ("room.destroyed", room),
+    ]
+
+    # The service's parser and rules: the admitted patient waited from the knock.
+    parsed = [parse_v1(json.dumps(event).encode()) for event in events]
+    last = max(e["occurred_at"] for e in events)
+    record = derive_call(
+        [e for e in parsed if isinstance(e, RoomEvent)],
+        [e for e in parsed if isinstance(e, Snapshot)],
+        [e for e in parsed if isinstance(e, ProsodyStarted)],
+        room_name=room,
+        doctor_uid="doctor123",
+        patient_uid="patient456",
+        now_ms=last + 120_001,
+        appointment_end_ms=None,
+        call_end_grace_ms=120_000,
+        no_show_grace_ms=15 * 60_000,
+        max_call_ms=4 * 3600_000,
+    )
+    by_user = {e["occupant"]["user_id"]: e for e in lobby if e["type"] == "lobby.joined"}
+    pat_in = next(
+        e
+        for e in main
+        if e["type"] == "occupant.joined" and e["occupant"]["user_id"] == "patient456"
+    )
+    pat_out = next(
+        e for e in main if e["type"] == "occupant.left" and e["occupant"]["user_id"] == "patient456"
+    )
+    knock = by_user["patient456"]["occurred_at"]
+    assert record.status is CallStatus.COMPLETED
+    assert record.started_at == pat_in["occurred_at"]
+    assert record.ended_at == pat_out["occurred_at"]
+    assert record.duration == (pat_out["occurred_at"] - pat_in["occurred_at"] + 500) // 1000
+    assert record.patient_wait_s == (pat_in["occurred_at"] - knock + 500) // 1000
+    assert [(v.role, v.reason) for v in record.lobby] == [
+        (Role.PATIENT, EndReason.ADMITTED),
+        (Role.OTHER, EndReason.DENIED),
+        (Role.OTHER, EndReason.LEFT),
+    ]

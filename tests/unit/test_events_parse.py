@@ -260,3 +260,66 @@ def test_too_many_occupants() -> None:
 def test_upper_case_uuid_is_accepted() -> None:
     event = parse(body("room.created", id=EVENT_ID.upper().replace("EVT_", "evt_")))
     assert event.id.startswith("evt_3F0C")
+
+
+# --- additions to version 1: the lobby and recordings -------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["admitted", "denied", "left", "unknown", "a-new-reason"])
+def test_lobby_events_name_the_main_room_and_keep_their_reason(reason: str) -> None:
+    joined = parse(body("lobby.joined", room=dict(ROOM), occupant=dict(OCCUPANT)))
+    assert isinstance(joined, RoomEvent) and joined.type is EventType.LOBBY_JOINED
+    assert joined.room_name == "appointment_clxxx123456789"
+    assert joined.occupant is not None and joined.occupant.session == "s_9a0e"
+    left = parse(body("lobby.left", room=dict(ROOM), occupant=dict(OCCUPANT), reason=reason))
+    assert (left.type, left.reason) == (EventType.LOBBY_LEFT, reason)
+
+
+def test_lobby_left_needs_a_reason_and_an_occupant() -> None:
+    with pytest.raises(InvalidEvent, match="reason"):
+        parse(body("lobby.left", room=dict(ROOM), occupant=dict(OCCUPANT)))
+    with pytest.raises(InvalidEvent, match="occupant"):
+        parse(body("lobby.joined", room=dict(ROOM)))
+
+
+@pytest.mark.parametrize(
+    ("sent", "mode"), [("file", "file"), ("stream", "stream"), ("hologram", None), (None, None)]
+)
+def test_recording_events(sent: str | None, mode: str | None) -> None:
+    recording: dict[str, Any] = {"session": "rec_1"}
+    if sent is not None:
+        recording["mode"] = sent
+    for kind, expected in (
+        ("recording.started", EventType.RECORDING_STARTED),
+        ("recording.stopped", EventType.RECORDING_STOPPED),
+    ):
+        event = parse(body(kind, room=dict(ROOM), recording=recording))
+        assert isinstance(event, RoomEvent) and event.type is expected
+        assert event.recording is not None
+        assert (event.recording.session, event.recording.mode) == ("rec_1", mode)
+        assert event.occupant is None
+
+
+def test_recording_events_need_a_recording_session() -> None:
+    with pytest.raises(InvalidEvent, match="recording must be an object"):
+        parse(body("recording.started", room=dict(ROOM)))
+    with pytest.raises(InvalidEvent, match=r"recording\.session"):
+        parse(body("recording.stopped", room=dict(ROOM), recording={"mode": "file"}))
+
+
+def test_snapshots_may_list_the_lobby() -> None:
+    knocking = {"session": "k1", "user_id": "patient9", "joined_at": WHEN - 5_000}
+    snap = parse(
+        body("rooms.snapshot", rooms=[{"room": dict(ROOM), "occupants": [], "lobby": [knocking]}])
+    )
+    assert isinstance(snap, Snapshot)
+    assert snap.rooms[0].lobby == (SnapshotOccupant("k1", "patient9", WHEN - 5_000),)
+    plain = parse(body("rooms.snapshot", rooms=[{"room": dict(ROOM), "occupants": []}]))
+    assert plain.rooms[0].lobby == ()
+    with pytest.raises(InvalidEvent, match=r"rooms\[0\]\.lobby\[0\]\.joined_at"):
+        parse(
+            body(
+                "rooms.snapshot",
+                rooms=[{"room": dict(ROOM), "occupants": [], "lobby": [{"session": "k1"}]}],
+            )
+        )

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from service import jitsi
-from service.config import load_settings
+from service.config import ConfigError, load_settings
 from service.domain.model import Role
 from tests.conftest import base_env
 
@@ -80,3 +80,24 @@ def test_ttl_and_link() -> None:
 )
 def test_describe_lifetime(seconds: int, text: str) -> None:
     assert jitsi.describe_lifetime(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("env", "doctor", "patient"),
+    [
+        ({}, True, True),
+        ({"JITSI_PATIENT_LOBBY_BYPASS": "false"}, True, False),
+        ({"JITSI_DOCTOR_LOBBY_BYPASS": "no", "JITSI_PATIENT_LOBBY_BYPASS": "yes"}, False, True),
+    ],
+)
+def test_lobby_bypass_per_role(env: dict[str, str], doctor: bool, patient: bool) -> None:
+    settings = load_settings(base_env(**env))
+    for role, expected in ((Role.DOCTOR, doctor), (Role.PATIENT, patient)):
+        token = jitsi.mint_token(settings, participant(role), "r", NOW).token
+        user = jwt.decode(token, options={"verify_signature": False})["context"]["user"]
+        assert user["lobby_bypass"] is expected
+
+
+def test_lobby_bypass_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="JITSI_PATIENT_LOBBY_BYPASS"):
+        load_settings(base_env(JITSI_PATIENT_LOBBY_BYPASS="sometimes"))

@@ -10,13 +10,20 @@ from service.domain.events import (
     EventType,
     Occupant,
     ProsodyStarted,
+    Recording,
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
     SnapshotRoom,
 )
 from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import CallDerivation, derive_call
+from service.domain.presence import (
+    CallDerivation,
+    LobbyVisit,
+    RecordingSpan,
+    Waiting,
+    derive_call,
+)
 
 ROOM = "appointment_a1"
 HOST = "muc.meet.test"
@@ -54,6 +61,7 @@ class Stream:
         meeting: str | None,
         occupant: Occupant | None = None,
         reason: str | None = None,
+        recording: Recording | None = None,
     ) -> RoomEvent:
         event = RoomEvent(
             id=self._id(),
@@ -66,9 +74,20 @@ class Stream:
             meeting_id=meeting,
             occupant=occupant,
             reason=reason,
+            recording=recording,
         )
         self.events.append(event)
         return event
+
+    def knocked(self, t: float, session: str, user: str | None) -> RoomEvent:
+        return self._room(EventType.LOBBY_JOINED, t, "lobby1", Occupant(session, user))
+
+    def knock_ended(self, t: float, session: str, user: str | None, reason: str) -> RoomEvent:
+        return self._room(EventType.LOBBY_LEFT, t, "lobby1", Occupant(session, user), reason)
+
+    def recorder(self, t: float, session: str, mode: str | None, started: bool) -> RoomEvent:
+        kind = EventType.RECORDING_STARTED if started else EventType.RECORDING_STOPPED
+        return self._room(kind, t, "m1", recording=Recording(session, mode))
 
     def created(self, t: float, meeting: str | None = "m1") -> RoomEvent:
         return self._room(EventType.ROOM_CREATED, t, meeting)
@@ -98,12 +117,17 @@ class Stream:
         meeting: str = "m1",
         host: str = HOST,
         interval_s: int | None = None,
+        lobby: dict[str, tuple[str | None, float]] | None = None,
     ) -> Snapshot:
         occupants = tuple(
             SnapshotOccupant(session, user, at(joined))
             for session, (user, joined) in sorted(present.items())
         )
-        rooms = (SnapshotRoom(ROOM, meeting, occupants),) if present else ()
+        knocking = tuple(
+            SnapshotOccupant(session, user, at(joined))
+            for session, (user, joined) in sorted((lobby or {}).items())
+        )
+        rooms = (SnapshotRoom(ROOM, meeting, occupants, knocking),) if present or lobby else ()
         snap = Snapshot(
             self._id(), at(t), host, self.boot, len(self.events), rooms, interval_s=interval_s
         )
@@ -362,6 +386,7 @@ def test_no_show_records_who_never_came() -> None:
 
     only_patient = Stream()
     only_patient.joined(100, "p1", PAT)
+    only_patient.left(1000, "p1", PAT)
     assert only_patient.derive(now=deadline, appointment_end=end).missing == "doctor"
 
     apart = Stream()
@@ -377,10 +402,107 @@ def test_meeting_only_after_the_no_show_deadline_stays_a_no_show() -> None:
     deadline = end + NO_SHOW_GRACE / S
     s = Stream()
     s.joined(0, "d1", DOC)
+    s.left(1500, "d1", DOC)
     s.joined(deadline + 10, "p1", PAT)
+    s.joined(deadline + 20, "d2", DOC)
     record = s.derive(now=deadline + 100, appointment_end=end)
     assert (record.status, record.missing) == (CallStatus.NO_SHOW, "patient")
-    assert record.doctor_presence_s == deadline
+    assert record.doctor_presence_s == 1500
+    assert record.cutoff == at(deadline)
+    # The doctor gave up at 1500 s, having waited since the start.
+    assert (record.doctor_wait_s, record.patient_wait_s) == (1500, None)
+
+
+# --- the waiting room --------------------------------------------------------------------------
+
+
+def test_who_is_waiting_and_since_when() -> None:
+    s = Stream()
+    assert s.derive(now=10).waiting is None
+    s.joined(100, "p1", PAT)
+    record = s.derive(now=200)
+    assert record.waiting == Waiting(Role.PATIENT, at(100))
+    assert (record.patient_wait_s, record.doctor_wait_s) == (None, None)
+    # A reload: the wait runs from the first presence.
+    s.left(300, "p1", PAT)
+    assert s.derive(now=310).waiting is None
+    s.joined(320, "p2", PAT)
+    assert s.derive(now=400).waiting == Waiting(Role.PATIENT, at(100))
+    s.joined(700, "d1", DOC)
+    started = s.derive(now=800)
+    assert started.status is CallStatus.IN_PROGRESS and started.waiting is None
+    # The patient waited from 100 to the start at 700; the doctor entered to a waiting patient.
+    assert (started.patient_wait_s, started.doctor_wait_s) == (600, 0)
+
+
+def test_a_doctor_alone_in_the_room_is_waiting() -> None:
+    s = Stream()
+    s.joined(0, "d1", DOC)
+    s.joined(5, "x1", "interpreter")
+    assert s.derive(now=60).waiting == Waiting(Role.DOCTOR, at(0))
+
+
+def test_a_patient_there_from_the_start_waits_for_a_doctor_40_minutes_late() -> None:
+    end = 1800
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    late = end + 40 * 60
+    # Past the original deadline (end + 15 min) the patient is still waiting.
+    waiting = s.derive(now=late - 1, appointment_end=end)
+    assert waiting.status is CallStatus.SCHEDULED
+    assert waiting.waiting == Waiting(Role.PATIENT, at(0))
+    s.joined(late, "d1", DOC)
+    s.left(late + 600, "d1", DOC)
+    s.left(late + 600, "p1", PAT)
+    record = s.derive(now=late + 600 + GRACE / S, appointment_end=end)
+    assert record.status is CallStatus.COMPLETED
+    assert (record.started_at, record.duration) == (at(late), 600)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (late, 0)
+
+
+def test_a_patient_who_gives_up_after_the_deadline_is_a_no_show_of_the_doctor() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(600, "p1", PAT)
+    s.left(deadline + 300, "p1", PAT)
+    # Within the grace after leaving, a return continues the wait.
+    assert s.derive(now=deadline + 300 + 60, appointment_end=end).status is CallStatus.SCHEDULED
+    record = s.derive(now=deadline + 300 + GRACE / S, appointment_end=end)
+    assert (record.status, record.missing) == (CallStatus.NO_SHOW, "doctor")
+    assert record.cutoff == at(deadline + 300 + GRACE / S)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (deadline + 300 - 600, None)
+    assert record.waiting is None
+
+
+def test_a_return_within_the_grace_continues_the_wait() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    s.left(deadline + 10, "p1", PAT)
+    s.joined(deadline + 10 + GRACE / S - 1, "p2", PAT)
+    s.joined(deadline + 900, "d1", DOC)
+    record = s.derive(now=deadline + 1000, appointment_end=end)
+    assert record.status is CallStatus.IN_PROGRESS
+
+
+def test_the_moved_deadline_is_bounded_by_max_call_duration() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.joined(0, "p1", PAT)
+    bound = deadline + MAX_CALL / S
+    for t in range(1800, int(bound) + 1800, 1800):
+        s.snapshot(t, {"p1": (PAT, 0)})
+    assert s.derive(now=bound - 1, appointment_end=end).status is CallStatus.SCHEDULED
+    record = s.derive(now=bound, appointment_end=end)
+    assert (record.status, record.missing, record.cutoff) == (
+        CallStatus.NO_SHOW,
+        "doctor",
+        at(bound),
+    )
+    assert record.patient_wait_s == bound
 
 
 def test_a_call_that_started_in_time_is_never_a_no_show() -> None:
@@ -723,3 +845,107 @@ def test_a_boot_without_snapshots_is_never_silent() -> None:
     assert {r.session for r in record.repairs} == {"d1", "p1"}
     assert [x.left_at for x in record.sessions if x.session in ("d2", "p2")] == [None, None]
     assert record.status is CallStatus.IN_PROGRESS
+
+
+# --- Jitsi's lobby and recordings ---------------------------------------------------------------
+
+
+def test_a_knock_is_presence_and_an_admitted_patient_waited_from_the_knock() -> None:
+    s = Stream()
+    s.joined(0, "d1", DOC)
+    assert s.derive(now=10).waiting == Waiting(Role.DOCTOR, at(0))
+    s.knocked(100, "k1", PAT)
+    # Knocking while the doctor is in the room: the patient waits for admission.
+    knocking = s.derive(now=150)
+    assert knocking.waiting == Waiting(Role.PATIENT, at(100))
+    assert knocking.lobby == (LobbyVisit("k1", Role.PATIENT, at(100), None, None, False),)
+    s.knock_ended(160, "k1", PAT, "admitted")
+    s.joined(161, "p1", PAT)
+    s.left(761, "p1", PAT)
+    s.left(770, "d1", DOC)
+    record = s.derive(now=770 + GRACE / S)
+    assert record.status is CallStatus.COMPLETED
+    assert (record.started_at, record.duration) == (at(161), 600)
+    assert (record.patient_wait_s, record.doctor_wait_s) == (61, 161)
+    # The knock is listed, never counted as time in the room.
+    assert record.patient_presence_s == 600
+    assert record.lobby[0].reason is EndReason.ADMITTED and record.lobby[0].left_at == at(160)
+
+
+def test_a_denied_knock_is_recorded_as_such() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    assert s.derive(now=30).waiting == Waiting(Role.PATIENT, at(0))
+    s.knock_ended(60, "k1", PAT, "denied")
+    s.knocked(70, "k2", "stranger")
+    s.knock_ended(80, "k2", "stranger", "no-such-reason")
+    record = s.derive(now=120)
+    assert record.waiting is None and record.status is CallStatus.SCHEDULED
+    assert [(v.role, v.reason) for v in record.lobby] == [
+        (Role.PATIENT, EndReason.DENIED),
+        (Role.OTHER, EndReason.UNKNOWN),
+    ]
+
+
+def test_a_patient_knocking_past_the_deadline_moves_it() -> None:
+    end = 1800
+    deadline = end + NO_SHOW_GRACE / S
+    s = Stream()
+    s.knocked(600, "k1", PAT)
+    assert s.derive(now=deadline + 60, appointment_end=end).status is CallStatus.SCHEDULED
+    s.knock_ended(deadline + 120, "k1", PAT, "left")
+    record = s.derive(now=deadline + 120 + GRACE / S, appointment_end=end)
+    assert (record.status, record.missing) == (CallStatus.NO_SHOW, "doctor")
+    assert record.patient_wait_s == deadline + 120 - 600
+
+
+def test_a_knock_whose_left_was_lost_is_closed_by_a_restart() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    s.restart(500, "boot2")
+    (visit,) = s.derive(now=600).lobby
+    assert (visit.left_at, visit.reason, visit.repaired) == (
+        at(0) + 1,
+        EndReason.PROSODY_RESTART,
+        True,
+    )
+
+
+def test_recordings_are_listed_from_start_to_stop() -> None:
+    s = Stream()
+    s.created(0)
+    s.joined(0, "d1", DOC)
+    s.joined(1, "p1", PAT)
+    s.recorder(10, "rec1", "file", started=True)
+    assert s.derive(now=20).recordings == (RecordingSpan("rec1", at(10), None, "file"),)
+    s.recorder(100, "rec1", "file", started=False)
+    s.recorder(200, "rec2", None, started=True)
+    s.recorder(210, "rec2", "stream", started=False)
+    # A lost stop: the meeting's destruction ends it.
+    s.recorder(300, "rec3", "file", started=True)
+    s.left(400, "p1", PAT)
+    s.left(400, "d1", DOC)
+    s.destroyed(401)
+    assert s.derive(now=500).recordings == (
+        RecordingSpan("rec1", at(10), at(100), "file"),
+        RecordingSpan("rec2", at(200), at(210), "stream"),
+        RecordingSpan("rec3", at(300), at(401), "file"),
+    )
+
+
+def test_the_lobby_hosts_snapshots_keep_a_knock_open_and_close_a_lost_one() -> None:
+    s = Stream()
+    s.knocked(0, "k1", PAT)
+    s.snapshot(60, {}, meeting="lobby1", lobby={"k1": (PAT, 0)})
+    assert s.derive(now=90).waiting == Waiting(Role.PATIENT, at(0))
+    # k1's lobby.left was lost: the next snapshot of the host no longer lists it.
+    s.snapshot(120, {}, meeting="lobby1", lobby={})
+    (visit,) = s.derive(now=130).lobby
+    assert (visit.left_at, visit.reason, visit.repaired) == (
+        at(120),
+        EndReason.SNAPSHOT_REPAIR,
+        True,
+    )
+    # A knock known only from a listing (its lobby.joined lost) counts from its listed join.
+    s.snapshot(180, {}, meeting="lobby1", lobby={"k2": (PAT, 150)})
+    assert [v.joined_at for v in s.derive(now=190).lobby] == [at(0), at(150)]
