@@ -321,8 +321,7 @@ def doctors_view(first: str, last: str, doctor: str | None) -> dict[str, Any]:
                 doctor_uid=call.doctor_uid,
                 status=CallStatus(call.status),
                 duration=call.duration,
-                doctor_joined_at=call.doctor_joined_at,
-                patient_joined_at=call.patient_joined_at,
+                patient_wait=call.patient_wait,
             )
             for day, call in operations.calls_between(first, last, doctor)
         ]

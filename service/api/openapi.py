@@ -1050,6 +1050,17 @@ SCHEMAS.update(
                             required=["role", "at"],
                             description="participant.* only; reason on participant.left",
                         ),
+                        "recording": _object(
+                            {
+                                "startedAt": _string(),
+                                "endedAt": {"type": ["string", "null"]},
+                                "mode": {
+                                    "type": ["string", "null"],
+                                    "enum": ["file", "stream", None],
+                                },
+                            },
+                            description="recording.* only; endedAt on recording.stopped",
+                        ),
                     },
                     required=[],
                     description="Empty for webhook.test",

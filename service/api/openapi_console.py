@@ -180,6 +180,10 @@ SCHEMAS: Final[JSON] = {
                     "patientPresence": _int_or_null(description="Seconds in the room"),
                     "missing": {"type": ["string", "null"]},
                     "openSessions": {"type": "integer"},
+                    # As in VideoCall (GET /api/video-calls/{ref}), which says more.
+                    "doctorWaitSeconds": _int_or_null(minimum=0),
+                    "patientWaitSeconds": _int_or_null(minimum=0),
+                    "recordings": {"type": "array", "items": {"type": "object"}},
                 },
                 additionalProperties=False,
             ),
@@ -274,7 +278,7 @@ SCHEMAS: Final[JSON] = {
                             minimum=0, maximum=1, description="NO_SHOW / (COMPLETED + NO_SHOW)"
                         ),
                         "averagePatientWait": _num_or_null(
-                            description="Seconds the patient was in the room before the doctor"
+                            description="Seconds, over COMPLETED calls: patientWaitSeconds"
                         ),
                     },
                     additionalProperties=False,

@@ -4,8 +4,9 @@
 - average duration: of COMPLETED calls, in seconds;
 - no-show rate: NO_SHOW calls / (COMPLETED + NO_SHOW calls), the calls that were due and
   either happened or did not (cancelled, failed and open calls do not count either way);
-- average patient wait: how long the patient was in the room before the doctor joined
-  (0 when the doctor was first), over calls both joined.
+- average patient wait: the record's `patient_wait` (the waiting-room rule of
+  `domain/presence.py`: first presence, lobby included, to the start), over COMPLETED calls
+  that have one, as `GET /api/video-calls/stats` averages it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ class CallFacts:
     doctor_uid: str
     status: CallStatus
     duration: int | None
-    doctor_joined_at: int | None
-    patient_joined_at: int | None
+    patient_wait: int | None  # seconds, as the record has it
 
 
 @dataclass
@@ -50,13 +50,7 @@ class DoctorTotals:
 
     @property
     def average_patient_wait(self) -> float | None:
-        return round(sum(self.waits) / len(self.waits) / 1000, 1) if self.waits else None
-
-
-def patient_wait_ms(doctor_joined_at: int | None, patient_joined_at: int | None) -> int | None:
-    if doctor_joined_at is None or patient_joined_at is None:
-        return None
-    return max(0, doctor_joined_at - patient_joined_at)
+        return round(sum(self.waits) / len(self.waits), 1) if self.waits else None
 
 
 def totals(facts: list[CallFacts]) -> list[DoctorTotals]:
@@ -68,11 +62,10 @@ def totals(facts: list[CallFacts]) -> list[DoctorTotals]:
         if fact.status is CallStatus.COMPLETED:
             entry.completed += 1
             entry.seconds += fact.duration or 0
+            if fact.patient_wait is not None:
+                entry.waits.append(fact.patient_wait)
         elif fact.status is CallStatus.NO_SHOW:
             entry.no_shows += 1
-        wait = patient_wait_ms(fact.doctor_joined_at, fact.patient_joined_at)
-        if wait is not None:
-            entry.waits.append(wait)
     return [by_doctor[uid] for uid in sorted(by_doctor)]
 
 

@@ -26,8 +26,18 @@ STATUS_TYPES = {
 WAITING = "call.waiting"
 JOINED = "participant.joined"
 LEFT = "participant.left"
+RECORDING_STARTED = "recording.started"
+RECORDING_STOPPED = "recording.stopped"
 TEST = "webhook.test"
-ALL_TYPES = (*STATUS_TYPES.values(), WAITING, JOINED, LEFT, TEST)
+ALL_TYPES = (
+    *STATUS_TYPES.values(),
+    WAITING,
+    JOINED,
+    LEFT,
+    RECORDING_STARTED,
+    RECORDING_STOPPED,
+    TEST,
+)
 PARTIES = (Role.DOCTOR.value, Role.PATIENT.value)
 
 
@@ -42,6 +52,14 @@ class SessionFacts:
 
 
 @dataclass(frozen=True)
+class RecordingFacts:
+    session: str
+    started_at: int
+    ended_at: int | None
+    mode: str | None
+
+
+@dataclass(frozen=True)
 class CallFacts:
     status: CallStatus
     started_at: int | None = None
@@ -53,6 +71,10 @@ class CallFacts:
     patient_presence: int | None = None
     missing: str | None = None
     sessions: tuple[SessionFacts, ...] = ()
+    # The record's waiting room (domain/presence.py): who waits, in the room or the lobby.
+    waiting_role: str | None = None
+    waiting_since: int | None = None
+    recordings: tuple[RecordingFacts, ...] = ()
 
     def outcome(self) -> list[Any]:
         """The part of a final record a repair may correct: a change is told again."""
@@ -79,6 +101,8 @@ class Told:
     waiting: str | None = None
     joined: dict[str, int] = field(default_factory=dict)
     left: dict[str, list[Any]] = field(default_factory=dict)
+    # Per recorder session: [started_at, ended_at or None] as last told.
+    recorded: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -89,6 +113,7 @@ class Told:
                 "waiting": self.waiting,
                 "joined": self.joined,
                 "left": self.left,
+                "recorded": self.recorded,
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -104,6 +129,7 @@ class Told:
             waiting=data.get("waiting"),
             joined=dict(data.get("joined", {})),
             left=dict(data.get("left", {})),
+            recorded=dict(data.get("recorded", {})),
         )
 
 
@@ -128,6 +154,8 @@ def plan(told: Told, facts: CallFacts) -> tuple[list[Planned], Told]:
         waiting, started = None, False
 
     out.extend(_participants(facts, joined, left))
+    recorded = dict(told.recorded)
+    out.extend(_recordings(facts, recorded))
 
     if status is CallStatus.SCHEDULED:
         role, since = _waiting(facts)
@@ -153,7 +181,25 @@ def plan(told: Told, facts: CallFacts) -> tuple[list[Planned], Told]:
         waiting=waiting,
         joined=joined,
         left=left,
+        recorded=recorded,
     )
+
+
+def _recordings(facts: CallFacts, recorded: dict[str, list[Any]]) -> list[Planned]:
+    """Recordings started or stopped (or corrected) since last told, by time."""
+    owed: list[tuple[int, int, Planned]] = []
+    for r in facts.recordings:
+        told = recorded.get(r.session)
+        if told == [r.started_at, r.ended_at]:
+            continue
+        recorded[r.session] = [r.started_at, r.ended_at]
+        recording = {"startedAt": r.started_at, "endedAt": r.ended_at, "mode": r.mode}
+        if told is None or told[0] != r.started_at:
+            owed.append((r.started_at, 0, Planned(RECORDING_STARTED, {"recording": recording})))
+        if r.ended_at is not None:
+            owed.append((r.ended_at, 1, Planned(RECORDING_STOPPED, {"recording": recording})))
+    owed.sort(key=lambda item: (item[0], item[1]))
+    return [item[2] for item in owed]
 
 
 def _participants(
@@ -177,7 +223,10 @@ def _participants(
 
 
 def _waiting(facts: CallFacts) -> tuple[str | None, int | None]:
-    """One party has been present and the other not yet."""
+    """The record's waiting party (room or lobby, domain/presence.py); for a call only client
+    reports describe, the party that joined while the other has not yet."""
+    if facts.waiting_role is not None:
+        return facts.waiting_role, facts.waiting_since
     doctor, patient = facts.doctor_joined_at, facts.patient_joined_at
     if doctor is not None and patient is None:
         return Role.DOCTOR.value, doctor
@@ -193,4 +242,7 @@ def with_iso_times(planned: Planned, iso: Callable[[int | None], str | None]) ->
         extra["participant"] = {**extra["participant"], "at": iso(extra["participant"]["at"])}
     if "waiting" in extra:
         extra["waiting"] = {**extra["waiting"], "since": iso(extra["waiting"]["since"])}
+    if "recording" in extra:
+        r = extra["recording"]
+        extra["recording"] = {**r, "startedAt": iso(r["startedAt"]), "endedAt": iso(r["endedAt"])}
     return replace(planned, extra=extra)

@@ -24,7 +24,7 @@ from service.store import db, repo
 from service.store import events as event_store
 from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
 from service.webhooks import messages
-from service.webhooks.messages import CallFacts, Planned, SessionFacts, Told
+from service.webhooks.messages import CallFacts, Planned, RecordingFacts, SessionFacts, Told
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
@@ -58,6 +58,12 @@ def _facts(call: VideoCall, sessions: Sequence[OccupantSession]) -> CallFacts:
         sessions=tuple(
             SessionFacts(s.session, s.role, s.joined_at, s.left_at, s.end_reason, bool(s.counted))
             for s in sessions
+        ),
+        waiting_role=call.waiting_role,
+        waiting_since=call.waiting_since,
+        recordings=tuple(
+            RecordingFacts(r["session"], r["started_at"], r["ended_at"], r["mode"])
+            for r in json.loads(call.recordings or "[]")
         ),
     )
 

@@ -6,7 +6,7 @@ import pytest
 
 from service.domain.attention import STARTING_SOON_MS, Attention, Situation, attention
 from service.domain.model import AppointmentStatus, CallStatus, Role
-from service.domain.totals import CallFacts, minutes_per_day, patient_wait_ms, totals
+from service.domain.totals import CallFacts, minutes_per_day, totals
 from tests.clock import FrozenClock, shift_days
 
 MINUTE = 60_000
@@ -64,13 +64,12 @@ def test_time_decides_for_an_empty_room(clock: FrozenClock) -> None:
 
 def test_totals_per_doctor(clock: FrozenClock) -> None:
     day = clock.day("UTC")
-    t = clock.ms
     facts = [
-        CallFacts(day, "b", CallStatus.COMPLETED, 600, t + 60_000, t),  # patient waited 60 s
-        CallFacts(day, "b", CallStatus.COMPLETED, 300, t, t + 10_000),  # doctor first: 0 s
-        CallFacts(day, "b", CallStatus.NO_SHOW, None, t, None),
-        CallFacts(day, "b", CallStatus.CANCELLED, None, None, None),
-        CallFacts(day, "a", CallStatus.SCHEDULED, None, None, None),
+        CallFacts(day, "b", CallStatus.COMPLETED, 600, 60),  # the patient waited 60 s
+        CallFacts(day, "b", CallStatus.COMPLETED, 300, 0),  # the doctor was there first
+        CallFacts(day, "b", CallStatus.NO_SHOW, None, 900),  # gave up: not a completed wait
+        CallFacts(day, "b", CallStatus.CANCELLED, None, None),
+        CallFacts(day, "a", CallStatus.SCHEDULED, None, None),
     ]
     a, b = totals(facts)
     assert (a.doctor_uid, a.calls, a.minutes, a.no_show_rate, a.average_duration) == (
@@ -87,21 +86,14 @@ def test_totals_per_doctor(clock: FrozenClock) -> None:
     assert b.average_patient_wait == 30.0
 
 
-def test_patient_wait_needs_both() -> None:
-    assert patient_wait_ms(None, 5) is None
-    assert patient_wait_ms(5, None) is None
-    assert patient_wait_ms(100, 40) == 60
-    assert patient_wait_ms(40, 100) == 0
-
-
 def test_minutes_per_day_fills_every_day(clock: FrozenClock) -> None:
     today = clock.day("UTC")
     first = shift_days(today, -2)
     facts = [
-        CallFacts(today, "a", CallStatus.COMPLETED, 90, None, None),
-        CallFacts(first, "a", CallStatus.COMPLETED, 30, None, None),
-        CallFacts(first, "a", CallStatus.NO_SHOW, None, None, None),
-        CallFacts(shift_days(today, 1), "a", CallStatus.COMPLETED, 600, None, None),  # outside
+        CallFacts(today, "a", CallStatus.COMPLETED, 90, None),
+        CallFacts(first, "a", CallStatus.COMPLETED, 30, None),
+        CallFacts(first, "a", CallStatus.NO_SHOW, None, None),
+        CallFacts(shift_days(today, 1), "a", CallStatus.COMPLETED, 600, None),  # outside
     ]
     assert minutes_per_day(facts, first, today) == [
         (first, 0.5),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from service.domain.model import CallStatus
-from service.webhooks.messages import CallFacts, SessionFacts, Told, plan
+from service.webhooks.messages import CallFacts, RecordingFacts, SessionFacts, Told, plan
 
 T = 1_000_000  # milliseconds: only differences between these times matter here
 
@@ -123,3 +123,39 @@ def test_a_failed_call_started_afresh_is_scheduled_and_waited_for_again() -> Non
 
 def test_cancelled() -> None:
     assert types(Told(status="SCHEDULED"), CallFacts(CallStatus.CANCELLED))[0] == ["call.cancelled"]
+
+
+def test_a_patient_knocking_in_the_lobby_is_told_as_waiting() -> None:
+    # The doctor is in the room; the patient knocks: the record says the patient waits.
+    facts = CallFacts(
+        CallStatus.SCHEDULED,
+        doctor_joined_at=T,
+        sessions=(doc(T),),
+        waiting_role="patient",
+        waiting_since=T + 5,
+    )
+    got, told = types(Told(), facts)
+    assert got == ["call.scheduled", "participant.joined", "call.waiting"]
+    planned, _ = plan(Told(), facts)
+    assert planned[-1].extra == {"waiting": {"role": "patient", "since": T + 5}}
+    assert types(told, facts)[0] == []
+
+
+def test_a_recording_is_told_when_it_starts_and_when_it_stops() -> None:
+    rolling = RecordingFacts("rec1", T + 10, None, "file")
+    facts = CallFacts(CallStatus.IN_PROGRESS, started_at=T, recordings=(rolling,))
+    got, told = types(Told(status="IN_PROGRESS", started=True), facts)
+    assert got == ["recording.started"]
+    assert types(told, facts)[0] == []  # told once
+    stopped = replace(facts, recordings=(replace(rolling, ended_at=T + 70),))
+    planned, told = plan(told, stopped)
+    assert [p.type for p in planned] == ["recording.stopped"]
+    assert planned[0].extra == {
+        "recording": {"startedAt": T + 10, "endedAt": T + 70, "mode": "file"}
+    }
+    assert types(told, stopped)[0] == []
+    # A recording learnt only once it was over is told as started, then stopped.
+    done = CallFacts(CallStatus.COMPLETED, started_at=T, ended_at=T + 99, duration=0)
+    _, told = types(Told(), done)
+    late = replace(done, recordings=(RecordingFacts("rec2", T, T + 9, None),))
+    assert types(told, late)[0] == ["recording.started", "recording.stopped"]
