@@ -331,3 +331,36 @@ def test_the_console_shows_a_call_s_messages_and_failing_deliveries(
     assert (health["enabled"], health["failed"], health["retrying"]) == (False, 1, 1)
     assert [m["id"] for m in health["failing"]] == [second, first]  # newest change first
     assert health["failing"][1]["lastHttpStatus"] == 410
+
+
+def test_a_lobby_wait_and_a_recording_are_told_to_the_clinic(seeded: Api) -> None:
+    from tests.api.test_prosody_events import ROOM, post
+    from tests.eventstream import Stream
+
+    outbox.configure(True)  # after create_app, which set it from the (webhook-less) settings
+    try:
+        call_id = seeded.initiate("doc", "appt1").json()["videoCall"]["id"]
+        t0, room, lobby = seeded.clock.ms, Stream(), Stream()
+        knock = {"session": "k-pat", "user_id": "pat"}
+        recording = {"session": "rec-1", "mode": "file"}
+        for event in (
+            room.joined(ROOM, "m1", "s-doc", "doc", t0 - 60_000),
+            lobby.event("lobby.joined", t0 - 50_000, room=lobby.room(ROOM, "l1"), occupant=knock),
+            room.event(
+                "recording.started", t0 - 40_000, room=room.room(ROOM, "m1"), recording=recording
+            ),
+            room.event(
+                "recording.stopped", t0 - 20_000, room=room.room(ROOM, "m1"), recording=recording
+            ),
+        ):
+            assert post(seeded, event).status_code == 204
+    finally:
+        outbox.configure(False)
+    bodies = [json.loads(m.body) for m in stored(call_id)]
+    kinds = [b["type"] for b in bodies]
+    assert kinds.count("recording.started") == kinds.count("recording.stopped") == 1
+    waiting = [b["data"]["waiting"] for b in bodies if b["type"] == "call.waiting"]
+    # The doctor waited first; then the patient knocking in the lobby is the one waiting.
+    assert waiting[-1]["role"] == "patient"
+    stopped = next(b for b in bodies if b["type"] == "recording.stopped")["data"]["recording"]
+    assert stopped["mode"] == "file" and stopped["endedAt"] is not None
