@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from service import clock, directory, fields
 from service.api.common import in_thread, require_admin, settings_of
-from service.api.shapes import call_full, iso
+from service.api.shapes import call_full, iso, lobby_of
 from service.api.webhooks import message_summary
 from service.config import Settings
 from service.domain import attention as attention_rules
@@ -294,6 +294,7 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
                 }
                 for s in sessions
             ],
+            "lobby": lobby_of(call),
             "transitions": [_transition(a) for a in audit if a["action"] == "call.transition"],
             "audit": audit,
             "webhooks": [message_summary(m) for m in outbox.messages_of_call(call.id)],

@@ -255,6 +255,11 @@ SCHEMAS: Final[JSON] = {
                 "items": _ref("WebhookMessage"),
                 "description": "The messages to the clinic about this call, in sequence order",
             },
+            "lobby": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "Knocks in Jitsi's lobby, as presence.lobby of the call details",
+            },
         },
         additionalProperties=False,
     ),

@@ -120,6 +120,20 @@ def presence(view: CallView) -> dict[str, Any]:
     return presence_of(view.call, view.sessions)
 
 
+def lobby_of(call: VideoCall) -> list[dict[str, Any]]:
+    """Each knock in Jitsi's lobby: who, when, how it ended (admitted, denied, left...)."""
+    return [
+        {
+            "role": v["role"],
+            "joinedAt": iso(v["joined_at"]),
+            "leftAt": iso(v["left_at"]),
+            "reason": v["reason"],
+            "repaired": v["repaired"],
+        }
+        for v in json.loads(call.lobby_visits or "[]")
+    ]
+
+
 def presence_of(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
     """What Prosody saw: each role's time in the room and every occupant session."""
     return {
@@ -133,16 +147,7 @@ def presence_of(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[st
             if call.waiting_role is not None
             else None
         ),
-        "lobby": [
-            {
-                "role": v["role"],
-                "joinedAt": iso(v["joined_at"]),
-                "leftAt": iso(v["left_at"]),
-                "reason": v["reason"],
-                "repaired": v["repaired"],
-            }
-            for v in json.loads(call.lobby_visits or "[]")
-        ],
+        "lobby": lobby_of(call),
         "sessions": [
             {
                 "role": s.role,

@@ -20,7 +20,11 @@
     ["doctor", "Doctor"],
     ["patient", "Patient"],
     ["other", "Others"],
+    ["lobby", "Lobby"],
+    ["recording", "Recording"],
   ];
+  // Drawn only when the call has something in them.
+  const OPTIONAL_LANES = new Set(["other", "lobby", "recording"]);
 
   const $ = (id) => document.getElementById(id);
   let timer = null;
@@ -351,14 +355,17 @@
     const box = $("timeline");
     clear(box);
     const now = Date.parse(data.now);
-    const sessions = data.sessions.filter((x) => x.joinedAt);
-    const lanes = LANES.filter(([role]) => role !== "other" || sessions.some((x) => x.role === "other"));
+    // Room sessions, lobby knocks (who knocked, how it ended) and recordings, as one kind of bar.
+    const knocks = data.lobby.map((v) => ({ role: "lobby", who: v.role, joinedAt: v.joinedAt, leftAt: v.leftAt, endReason: v.reason, repaired: v.repaired }));
+    const recordings = data.videoCall.recordings.map((r) => ({ role: "recording", joinedAt: r.startedAt, leftAt: r.endedAt, endReason: r.mode, repaired: false }));
+    const sessions = data.sessions.filter((x) => x.joinedAt).concat(knocks, recordings);
+    const lanes = LANES.filter(([role]) => !OPTIONAL_LANES.has(role) || sessions.some((x) => x.role === role));
     const from = Date.parse(data.axis.from);
     const to = Math.max(Date.parse(data.axis.to), from + 60e3);
     const left = 90, right = 20, top = 34, laneH = 34, width = 1000;
     const height = top + lanes.length * laneH + 30;
     const x = (t) => left + ((t - from) / (to - from)) * (width - left - right);
-    const described = sessions.map((x2) => `${x2.role} ${clockTime(x2.joinedAt)} to ${x2.leftAt ? clockTime(x2.leftAt) : "now"}${x2.repaired ? " (repaired)" : ""}`);
+    const described = sessions.map((x2) => `${x2.who ? `${x2.who} in the lobby` : x2.role} ${clockTime(x2.joinedAt)} to ${x2.leftAt ? clockTime(x2.leftAt) : "now"}${x2.repaired ? " (repaired)" : ""}`);
     const svg = s("svg", {
       viewBox: `0 0 ${width} ${height}`,
       role: "img",
@@ -381,7 +388,7 @@
         const bar = s("rect", {
           class: session.repaired ? "repaired" : `lane-${role}`,
           x: x(start), y: y + 7, width: Math.max(2, x(end) - x(start)), height: laneH - 14, rx: 3,
-        }, s("title", { text: `${label}: ${clockTime(session.joinedAt)} to ${session.leftAt ? clockTime(session.leftAt) : "now"}${session.endReason ? ` (${session.endReason})` : ""}${session.repaired ? ", repaired" : ""}` }));
+        }, s("title", { text: `${label}${session.who ? ` (${session.who})` : ""}: ${clockTime(session.joinedAt)} to ${session.leftAt ? clockTime(session.leftAt) : "now"}${session.endReason ? ` (${session.endReason})` : ""}${session.repaired ? ", repaired" : ""}` }));
         svg.append(bar);
         if (session.repaired) svg.append(s("text", { x: x(end) + 4, y: y + laneH / 2 + 4, text: "✗ repaired" }));
       }

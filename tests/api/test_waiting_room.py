@@ -172,3 +172,28 @@ def test_a_knock_admitted_and_a_recording_through_the_receiver(
         ("recording.started", {"session": "rec-1", "mode": "file", "at": t0 + 100_000}),
         ("recording.stopped", {"session": "rec-1", "mode": "file", "at": t0 + 400_000}),
     ]
+
+
+def test_the_console_draws_knocks_and_recordings(clinic: tuple[Api, int, int]) -> None:
+    from tests.api.test_openapi import conforms
+
+    api, t0, _ = clinic
+    stream, lobby = Stream(), Stream()
+    knock = {"session": "k-pat", "user_id": "pat"}
+    recording = {"session": "rec-1", "mode": "stream"}
+    main, hall = stream.room(ROOM, "m1"), lobby.room(ROOM, "lobby1")
+    for event in (
+        stream.joined(ROOM, "m1", "s-doc", "doc", t0 - 60_000),
+        lobby.event("lobby.joined", t0 - 50_000, room=hall, occupant=knock),
+        lobby.event("lobby.left", t0 - 40_000, room=hall, occupant=knock, reason="admitted"),
+        stream.joined(ROOM, "m1", "s-pat", "pat", t0 - 39_000),
+        stream.event("recording.started", t0 - 30_000, room=main, recording=recording),
+    ):
+        assert post(api, event).status_code == 204
+    path = "/api/admin/console/calls/{ref}"
+    response = api.client.get("/api/admin/console/calls/appt1", headers=api.admin())
+    view = conforms(response, path, "get", 200)
+    assert [(v["role"], v["reason"]) for v in view["lobby"]] == [("patient", "admitted")]
+    assert view["videoCall"]["recordings"] == [
+        {"startedAt": iso(t0 - 30_000), "endedAt": None, "mode": "stream"}
+    ]

@@ -82,6 +82,13 @@ class Clinic:
         room = f"appointment_{appointment_id}"
         self.event(self.stream.joined(room, "m1", session, uid, real_now_ms() - ago_ms))
 
+    def record(self, appointment_id: str, ago_ms: int) -> None:
+        """Jibri's recorder starts recording the room (the module's recording.started)."""
+        room = self.stream.room(f"appointment_{appointment_id}", "m1")
+        recording = {"session": "rec-1", "mode": "file"}
+        at = real_now_ms() - ago_ms
+        self.event(self.stream.event("recording.started", at, room=room, recording=recording))
+
     def open_room(self, appointment_id: str, ago_ms: int) -> None:
         room = f"appointment_{appointment_id}"
         self.event(self.stream.created(room, "m1", real_now_ms() - ago_ms))
@@ -183,6 +190,7 @@ def test_the_day_live_a_call_doctors_and_health(
     clinic.open_room("a-run", 12 * 60_000)
     clinic.arrive("a-run", "s-doc2", "doc2", 12 * 60_000)
     clinic.arrive("a-run", "s-pat2", "pat2", 10 * 60_000)
+    clinic.record("a-run", 9 * 60_000)
     running = group(page, "in_progress").locator("li", has_text="Sam Jones")
     expect(running).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(running).to_contain_text("Running for 10 min")
@@ -198,6 +206,8 @@ def test_the_day_live_a_call_doctors_and_health(
     timeline = page.locator("#timeline svg")
     expect(timeline).to_have_attribute("role", "img")
     expect(timeline.locator("rect.lane-doctor")).to_have_count(1)
+    expect(timeline.locator("rect.lane-recording")).to_have_count(1)  # its own lane, labelled
+    expect(timeline.locator("text", has_text="Recording")).to_have_count(1)
     expect(timeline.locator("rect.lane-patient")).to_have_count(1)
     label = timeline.get_attribute("aria-label") or ""
     assert "doctor" in label and "patient" in label and "to now" in label
