@@ -75,4 +75,11 @@ def seeded(api: Api) -> Api:
     return api
 
 
+@pytest.fixture
+def call(seeded: Api) -> Api:
+    """`seeded`, with the call of `appt1` initiated by the doctor."""
+    assert seeded.initiate("doc", "appt1").status_code == 200
+    return seeded
+
+
 Factory = Callable[..., Api]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -31,15 +33,15 @@ def test_user_upsert_is_idempotent_and_replaces(api: Api) -> None:
 
 
 def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
-    # Upserted in June for a day in July: the end is read in the zone's summer time, not in
-    # the offset of the day the request arrives.
-    api.clock.set(1_780_000_000_000)  # 2026-05-28, a controlled "now" for the literal below
+    # Upserted in winter or summer for a day in July: the end is read in the zone's summer
+    # time (UTC+2 in Berlin), not in the offset of the day the request arrives.
+    july = int(api.clock.day()[:4]) + 1
     api.put_user("d")
     api.put_user("p")
     body = {
         "doctorUid": "d",
         "patientUid": "p",
-        "appointmentDate": "2026-07-01",
+        "appointmentDate": f"{july}-07-01",
         "startTime": "23:30",
         "endTime": "00:15",
         "timezone": "Europe/Berlin",
@@ -49,8 +51,8 @@ def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
     assert response.status_code == 200
     assert response.json()["appointment"] == {**body, "id": "x1"}
     stored = db.run(lambda: Appointment.get_by_id("x1"))
-    # 00:15 the next day in Berlin (UTC+2 in July) is 22:15 UTC on 2026-07-01.
-    assert stored.ends_at == 1782944100000
+    # 00:15 the next day in Berlin is 22:15 UTC on July 1st.
+    assert stored.ends_at == int(datetime(july, 7, 1, 22, 15, tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.mark.parametrize(

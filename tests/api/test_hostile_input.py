@@ -73,12 +73,6 @@ def assert_refused(response: Any, status: int = 400) -> None:
     assert set(body) >= {"message", "error"}
 
 
-@pytest.fixture
-def call(seeded: Api) -> Api:
-    assert seeded.initiate("doc", "appt1").status_code == 200
-    return seeded
-
-
 # --- part one: every defect of the attack run ---------------------------------------------
 
 

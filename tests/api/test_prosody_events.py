@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from service import tracking
 from service.store import db
 from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
@@ -29,12 +27,6 @@ def details(api: Api, uid: str = "doc") -> dict[str, Any]:
     response = api.client.get("/api/video-calls/appt1", headers=api.auth(uid))
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def call(seeded: Api) -> Api:
-    assert seeded.initiate("doc", "appt1").status_code == 200
-    return seeded
 
 
 def test_a_signed_stream_produces_the_documented_record(call: Api) -> None:

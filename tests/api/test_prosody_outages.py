@@ -21,12 +21,6 @@ INTERVAL_S = 60
 HOSTS = "/api/admin/prosody-hosts"
 
 
-@pytest.fixture
-def call(seeded: Api) -> Api:
-    assert seeded.initiate("doc", "appt1").status_code == 200
-    return seeded
-
-
 def both_join_and_are_listed(api: Api, stream: Stream, interval_s: int | None) -> int:
     """The issue's scenario up to the crash: both join at t0, snapshots at +60 s and +120 s
     list them (each posted when it happens). Returns t0."""

@@ -14,6 +14,7 @@ from service.store import db
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import AuditEvent, OccupantSession, VideoCall
 from tests.api.conftest import Api
+from tests.api.test_prosody_events import details
 from tests.eventstream import Stream, consultation, signed
 
 ROOM = "appointment_appt1"
@@ -23,18 +24,6 @@ def post(api: Api, event: dict[str, Any]) -> None:
     body, headers = signed(api.settings.prosody_events_secrets[0], event)
     response = api.client.post("/api/prosody/events", content=body, headers=headers)
     assert response.status_code == 204, response.text
-
-
-def details(api: Api, uid: str = "doc") -> dict[str, Any]:
-    response = api.client.get("/api/video-calls/appt1", headers=api.auth(uid))
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def call(seeded: Api) -> Api:
-    assert seeded.initiate("doc", "appt1").status_code == 200
-    return seeded
 
 
 def stored_flags() -> dict[str, tuple[bool, bool]]:
