@@ -540,8 +540,10 @@ def test_a_recording_still_running_stops_with_the_room(make_stack: StackFactory)
 
 
 def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> None:
-    """A members-only room with a lobby component: the patient knocks, is admitted (made a
-    member) and consults; a stranger's knock is denied (removed from the lobby); a second
+    """A members-only room with a lobby component, as Jitsi runs it: the doctor (owner) also
+    sits in the lobby room to see the knocks, which is no knock; the patient knocks, is
+    admitted (made a member, as the mediated invite does), joins the main room and then
+    leaves the lobby; a stranger's knock is denied (kicked from the lobby room); a second
     patient gives up. The lobby host reports knocks only, naming the main room."""
     stack = make_stack(lobby=True)
     doctor = stack.client("doc", "doctor123")
@@ -550,13 +552,15 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
     quitter = stack.client("pat2", "patient000")
     room = "appointment_1"
     doctor.join(room, "Doctor")
+    stack.prosody.admit(room, "doc@localhost", "owner")
     stack.prosody.members_only(room)
+    doctor.join(room, "Doctor", muc=LOBBY)
     patient.join(room, "Patient", muc=LOBBY)
     stranger.join(room, "Stranger", muc=LOBBY)
     quitter.join(room, "Quitter", muc=LOBBY)
     stack.prosody.admit(room, "pat@localhost")
-    patient.leave(room, muc=LOBBY)
     patient.join(room, "Patient")
+    patient.leave(room, muc=LOBBY)
     stack.prosody.kick(room, "Stranger", lobby=True)
     quitter.leave(room, muc=LOBBY)
     patient.say(room, "Hello")
@@ -579,6 +583,11 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
         "lobby.left",
     ]
     assert {e["room"]["name"] for e in lobby if "room" in e} == {room}
+    # Reported as the main room: its JID and its meeting id, not the lobby room's.
+    main_room = next(e["room"] for e in main if e["type"] == "room.created")
+    assert {(e["room"]["jid"], e["room"]["meeting_id"]) for e in lobby if "room" in e} == {
+        (f"{room}@{MUC}", main_room["meeting_id"])
+    }
     reasons = {e["occupant"]["user_id"]: e["reason"] for e in lobby if e["type"] == "lobby.left"}
     assert reasons == {"patient456": "admitted", "stranger789": "denied", "patient000": "left"}
     assert [summary([e])[0] for e in main if e["type"] != "rooms.snapshot"] == [
