@@ -17,7 +17,14 @@ from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import RecordingSpan, derive_call
 from service.events.parse import parse_v1
-from tests.prosody.prosody_harness import LOBBY, MUC, StackFactory, new_secret, wait_until
+from tests.prosody.prosody_harness import (
+    LOBBY,
+    MUC,
+    Client,
+    StackFactory,
+    new_secret,
+    wait_until,
+)
 
 pytestmark = pytest.mark.prosody
 
@@ -636,3 +643,40 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
         (Role.OTHER, EndReason.DENIED),
         (Role.OTHER, EndReason.LEFT),
     ]
+
+
+def test_waiting_room_option_turns_the_lobby_on_and_lets_bypassers_in(
+    make_stack: StackFactory,
+) -> None:
+    """video_call_events_waiting_room: every new room fires `create-lobby-room` (answered
+    here by the mod_muc_lobby_rooms stand-in), so the room is members-only with a lobby; a
+    token with context.user.lobby_bypass = true walks into the main room, one with false is
+    refused there and knocks."""
+    stack = make_stack(options={"video_call_events_waiting_room": True}, lobby=True)
+    focus = stack.client("focus", "focus")  # jicofo creates the room in Jitsi
+    doctor = Client(
+        stack.loop, stack.prosody.c2s_port, "doc", stack.prosody.token("doctor123", True)
+    )
+    patient = Client(
+        stack.loop, stack.prosody.c2s_port, "pat", stack.prosody.token("patient456", False)
+    )
+    stack.clients.extend([doctor, patient])
+    room = "appointment_2"
+    focus.join(room, "focus")
+    doctor.join(room, "Doctor")
+    # Refused (407 registration-required): the main room's events below hold no such join.
+    with pytest.raises(Exception):  # noqa: B017 - slixmpp's join error carries no condition
+        patient.join(room, "Patient")
+    patient.join(room, "Patient", muc=LOBBY)
+
+    stack.receiver.wait_for(5, 20)
+    time.sleep(0.4)
+    events = [e for e in stack.receiver.events() if e["type"] != "rooms.snapshot"]
+    assert stack.receiver.errors == []
+    assert [summary([e])[0] for e in events if e["source"]["host"] == MUC] == [
+        ("prosody.started", None),
+        ("room.created", room),
+        ("occupant.joined", room, "doctor123"),
+    ]
+    knocks = [e for e in events if e["type"] == "lobby.joined"]
+    assert [(e["room"]["name"], e["occupant"]["user_id"]) for e in knocks] == [(room, "patient456")]
