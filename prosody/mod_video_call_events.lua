@@ -42,7 +42,14 @@ local main_muc = module:get_option_string("video_call_events_main_muc",
 -- context.user.lobby_bypass = true past it. docker-jitsi-meet ships neither jitsi-contrib's
 -- token_lobby_autostart nor token_lobby_bypass, and token_affiliation grants its affiliation
 -- only after the join, too late for the lobby's check.
-local waiting_room = module:get_option_boolean("video_call_events_waiting_room", false);
+-- `"lobby"` (or true) turns it on, `"off"`, `""` or false leaves it off: the string form is
+-- what docker-compose can pass through from VIDEOCALLS_WAITING_ROOM.
+local waiting_room_option = module:get_option("video_call_events_waiting_room", false);
+local waiting_room = waiting_room_option == true or waiting_room_option == "lobby";
+if not waiting_room and waiting_room_option ~= false and waiting_room_option ~= "off"
+		and waiting_room_option ~= "" then
+	error("video_call_events_waiting_room must be \"lobby\" or \"off\"");
+end
 -- Recorders (Jibri) as docker-jitsi-meet names them: recorder@hidden.<domain> and
 -- recorder@recorder.<domain>, <domain> being this MUC host without its first label.
 local domain = module:get_option_string("video_call_events_domain",

@@ -652,7 +652,7 @@ def test_waiting_room_option_turns_the_lobby_on_and_lets_bypassers_in(
     here by the mod_muc_lobby_rooms stand-in), so the room is members-only with a lobby; a
     token with context.user.lobby_bypass = true walks into the main room, one with false is
     refused there and knocks."""
-    stack = make_stack(options={"video_call_events_waiting_room": True}, lobby=True)
+    stack = make_stack(options={"video_call_events_waiting_room": "lobby"}, lobby=True)
     focus = stack.client("focus", "focus")  # jicofo creates the room in Jitsi
     doctor = Client(
         stack.loop, stack.prosody.c2s_port, "doc", stack.prosody.token("doctor123", True)
