@@ -37,6 +37,19 @@ local lobby_host = module:get_option_boolean("video_call_events_lobby",
 	module.host:match("^lobby%.") ~= nil);
 local main_muc = module:get_option_string("video_call_events_main_muc",
 	(module.host:gsub("^[^.]+%.", "muc.")));
+-- On the main MUC: turn Jitsi's lobby on for every room as it is created (firing the
+-- `create-lobby-room` event that mod_muc_lobby_rooms handles) and let a token with
+-- context.user.lobby_bypass = true past it. docker-jitsi-meet ships neither jitsi-contrib's
+-- token_lobby_autostart nor token_lobby_bypass, and token_affiliation grants its affiliation
+-- only after the join, too late for the lobby's check.
+-- `"lobby"` (or true) turns it on, `"off"`, `""` or false leaves it off: the string form is
+-- what docker-compose can pass through from VIDEOCALLS_WAITING_ROOM.
+local waiting_room_option = module:get_option("video_call_events_waiting_room", false);
+local waiting_room = waiting_room_option == true or waiting_room_option == "lobby";
+if not waiting_room and waiting_room_option ~= false and waiting_room_option ~= "off"
+		and waiting_room_option ~= "" then
+	error("video_call_events_waiting_room must be \"lobby\" or \"off\"");
+end
 -- Recorders (Jibri) as docker-jitsi-meet names them: recorder@hidden.<domain> and
 -- recorder@recorder.<domain>, <domain> being this MUC host without its first label.
 local domain = module:get_option_string("video_call_events_domain",
@@ -54,6 +67,7 @@ local PRIORITY_ROOM_CREATED = -10;
 local PRIORITY_OCCUPANT_JOINED = -10;
 local PRIORITY_OCCUPANT_LEFT = 1;
 local PRIORITY_ROOM_DESTROYED = -10;
+local PRIORITY_PRE_JOIN = -3;
 
 -- Checked once at load: a module that cannot sign must not spool events it can never send.
 if not url then
@@ -132,9 +146,22 @@ end
 
 -- Built once per room and once per occupant session and reused by each of their events:
 -- allocating less in hooks means fewer Lua GC steps land inside them.
+local main_room_of, knocker; -- defined with the lobby rules below
+
+-- On the lobby host a room is reported as the main room it belongs to.
 local function room_fields(room, state)
 	local fields = state.fields;
-	if not fields then
+	if not fields and lobby_host then
+		local main, main_jid = main_room_of(room);
+		local main_state = main and main.video_call_events;
+		fields = {
+			name = main_jid:match("^[^@]*");
+			jid = main_jid;
+			meeting_id = main_state and main_state.meeting_id
+				or main and main._data and main._data.meetingId or state.meeting_id;
+		};
+		state.fields = fields;
+	elseif not fields then
 		fields = { name = room.jid:match("^[^@]*"); jid = room.jid; meeting_id = state.meeting_id };
 		state.fields = fields;
 	end
@@ -489,13 +516,22 @@ end
 -- Events
 ---------------------------------------------------------------------------------------------
 
--- How a knock ended: admitted if the main room now lets the knocker in (Jitsi's approval
--- makes them a member there), denied if the lobby removed them otherwise, else left/unknown.
-local function knock_reason(room, record, reason)
-	local host = prosody.hosts[main_muc];
+-- The main room a lobby room belongs to: mod_muc_lobby_rooms names the lobby room after it
+-- (<node>@lobby.<domain>) and keeps its JID in main_room_jid.
+function main_room_of(room)
+	local main_jid = room.main_room_jid or (room.jid:gsub("@.*$", "@" .. main_muc));
+	local host = prosody.hosts[(main_jid:match("@(.*)$"))];
 	local muc = host and host.modules.muc;
-	local main_jid = (room.jid:gsub("@.*$", "@" .. main_muc));
-	local main = muc and muc.get_room_from_jid and muc.get_room_from_jid(main_jid);
+	return muc and muc.get_room_from_jid and muc.get_room_from_jid(main_jid), main_jid;
+end
+
+local PRIVILEGED = { owner = true; admin = true };
+
+-- How a knock ended. Jitsi admits with a mediated invite to the main room, which makes the
+-- knocker a member there (Prosody's members_only), and the knocker then leaves the lobby
+-- room itself; it denies by kicking the knocker from the lobby room (status 307).
+local function knock_reason(room, record, reason)
+	local main = main_room_of(room);
 	local affiliation = main and record.bare_jid and main:get_affiliation(record.bare_jid);
 	if affiliation == "member" or affiliation == "admin" or affiliation == "owner" then
 		return "admitted";
@@ -543,6 +579,18 @@ local function leave_reason(event)
 	return "kicked";
 end
 
+-- Jitsi's moderators join the lobby room too, to see who knocks: an owner or admin of the
+-- main room, or someone already in it, is watching the lobby, not knocking.
+function knocker(room, occupant)
+	local main = main_room_of(room);
+	if not main or not occupant.bare_jid then return true; end
+	if PRIVILEGED[main:get_affiliation(occupant.bare_jid) or "none"] then return false; end
+	for _, present in main:each_occupant() do
+		if present.bare_jid == occupant.bare_jid then return false; end
+	end
+	return true;
+end
+
 -- A room made by its first occupant's presence fires muc-occupant-joined before
 -- muc-room-created; whichever comes first announces the room, so room.created always
 -- precedes the first occupant.joined.
@@ -556,6 +604,22 @@ local function on_room_created(event)
 	local room = event.room;
 	if lobby_host or ignored_room(room) then return; end
 	announce(room, room_state(room));
+	if waiting_room and not room._data.lobbyroom then
+		prosody.events.fire_event("create-lobby-room", { room = room });
+	end
+end
+
+-- Just above the lobby's own check (mod_muc_lobby_rooms at -4, members_only at -5), like
+-- token_lobby_bypass: a bypassing token holder becomes a member and walks in.
+local function on_pre_join(event)
+	local room, session = event.room, event.origin;
+	if not room._data.lobbyroom or ignored_room(room) then return; end
+	local user = session and session.jitsi_meet_context_user;
+	if type(user) ~= "table" or user.lobby_bypass ~= true then return; end
+	local bare = event.occupant and event.occupant.bare_jid;
+	if bare and (room:get_affiliation(bare) or "none") == "none" then
+		room:set_affiliation(true, bare, "member");
+	end
 end
 
 -- The recording's mode is not in the recorder's presence; `null` says "unknown".
@@ -579,6 +643,7 @@ local function on_occupant_joined(event)
 		return;
 	end
 	if ignored_occupant(occupant) then return; end
+	if lobby_host and not knocker(room, occupant) then return; end
 	local state = room_state(room);
 	local record = new_record(room, occupant, event.origin, now_ms());
 	state.occupants[occupant.nick] = record;
@@ -657,7 +722,8 @@ local function take_snapshot()
 			local state = room_state(room);
 			local occupants = array();
 			for nick, occupant in room:each_occupant() do
-				if not ignored_occupant(occupant) then
+				if not ignored_occupant(occupant) and (not lobby_host or state.occupants[nick]
+						or knocker(room, occupant)) then
 					local record = state.occupants[nick];
 					if not record then
 						-- Joined before this module was loaded: adopt it with a new session.
@@ -719,6 +785,9 @@ function module.unload()
 end
 
 module:hook("muc-room-created", on_room_created, PRIORITY_ROOM_CREATED);
+if waiting_room and not lobby_host then
+	module:hook("muc-occupant-pre-join", on_pre_join, PRIORITY_PRE_JOIN);
+end
 module:hook("muc-occupant-joined", on_occupant_joined, PRIORITY_OCCUPANT_JOINED);
 module:hook("muc-occupant-left", on_occupant_left, PRIORITY_OCCUPANT_LEFT);
 module:hook("muc-room-destroyed", on_room_destroyed, PRIORITY_ROOM_DESTROYED);

@@ -116,7 +116,12 @@ def test_module_options_carry_the_url_and_the_shared_secret(checkout: Checkout) 
     # Only the module's own options: any other line would repeat one the component already
     # sets (its `storage = "memory"`, ...), which Prosody 13 reports as a duplicate option. The
     # spool does not need a storage setting (see test_the_event_spool_is_on_a_host_volume).
-    assert set(options) == {"video_call_events_url", "video_call_events_secret"}
+    assert set(options) == {
+        "video_call_events_url",
+        "video_call_events_secret",
+        "video_call_events_waiting_room",
+    }
+    assert options["video_call_events_waiting_room"] == '"off"', "the waiting room is opt-in"
 
     secret = checkout.env()["VIDEOCALLS_EVENTS_SECRET"]
     assert options["video_call_events_secret"] == f'"{secret}"'
@@ -215,3 +220,54 @@ def test_a_published_image_and_another_checkout_folder(checkout: Checkout, tmp_p
         f"{elsewhere}/prosody/mod_video_call_events.lua:{PLUGIN_PATH}:ro"
         in (services["prosody"]["volumes"])
     )
+
+
+def render_global_config(value: str) -> dict[str, str]:
+    """GLOBAL_CONFIG as prosody.cfg.lua.tmpl renders it into the global section:
+    `{{ join "\\n" (splitList "\\\\n" .Env.GLOBAL_CONFIG | compact) }}`, as options."""
+    lines = [line for line in value.split("\\n") if line]
+    return dict(line.split(" = ", 1) for line in lines)
+
+
+def test_the_lobby_component_reports_knocks_with_the_same_url_and_secret(
+    checkout: Checkout,
+) -> None:
+    prosody = environment(checkout.compose_config()["services"]["prosody"])
+    assert split_list(prosody["XMPP_LOBBY_MUC_MODULES"]) == ["video_call_events"]
+    # The lobby component has no raw option variable: the options are global ones.
+    options = render_global_config(prosody["GLOBAL_CONFIG"])
+    secret = checkout.env()["VIDEOCALLS_EVENTS_SECRET"]
+    assert options == {
+        "video_call_events_url": f'"{EVENTS_URL}"',
+        "video_call_events_secret": f'"{secret}"',
+    }
+
+
+def test_the_waiting_room_turns_the_lobby_on_and_makes_the_patient_knock(
+    checkout: Checkout,
+) -> None:
+    checkout.set("VIDEOCALLS_WAITING_ROOM", "lobby")
+    checkout.set("VIDEOCALLS_PATIENT_LOBBY_BYPASS", "false")
+    services = checkout.compose_config()["services"]
+    prosody = environment(services["prosody"])
+    rendered = render_muc_configuration(prosody["XMPP_MUC_CONFIGURATION"]).split("\n    ")
+    options = dict(line.split(" = ", 1) for line in rendered)
+    assert options["video_call_events_waiting_room"] == '"lobby"'
+    assert prosody.get("ENABLE_LOBBY", "1") not in {"0", "false"}, "the lobby plugin stays on"
+    assert "video_call_events" in split_list(prosody["XMPP_LOBBY_MUC_MODULES"])
+    videocalls = environment(services["videocalls"])
+    assert videocalls["JITSI_DOCTOR_LOBBY_BYPASS"] == "true"
+    assert videocalls["JITSI_PATIENT_LOBBY_BYPASS"] == "false"
+    settings = load_settings(videocalls)
+    assert settings.doctor_lobby_bypass is True
+    assert settings.patient_lobby_bypass is False
+
+
+def test_operator_lobby_modules_and_global_config_are_kept(checkout: Checkout) -> None:
+    checkout.set("XMPP_LOBBY_MUC_MODULES", "muc_lobby_extra")
+    checkout.set("GLOBAL_CONFIG", 'log_level = "info"')
+    prosody = environment(checkout.compose_config()["services"]["prosody"])
+    assert split_list(prosody["XMPP_LOBBY_MUC_MODULES"]) == ["muc_lobby_extra", "video_call_events"]
+    options = render_global_config(prosody["GLOBAL_CONFIG"])
+    assert options["log_level"] == '"info"'
+    assert "video_call_events_url" in options

@@ -2,7 +2,9 @@
 -- Every 0.1 s it looks for request files in test_control_dir:
 --   reload-<module>  reloads that module on this host (a real modulemanager reload);
 --   destroy-<room>   destroys that room of this MUC host;
---   kick-<room>      kicks the occupant whose nick the file holds from that room.
+--   kick-<room>      kicks the occupant whose nick the file holds from that room;
+--   members-only-<room> fires `create-lobby-room` for it (mod_test_lobby answers);
+--   member-<room>    gives "<bare JID> [affiliation]" (default member) in that room.
 -- With test_control_timing = true it also logs, for each hook of mod_video_call_events,
 -- the time spent inside it, by hooking just above and just below its priority.
 
@@ -46,19 +48,19 @@ module:add_timer(0.1, function ()
 			os.remove(path);
 			room:set_role(true, room.jid .. "/" .. nick, "none", "kicked by the test");
 		end
-		-- members-only-<room>: make the room members-only (as Jitsi's lobby does);
-		-- member-<room> holding a bare JID: make it a member (as a lobby approval does).
 		if take("members-only-" .. node) then
-			room:set_members_only(true);
+			-- What mod_muc_lobby_rooms does on `create-lobby-room` (here mod_test_lobby).
+			prosody.events.fire_event("create-lobby-room", { room = room });
 			reply("members-only-done-" .. node);
 		end
 		local member_path = dir .. "/member-" .. node;
 		local member_file = io.open(member_path);
 		if member_file then
-			local bare = member_file:read("a");
+			local bare, affiliation = member_file:read("a"):match("^(%S+)%s*(%S*)$");
 			member_file:close();
 			os.remove(member_path);
-			room:set_affiliation(true, bare, "member", "admitted by the test");
+			room:set_affiliation(true, bare, affiliation ~= "" and affiliation or "member",
+				"admitted by the test");
 			reply("member-done-" .. node);
 		end
 	end

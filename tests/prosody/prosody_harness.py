@@ -235,7 +235,8 @@ storage = "internal"
 VirtualHost "{domain}"
 
 Component "{muc}" "muc"
-    modules_enabled = {{ "video_call_events"; "test_control" }}
+    modules_enabled = {{ "video_call_events"; "test_control"{main_modules} }}
+    test_lobby_muc = {lobby_muc}
     muc_room_locking = false
     muc_tombstones = false
     restrict_room_creation = false
@@ -247,13 +248,14 @@ Component "{muc}" "muc"
 {lobby}"""
 
 # A lobby MUC component beside the main one, as docker-jitsi-meet's lobby.<domain>, with the
-# module loaded there too (XMPP_LOBBY_MUC_MODULES); its own control folder.
+# module loaded there too (XMPP_LOBBY_MUC_MODULES); its own control folder. Its rooms are made
+# only by mod_test_lobby on the main MUC (mod_muc_lobby_rooms's stand-in), never by a knock.
 LOBBY_COMPONENT = """
 Component "{lobby}" "muc"
     modules_enabled = {{ "video_call_events"; "test_control" }}
     muc_room_locking = false
     muc_tombstones = false
-    restrict_room_creation = false
+    restrict_room_creation = true
     test_control_dir = {dir}
     video_call_events_url = {url}
     video_call_events_secret = {secret}
@@ -319,6 +321,8 @@ class Prosody:
             secret=lua(self.secret),
             options=options,
             lobby=lobby,
+            main_modules='; "test_lobby"' if self.lobby else "",
+            lobby_muc=lua(LOBBY),
         )
         path = self.dir / "prosody.cfg.lua"
         path.write_text(config)
@@ -404,16 +408,20 @@ class Prosody:
     def members_only(self, room: str) -> None:
         self.control(f"members-only-{room}", f"members-only-done-{room}")
 
-    def admit(self, room: str, bare_jid: str) -> None:
-        """Make `bare_jid` a member of the main room, as Jitsi's lobby approval does."""
+    def admit(self, room: str, bare_jid: str, affiliation: str = "member") -> None:
+        """Make `bare_jid` a member of the main room, as Jitsi's lobby approval does (its
+        mediated invite, through Prosody's members_only), or give it `affiliation`."""
         staged = self.dir / f"staged-member-{room}"
-        staged.write_text(bare_jid)
+        staged.write_text(f"{bare_jid} {affiliation}")
         staged.rename(self.dir / f"member-{room}")
         wait_until((self.dir / f"member-done-{room}").exists, 10, f"member-{room}")
         (self.dir / f"member-done-{room}").unlink()
 
-    def token(self, user_id: str) -> str:
-        claims = {"context": {"user": {"id": user_id, "name": "ignored"}}, "room": "*"}
+    def token(self, user_id: str, lobby_bypass: bool | None = None) -> str:
+        user: dict[str, Any] = {"id": user_id, "name": "ignored"}
+        if lobby_bypass is not None:
+            user["lobby_bypass"] = lobby_bypass
+        claims = {"context": {"user": user}, "room": "*"}
         return jwt.encode(claims, self.token_secret, algorithm="HS256")
 
     def spooled(self) -> int:

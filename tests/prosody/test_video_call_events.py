@@ -17,7 +17,14 @@ from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import RecordingSpan, derive_call
 from service.events.parse import parse_v1
-from tests.prosody.prosody_harness import LOBBY, MUC, StackFactory, new_secret, wait_until
+from tests.prosody.prosody_harness import (
+    LOBBY,
+    MUC,
+    Client,
+    StackFactory,
+    new_secret,
+    wait_until,
+)
 
 pytestmark = pytest.mark.prosody
 
@@ -540,8 +547,10 @@ def test_a_recording_still_running_stops_with_the_room(make_stack: StackFactory)
 
 
 def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> None:
-    """A members-only room with a lobby component: the patient knocks, is admitted (made a
-    member) and consults; a stranger's knock is denied (removed from the lobby); a second
+    """A members-only room with a lobby component, as Jitsi runs it: the doctor (owner) also
+    sits in the lobby room to see the knocks, which is no knock; the patient knocks, is
+    admitted (made a member, as the mediated invite does), joins the main room and then
+    leaves the lobby; a stranger's knock is denied (kicked from the lobby room); a second
     patient gives up. The lobby host reports knocks only, naming the main room."""
     stack = make_stack(lobby=True)
     doctor = stack.client("doc", "doctor123")
@@ -550,13 +559,15 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
     quitter = stack.client("pat2", "patient000")
     room = "appointment_1"
     doctor.join(room, "Doctor")
+    stack.prosody.admit(room, "doc@localhost", "owner")
     stack.prosody.members_only(room)
+    doctor.join(room, "Doctor", muc=LOBBY)
     patient.join(room, "Patient", muc=LOBBY)
     stranger.join(room, "Stranger", muc=LOBBY)
     quitter.join(room, "Quitter", muc=LOBBY)
     stack.prosody.admit(room, "pat@localhost")
-    patient.leave(room, muc=LOBBY)
     patient.join(room, "Patient")
+    patient.leave(room, muc=LOBBY)
     stack.prosody.kick(room, "Stranger", lobby=True)
     quitter.leave(room, muc=LOBBY)
     patient.say(room, "Hello")
@@ -579,6 +590,11 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
         "lobby.left",
     ]
     assert {e["room"]["name"] for e in lobby if "room" in e} == {room}
+    # Reported as the main room: its JID and its meeting id, not the lobby room's.
+    main_room = next(e["room"] for e in main if e["type"] == "room.created")
+    assert {(e["room"]["jid"], e["room"]["meeting_id"]) for e in lobby if "room" in e} == {
+        (f"{room}@{MUC}", main_room["meeting_id"])
+    }
     reasons = {e["occupant"]["user_id"]: e["reason"] for e in lobby if e["type"] == "lobby.left"}
     assert reasons == {"patient456": "admitted", "stranger789": "denied", "patient000": "left"}
     assert [summary([e])[0] for e in main if e["type"] != "rooms.snapshot"] == [
@@ -627,3 +643,40 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
         (Role.OTHER, EndReason.DENIED),
         (Role.OTHER, EndReason.LEFT),
     ]
+
+
+def test_waiting_room_option_turns_the_lobby_on_and_lets_bypassers_in(
+    make_stack: StackFactory,
+) -> None:
+    """video_call_events_waiting_room: every new room fires `create-lobby-room` (answered
+    here by the mod_muc_lobby_rooms stand-in), so the room is members-only with a lobby; a
+    token with context.user.lobby_bypass = true walks into the main room, one with false is
+    refused there and knocks."""
+    stack = make_stack(options={"video_call_events_waiting_room": "lobby"}, lobby=True)
+    focus = stack.client("focus", "focus")  # jicofo creates the room in Jitsi
+    doctor = Client(
+        stack.loop, stack.prosody.c2s_port, "doc", stack.prosody.token("doctor123", True)
+    )
+    patient = Client(
+        stack.loop, stack.prosody.c2s_port, "pat", stack.prosody.token("patient456", False)
+    )
+    stack.clients.extend([doctor, patient])
+    room = "appointment_2"
+    focus.join(room, "focus")
+    doctor.join(room, "Doctor")
+    # Refused (407 registration-required): the main room's events below hold no such join.
+    with pytest.raises(Exception):  # noqa: B017 - slixmpp's join error carries no condition
+        patient.join(room, "Patient")
+    patient.join(room, "Patient", muc=LOBBY)
+
+    stack.receiver.wait_for(5, 20)
+    time.sleep(0.4)
+    events = [e for e in stack.receiver.events() if e["type"] != "rooms.snapshot"]
+    assert stack.receiver.errors == []
+    assert [summary([e])[0] for e in events if e["source"]["host"] == MUC] == [
+        ("prosody.started", None),
+        ("room.created", room),
+        ("occupant.joined", room, "doctor123"),
+    ]
+    knocks = [e for e in events if e["type"] == "lobby.joined"]
+    assert [(e["room"]["name"], e["occupant"]["user_id"]) for e in knocks] == [(room, "patient456")]
