@@ -11,7 +11,7 @@ from service import jitsi
 from service.clock import now_ms, now_s
 from service.config import Settings
 from service.domain import rules
-from service.domain.model import Action, AppointmentStatus, CallStatus, Role, room_name_for
+from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import db, repo
 from service.store import events as event_store
@@ -45,16 +45,8 @@ class CallPage:
     next_cursor: repo.Cursor | None
 
 
-def role_in(appointment: Appointment | VideoCall, uid: str) -> Role:
-    if uid == appointment.doctor_uid:
-        return Role.DOCTOR
-    if uid == appointment.patient_uid:
-        return Role.PATIENT
-    return Role.OTHER
-
-
 def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
-    role = role_in(record, uid)
+    role = role_in(record.doctor_uid, record.patient_uid, uid)
     if role is Role.OTHER:
         raise Forbidden("You are not a participant of this appointment", "not_participant")
     return role
@@ -212,7 +204,7 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
                 if advisory:
                     return locked
                 before = CallStatus(locked.status)
-                _apply_action(call, role, action, at, uid)
+                _apply_action(locked, role, action, at)
                 after = repo.get_call(call.id)
                 assert after is not None
                 if CallStatus(after.status) is not before:
@@ -238,7 +230,8 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
     return db.run(work)
 
 
-def _apply_action(call: VideoCall, role: Role, action: Action, at: int, uid: str) -> None:
+def _apply_action(call: VideoCall, role: Role, action: Action, at: int) -> None:
+    """`call` was read under the write lock: its start is the one the end is measured from."""
     if action is Action.JOIN:
         field = rules.join_field(role)
         assert field is not None  # participants only reach here
@@ -249,7 +242,7 @@ def _apply_action(call: VideoCall, role: Role, action: Action, at: int, uid: str
     target = rules.ACTION_TARGETS[action]
     sources = rules.allowed_sources(target)
     if action is Action.END:
-        done = repo.end_call(call.id, sources, at)
+        done = repo.end_call(call.id, sources, at, *rules.client_end(call.started_at, at))
     elif action is Action.START:
         done = repo.transition_call(call.id, sources, target, at, started_at=at)
     else:

@@ -9,10 +9,8 @@ the second sees the first's events.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from service.calls import record_transition
 from service.clock import now_ms
@@ -21,12 +19,13 @@ from service.domain import rules
 from service.domain.events import (
     RECORDING_EVENT_TYPES,
     Event,
-    ProsodyStarted,
     RoomEvent,
     Snapshot,
+    type_of,
 )
-from service.domain.model import CallStatus
+from service.domain.model import CallStatus, missing_party
 from service.domain.presence import CallDerivation, derive_call
+from service.domain.record import SettledEnd, presence_record
 from service.store import db, hosts, operations, repo
 from service.store import events as event_store
 from service.store.models import ProsodyHost, VideoCall
@@ -65,7 +64,7 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
                 first,
                 detail={
                     "id": event.id,
-                    "type": _type_name(event),
+                    "type": type_of(event).value,
                     "source": source,
                     "verified": True,
                 },
@@ -92,10 +91,6 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
             return Ingested(new=True, calls=len(call_ids))
 
     return db.run(work)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
@@ -158,14 +153,6 @@ def prosody_hosts() -> list[tuple[ProsodyHost, bool]]:
     return db.run(read)
 
 
-def _type_name(event: Event) -> str:
-    if isinstance(event, Snapshot):
-        return "rooms.snapshot"
-    if isinstance(event, ProsodyStarted):
-        return "prosody.started"
-    return event.type.value
-
-
 def _affected_calls(event: Event) -> list[str]:
     """Sorted, so transactions touching several calls lock them in one order (no deadlock)."""
     if isinstance(event, RoomEvent):
@@ -221,44 +208,8 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
                 },
             )
     current = CallStatus(call.status)
-    # A settled COMPLETED record keeps its end if a later derivation has none (an event
-    # that arrived after the sweeper closed the call); otherwise the derivation is the truth.
-    keep_end = derived.status is not CallStatus.COMPLETED and current is CallStatus.COMPLETED
-    repo.save_presence(
-        call_id,
-        {
-            "doctor_joined_at": derived.doctor_joined_at,
-            "patient_joined_at": derived.patient_joined_at,
-            "started_at": derived.started_at,
-            "ended_at": call.ended_at if keep_end else derived.ended_at,
-            "duration": call.duration if keep_end else derived.duration,
-            "doctor_presence": derived.doctor_presence_s,
-            "patient_presence": derived.patient_presence_s,
-            "missing": derived.missing,
-            "open_sessions": sum(1 for s in derived.sessions if s.left_at is None and s.counted),
-            "updated_at": at,
-            "duration_uncertain": (
-                bool(call.duration_uncertain) if keep_end else derived.duration_uncertain
-            ),
-            "waiting_role": derived.waiting.role.value if derived.waiting else None,
-            "waiting_since": derived.waiting.since if derived.waiting else None,
-            "doctor_wait": derived.doctor_wait_s,
-            "patient_wait": derived.patient_wait_s,
-            "lobby_visits": _json(
-                [
-                    {
-                        "role": v.role.value,
-                        "joined_at": v.joined_at,
-                        "left_at": v.left_at,
-                        "reason": v.reason.value if v.reason else None,
-                        "repaired": v.repaired,
-                    }
-                    for v in derived.lobby
-                ]
-            ),
-            "recordings": _json([asdict(r) for r in derived.recordings]),
-        },
-    )
+    settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
+    repo.save_presence(call_id, presence_record(derived, settled), at)
     _move_status(call, current, derived.status, at, cause, actor)
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
@@ -267,24 +218,11 @@ def _move_status(
     call: VideoCall, current: CallStatus, target: CallStatus, at: int, cause: str, actor: str
 ) -> None:
     """Walk from the stored status to the derived one through allowed transitions only."""
-    for step in _path(current, target):
+    for step in rules.status_path(current, target):
         if not repo.transition_call(call.id, [current], step, at):
             return
         record_transition(call, current, step, actor, at, cause)
         current = step
-
-
-def _path(current: CallStatus, target: CallStatus) -> list[CallStatus]:
-    if current is target:
-        return []
-    if rules.can_transition(current, target):
-        return [target]
-    # The server may learn of a whole call at once: SCHEDULED -> IN_PROGRESS -> COMPLETED.
-    if current is CallStatus.SCHEDULED and target is CallStatus.COMPLETED:
-        return [CallStatus.IN_PROGRESS, CallStatus.COMPLETED]
-    # Anything else (a final status, FAILED, or a derivation behind the stored status)
-    # leaves the status as it is.
-    return []
 
 
 @dataclass(frozen=True)
@@ -330,7 +268,10 @@ def _untracked_no_shows(settings: Settings, now: int) -> int:
     deadline = now - settings.no_show_grace * 1000
     marked = 0
     for call in repo.scheduled_calls_ended_before(deadline):
-        missing = _missing_by_reports(call)
+        missing = missing_party(
+            doctor_came=call.doctor_joined_at is not None,
+            patient_came=call.patient_joined_at is not None,
+        ).value
         with db.write_transaction():
             if repo.transition_call(
                 call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
@@ -346,14 +287,3 @@ def _untracked_no_shows(settings: Settings, now: int) -> int:
                     missing=missing,
                 )
     return marked
-
-
-def _missing_by_reports(call: VideoCall) -> str:
-    doctor, patient = call.doctor_joined_at is None, call.patient_joined_at is None
-    if doctor and patient:
-        return "both"
-    if doctor:
-        return "doctor"
-    if patient:
-        return "patient"
-    return "none"

@@ -22,7 +22,7 @@ from service.api.webhooks import message_summary
 from service.config import Settings
 from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
-from service.domain.model import AppointmentStatus, CallStatus, Role
+from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
 from service.errors import BadRequest, NotFound
 from service.store import db, operations, repo
 from service.store.models import Appointment, OccupantSession, User, VideoCall
@@ -126,7 +126,7 @@ def _day_item(
     )
     missing = None
     if group is attention_rules.Attention.MISSED:
-        missing = (call.missing if call is not None else None) or attention_rules.missing_party(
+        missing = (call.missing if call is not None else None) or missing_party(
             doctor_came=call is not None and call.doctor_joined_at is not None,
             patient_came=call is not None and call.patient_joined_at is not None,
         )

@@ -82,9 +82,8 @@ def _verify(authenticator: Authenticator, header: str | None) -> str:
     try:
         return authenticator.verify(bearer_token(header))
     except AuthError as exc:
-        if exc.code == "auth_unavailable":
-            raise Unavailable(exc.message, exc.code) from None
-        raise Unauthorized(exc.message, exc.code) from None
+        refusal = Unavailable if exc.http_status == Unavailable.status else Unauthorized
+        raise refusal(exc.message, exc.code) from None
 
 
 async def as_caller(request: Request, work: Callable[[str], T]) -> T:

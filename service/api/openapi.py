@@ -20,7 +20,7 @@ from service.api.common import DEFAULT_PAGE, MAX_PAGE
 from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH
-from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Role
+from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Missing, Role
 from service.requests import REQUEST_MODELS
 from service.webhooks import messages as webhook_messages
 from service.webhooks import outbox
@@ -347,7 +347,7 @@ SCHEMAS: Final[JSON] = {
             "patientPresence": {"type": ["integer", "null"], "minimum": 0},
             "missing": {
                 "type": ["string", "null"],
-                "enum": ["both", "doctor", "patient", "none", None],
+                "enum": [*(m.value for m in Missing), None],
                 "description": "Who never joined, for a NO_SHOW call",
             },
             "durationUncertain": {

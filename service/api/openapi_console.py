@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from service.api.admin_views import MAX_RANGE_DAYS
 from service.domain.attention import Attention
-from service.domain.model import AppointmentStatus, CallStatus, Role
+from service.domain.model import AppointmentStatus, CallStatus, Missing, Role
 
 JSON = dict[str, Any]
 
@@ -120,7 +120,7 @@ SCHEMAS: Final[JSON] = {
             },
             "missing": {
                 "type": ["string", "null"],
-                "enum": ["doctor", "patient", "both", "none", None],
+                "enum": [*(m.value for m in Missing), None],
                 "description": "While missed: who did not come",
             },
             "videoCall": {

@@ -57,14 +57,3 @@ def attention(s: Situation, now_ms: int) -> Attention:
     if s.starts_at - now_ms <= STARTING_SOON_MS:
         return Attention.STARTING_SOON
     return Attention.UPCOMING
-
-
-def missing_party(doctor_came: bool, patient_came: bool) -> str:
-    """Who did not come: doctor, patient, both or none (the stored `missing` vocabulary)."""
-    if not doctor_came and not patient_came:
-        return "both"
-    if not doctor_came:
-        return "doctor"
-    if not patient_came:
-        return "patient"
-    return "none"

@@ -133,3 +133,12 @@ class ProsodyStarted:
 
 
 Event = RoomEvent | Snapshot | ProsodyStarted
+
+
+def type_of(event: Event) -> EventType:
+    """An event's contract type: a room event carries it, the others are one type each."""
+    if isinstance(event, Snapshot):
+        return EventType.ROOMS_SNAPSHOT
+    if isinstance(event, ProsodyStarted):
+        return EventType.PROSODY_STARTED
+    return event.type

@@ -31,6 +31,38 @@ class Role(StrEnum):
     OTHER = "other"
 
 
+class Missing(StrEnum):
+    """Who did not come to a NO_SHOW call (the stored and served `missing`)."""
+
+    DOCTOR = "doctor"
+    PATIENT = "patient"
+    BOTH = "both"
+    # Both came, but never at the same time.
+    NONE = "none"
+
+
+def missing_party(*, doctor_came: bool, patient_came: bool) -> Missing:
+    """Who is missing, from who came (the derivation, the sweeper and the console use it)."""
+    if doctor_came and patient_came:
+        return Missing.NONE
+    if doctor_came:
+        return Missing.PATIENT
+    if patient_came:
+        return Missing.DOCTOR
+    return Missing.BOTH
+
+
+def role_in(doctor_uid: str, patient_uid: str, uid: str | None) -> Role:
+    """A person's role in one appointment or call, by uid (None: an anonymous occupant)."""
+    if uid is None:
+        return Role.OTHER
+    if uid == doctor_uid:
+        return Role.DOCTOR
+    if uid == patient_uid:
+        return Role.PATIENT
+    return Role.OTHER
+
+
 class Action(StrEnum):
     """What a client may report through PATCH /api/video-calls/{id}/status."""
 

@@ -15,15 +15,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot
-from service.domain.model import CallStatus, EndReason, Role
+from service.domain.model import CallStatus, EndReason, Missing, Role, missing_party, role_in
+from service.domain.rules import whole_seconds
 
 Interval = tuple[float, float]
 INF = math.inf
-MISSING_DOCTOR = "doctor"
-MISSING_PATIENT = "patient"
-MISSING_BOTH = "both"
-# Both came, but never at the same time.
-MISSING_NONE = "none"
 # A host whose snapshots carry their interval is silent after this many intervals unheard.
 SILENT_INTERVALS = 3
 
@@ -123,7 +119,7 @@ class CallDerivation:
     duration: int | None
     doctor_presence_s: int
     patient_presence_s: int
-    missing: str | None
+    missing: Missing | None
     completed_at: int | None
     cutoff: int | None
     sessions: tuple[PresenceSession, ...] = field(default=())
@@ -235,16 +231,6 @@ def _drafts(
                     (snap, occupant.joined_at, occupant.user_id, listed_room.meeting_id)
                 )
     return sorted(drafts.values(), key=lambda d: d.session)
-
-
-def _role(user_id: str | None, doctor_uid: str, patient_uid: str) -> Role:
-    if user_id is None:
-        return Role.OTHER
-    if user_id == doctor_uid:
-        return Role.DOCTOR
-    if user_id == patient_uid:
-        return Role.PATIENT
-    return Role.OTHER
 
 
 ROOM_LEFT_REASONS = frozenset({EndReason.LEFT, EndReason.KICKED, EndReason.ROOM_DESTROYED})
@@ -448,7 +434,7 @@ def _build(
 ) -> list[_Built]:
     built = []
     for draft in drafts:
-        role = _role(draft.user_id, doctor_uid, patient_uid)
+        role = role_in(doctor_uid, patient_uid, draft.user_id)
         joined = draft.joined_at
         if draft.left is not None:
             # A real left always wins over any repair (a late left of an old session included).
@@ -514,9 +500,7 @@ def _intersect(first: Sequence[Interval], second: Sequence[Interval]) -> list[In
 
 
 def _seconds(intervals: Iterable[Interval]) -> int:
-    total = sum(end - start for start, end in intervals)
-    # Half up, not Python's banker's rounding: the same ms always give the same seconds.
-    return int((total + 500) // 1000)
+    return whole_seconds(sum(end - start for start, end in intervals))
 
 
 # --- the derivation ----------------------------------------------------------------------------
@@ -763,12 +747,10 @@ def derive_call(
     patient_joined_at = first_join(Role.PATIENT)
     missing = None
     if status is CallStatus.NO_SHOW:
-        missing = {
-            (False, False): MISSING_BOTH,
-            (True, False): MISSING_PATIENT,
-            (False, True): MISSING_DOCTOR,
-            (True, True): MISSING_NONE,
-        }[(firsts[Role.DOCTOR] is not None, firsts[Role.PATIENT] is not None)]
+        missing = missing_party(
+            doctor_came=firsts[Role.DOCTOR] is not None,
+            patient_came=firsts[Role.PATIENT] is not None,
+        )
 
     def last_left(role: Role) -> float | None:
         ends = [end for _, end in spans(role, cutoff) + spans(role, cutoff, items=knocked)]

@@ -74,6 +74,28 @@ def can_transition(current: CallStatus, target: CallStatus) -> bool:
     return target in TRANSITIONS[current]
 
 
+def status_path(current: CallStatus, target: CallStatus) -> list[CallStatus]:
+    """The allowed steps from a stored status to a derived one (empty: leave it as it is).
+
+    The server may learn of a whole call at once: SCHEDULED -> IN_PROGRESS -> COMPLETED.
+    Anything else not allowed in one step (a final status, FAILED, or a derivation behind the
+    stored status) leaves the status alone.
+    """
+    if current is target:
+        return []
+    if can_transition(current, target):
+        return [target]
+    if current is CallStatus.SCHEDULED and target is CallStatus.COMPLETED:
+        return [CallStatus.IN_PROGRESS, CallStatus.COMPLETED]
+    return []
+
+
+def keeps_settled_end(stored: CallStatus, derived: CallStatus) -> bool:
+    """Whether a stored COMPLETED call keeps its end against a derivation that is not
+    COMPLETED (events that arrived after the sweeper or a client closed the call)."""
+    return stored is CallStatus.COMPLETED and derived is not CallStatus.COMPLETED
+
+
 def allowed_sources(target: CallStatus) -> frozenset[CallStatus]:
     """Every status from which `target` may be reached."""
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
@@ -83,12 +105,31 @@ def can_initiate(appointment_status: AppointmentStatus) -> bool:
     return appointment_status in INITIATE_APPOINTMENT_STATUSES
 
 
+def whole_seconds(ms: float) -> int:
+    """Milliseconds as whole seconds, half a second rounding up: every duration and wait.
+
+    Not Python's round() (banker's rounding): the same milliseconds always give the same
+    seconds, in the derivation, in a client's `end` and in every total.
+    """
+    return int((ms + 500) // 1000)
+
+
 def duration_seconds(started_at_ms: int | None, ended_at_ms: int) -> int:
     """Whole seconds between start and end, never negative (clocks and reports disagree)."""
     if started_at_ms is None:
         return 0
-    # Half a second rounds up; store/repo.py::end_call computes the same in SQL.
-    return max(0, (ended_at_ms - started_at_ms + 500) // 1000)
+    return max(0, whole_seconds(ended_at_ms - started_at_ms))
+
+
+def client_end(started_at_ms: int | None, now_ms: int) -> tuple[int, int]:
+    """`(ended_at, duration)` of a call a client ends at `now_ms`.
+
+    A racing report may have stamped the start a moment after `now_ms` was read; the end is
+    then the start, so a call never ends before it began. A call ended without a start (a
+    client that skipped `start`) lasted nothing.
+    """
+    ended = now_ms if started_at_ms is None else max(now_ms, started_at_ms)
+    return ended, duration_seconds(started_at_ms if started_at_ms is not None else ended, ended)
 
 
 def join_field(role: Role) -> str | None:

@@ -16,6 +16,7 @@ from service.domain.events import (
     RoomEvent,
     Snapshot,
     SnapshotOccupant,
+    type_of,
 )
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
@@ -128,7 +129,7 @@ def insert(event: Event, source: str, received_at: int) -> bool:
     """
     row: dict[str, Any] = {
         "id": event.id,
-        "type": _type(event).value,
+        "type": type_of(event).value,
         "source": source,
         "host": event.host,
         "boot_id": event.boot_id,
@@ -164,14 +165,6 @@ def insert(event: Event, source: str, received_at: int) -> bool:
             ]
         ).execute()
     return True
-
-
-def _type(event: Event) -> EventType:
-    if isinstance(event, Snapshot):
-        return EventType.ROOMS_SNAPSHOT
-    if isinstance(event, ProsodyStarted):
-        return EventType.PROSODY_STARTED
-    return event.type
 
 
 def _room_event(data: str) -> RoomEvent:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import peewee
 
 from service.domain.model import AppointmentStatus, CallStatus
+from service.domain.record import PresenceRecord
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
 from service.store.models import (
@@ -272,23 +273,17 @@ def start_if_both_joined(call_id: str, now_ms: int) -> bool:
     return updated == 1
 
 
-def end_call(call_id: str, from_statuses: Iterable[CallStatus], now_ms: int) -> bool:
-    """IN_PROGRESS -> COMPLETED with endedAt and duration computed in the same statement.
-
-    A racing report may have stamped `started_at` a moment after `now_ms` was read; the end
-    is then clamped to the start, so a call never ends before it began.
-    """
-    ended = peewee.Case(None, [(VideoCall.started_at > now_ms, VideoCall.started_at)], now_ms)
-    started = peewee.fn.COALESCE(VideoCall.started_at, now_ms)
-    # Integer arithmetic rounds to the nearest second identically in SQLite and PostgreSQL
-    # (domain/rules.py::duration_seconds states the rule).
-    duration = peewee.Cast((ended - started + 500) / 1000, "INTEGER")
+def end_call(
+    call_id: str, from_statuses: Iterable[CallStatus], now_ms: int, ended_at: int, duration: int
+) -> bool:
+    """-> COMPLETED with the end and duration the domain computed (rules.client_end) from the
+    start read under the same lock."""
     return transition_call(
         call_id,
         from_statuses,
         CallStatus.COMPLETED,
         now_ms,
-        ended_at=ended,
+        ended_at=ended_at,
         duration=duration,
     )
 
@@ -360,9 +355,32 @@ _SAVE_PRESENCE = Compiled(
 )
 
 
-def save_presence(call_id: str, values: dict[str, Any]) -> None:
-    """Store what Prosody's events say about a call (every PRESENCE_FIELDS value)."""
+def save_presence(call_id: str, record: PresenceRecord, now_ms: int) -> None:
+    """Store what Prosody's events say about a call (every field of the record)."""
+    values: dict[str, Any] = {
+        **{f.name: getattr(record, f.name) for f in fields(record)},
+        "updated_at": now_ms,
+        "missing": record.missing.value if record.missing else None,
+        "waiting_role": record.waiting_role.value if record.waiting_role else None,
+        "lobby_visits": _compact(
+            [
+                {
+                    "role": v.role.value,
+                    "joined_at": v.joined_at,
+                    "left_at": v.left_at,
+                    "reason": v.reason.value if v.reason else None,
+                    "repaired": v.repaired,
+                }
+                for v in record.lobby_visits
+            ]
+        ),
+        "recordings": _compact([asdict(r) for r in record.recordings]),
+    }
     _SAVE_PRESENCE.execute(call_id, *(values[name] for name in PRESENCE_FIELDS))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
