@@ -291,7 +291,7 @@ ANALYSIS = [
     "5. **p99 at 32 connections is queueing.** With 32 connections in a closed loop the mean "
     "latency is 32 / throughput (Little's law), so p99 < 25 ms needs more than 1,280 req/s "
     "even with no variance: the p99 and the ratio targets are the same target. SQLite writers "
-    "of one worker now queue on a lock (`store/db.py::write_transaction`) instead of sleeping "
+    "of one worker now queue on a lock (`store/uow.py::write`) instead of sleeping "
     "in SQLite's busy handler, which brought the 1-worker p99 from about 1.1-1.6 s to 35-65 ms; "
     "with 2 workers the two processes still meet in the busy handler (events p99).",
     "6. **Lists** meet their targets: backward index range scans of `(doctor_uid, created_at, "

@@ -1,4 +1,5 @@
-"""Use cases for video calls: each runs on one pooled connection, writes in one transaction.
+"""Use cases for video calls: each runs in one unit of work (store/uow.py) and returns plain
+records (store/records.py) that the HTTP layer shapes.
 
 Functions here are synchronous (peewee is); the web layer runs them in a worker thread.
 """
@@ -13,15 +14,23 @@ from service.config import Settings
 from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
-from service.store import db, repo
 from service.store import events as event_store
-from service.store.models import Appointment, OccupantSession, User, VideoCall
+from service.store import repo, uow
+from service.store.models import Appointment, User, VideoCall
+from service.store.records import (
+    AppointmentRecord,
+    CallRecord,
+    SessionRecord,
+    UserRecord,
+    record_of,
+)
+from service.transitions import record_transition
 from service.webhooks import outbox
 
 
 @dataclass(frozen=True)
 class TokenGrant:
-    call: VideoCall
+    call: CallRecord
     role: Role
     token: jitsi.IssuedToken
     link: str
@@ -32,11 +41,11 @@ class TokenGrant:
 class CallView:
     """A call with everything its details response needs."""
 
-    call: VideoCall
-    appointment: Appointment
-    doctor: User | None
-    patient: User | None
-    sessions: tuple[OccupantSession, ...] = ()
+    call: CallRecord
+    appointment: AppointmentRecord
+    doctor: UserRecord | None
+    patient: UserRecord | None
+    sessions: tuple[SessionRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,12 +77,12 @@ def _require_active_caller(uid: str, users: dict[str, User] | None = None) -> No
         raise Forbidden("Your account is not active", "account_inactive")
 
 
-def _display_name(user: User, role: Role) -> str:
+def _display_name(user: UserRecord, role: Role) -> str:
     name = f"{user.first_name} {user.last_name}".strip() or user.uid
     return f"Dr. {name}" if role is Role.DOCTOR and not name.startswith("Dr.") else name
 
 
-def _grant(settings: Settings, call: VideoCall, user: User, role: Role) -> TokenGrant:
+def _grant(settings: Settings, call: CallRecord, user: UserRecord, role: Role) -> TokenGrant:
     participant = jitsi.Participant(
         uid=user.uid,
         name=_display_name(user, role),
@@ -87,67 +96,69 @@ def _grant(settings: Settings, call: VideoCall, user: User, role: Role) -> Token
 
 
 def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
-    def work() -> tuple[VideoCall, User, Role]:
-        appointment = repo.get_appointment(appointment_id)
-        if appointment is None:
-            raise NotFound("Appointment not found", "appointment_not_found")
-        role = _participant_role(appointment, uid)
-        users = _require_active(appointment)
-        status = AppointmentStatus(appointment.status)
-        if not rules.can_initiate(status):
-            raise BadRequest(
-                "Appointment must be CONFIRMED or IN_PROGRESS to start a video call",
-                "appointment_not_active",
-                currentStatus=status.value,
-            )
-        existing = repo.get_call_by_appointment(appointment.id)
-        if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
-            # The common case (the second participant, a reload): nothing to create or reset,
-            # only the audit entry to write.
-            with db.write_transaction():
-                repo.audit(
-                    uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
-                )
-            return existing, users[uid], role
-        with db.write_transaction():
-            at = now_ms()
-            call, created = repo.create_call_if_missing(
-                appointment, room_name_for(appointment.id), at
-            )
-            if created:
-                repo.audit(uid, "call.created", at, call.id, appointment.id)
-                outbox.observe(call.id, at)
-            current = CallStatus(call.status)
-            if current is CallStatus.FAILED:
-                # A retry after a technical failure starts the call afresh.
-                if repo.transition_call(
-                    call.id,
-                    [CallStatus.FAILED],
-                    CallStatus.SCHEDULED,
-                    at,
-                    started_at=None,
-                    ended_at=None,
-                    duration=None,
-                    doctor_joined_at=None,
-                    patient_joined_at=None,
-                ):
-                    record_transition(
-                        call, CallStatus.FAILED, CallStatus.SCHEDULED, uid, at, "initiate"
-                    )
-                call = repo.get_call(call.id) or call
-            elif current not in rules.JOINABLE_STATUSES:
-                raise Conflict(
-                    f"Video call is {current.value}", "call_closed", currentStatus=current.value
-                )
-            repo.audit(uid, "token.issued", at, call.id, appointment.id, {"role": role.value})
-        return call, users[uid], role
-
-    call, user, role = db.run(work)
+    with uow.read():
+        call, user, role = _open_call(uid, appointment_id)
     return _grant(settings, call, user, role)
 
 
+def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, Role]:
+    """The appointment's call, created (or reset after a failure) if need be, and audited."""
+    appointment = repo.get_appointment(appointment_id)
+    if appointment is None:
+        raise NotFound("Appointment not found", "appointment_not_found")
+    role = _participant_role(appointment, uid)
+    users = _require_active(appointment)
+    status = AppointmentStatus(appointment.status)
+    if not rules.can_initiate(status):
+        raise BadRequest(
+            "Appointment must be CONFIRMED or IN_PROGRESS to start a video call",
+            "appointment_not_active",
+            currentStatus=status.value,
+        )
+    user = record_of(UserRecord, users[uid])
+    existing = repo.get_call_by_appointment(appointment.id)
+    if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
+        # The common case (the second participant, a reload): nothing to create or reset,
+        # only the audit entry to write.
+        with uow.write():
+            repo.audit(
+                uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
+            )
+        return record_of(CallRecord, existing), user, role
+    with uow.write():
+        at = now_ms()
+        call, created = repo.create_call_if_missing(appointment, room_name_for(appointment.id), at)
+        if created:
+            repo.audit(uid, "call.created", at, call.id, appointment.id)
+            outbox.observe(call.id, at)
+        current = CallStatus(call.status)
+        if current is CallStatus.FAILED:
+            # A retry after a technical failure starts the call afresh.
+            if repo.transition_call(
+                call.id,
+                [CallStatus.FAILED],
+                CallStatus.SCHEDULED,
+                at,
+                started_at=None,
+                ended_at=None,
+                duration=None,
+                doctor_joined_at=None,
+                patient_joined_at=None,
+            ):
+                record_transition(
+                    call, CallStatus.FAILED, CallStatus.SCHEDULED, uid, at, "initiate"
+                )
+            call = repo.get_call(call.id) or call
+        elif current not in rules.JOINABLE_STATUSES:
+            raise Conflict(
+                f"Video call is {current.value}", "call_closed", currentStatus=current.value
+            )
+        repo.audit(uid, "token.issued", at, call.id, appointment.id, {"role": role.value})
+    return record_of(CallRecord, call), user, role
+
+
 def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
-    def work() -> tuple[VideoCall, User, Role]:
+    with uow.read():
         call = _find_call(ref)
         role = _participant_role(call, uid)
         users = _require_active(call)
@@ -156,14 +167,11 @@ def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
             raise Conflict(
                 f"Video call is {current.value}", "call_closed", currentStatus=current.value
             )
-        with db.write_transaction():
+        with uow.write():
             repo.audit(
                 uid, "token.issued", now_ms(), call.id, call.appointment_id, {"role": role.value}
             )
-        return call, users[uid], role
-
-    call, user, role = db.run(work)
-    return _grant(settings, call, user, role)
+    return _grant(settings, record_of(CallRecord, call), record_of(UserRecord, users[uid]), role)
 
 
 def _find_call(ref: str) -> VideoCall:
@@ -175,48 +183,17 @@ def _find_call(ref: str) -> VideoCall:
     return call
 
 
-def report_status(uid: str, ref: str, action: Action) -> VideoCall:
+def report_status(uid: str, ref: str, action: Action) -> CallRecord:
     """Apply a client's status report under the status rules; returns the call afterwards."""
-
-    def work() -> VideoCall:
+    with uow.read():
         call = _find_call(ref)
         role = _participant_role(call, uid)
         _require_active_caller(uid)
         try:
-            with db.write_transaction():
-                # Read the clock once the write lock is held, so times follow commit order.
-                at = now_ms()
-                locked = repo.lock_call(call.id)
-                advisory = rules.client_report_is_advisory(
-                    action,
-                    tracked_by_server=bool(locked.tracked_by_server),
-                    # With server tracking, started_at is when Prosody first saw both.
-                    seen_together=locked.started_at is not None,
-                )
-                repo.audit(
-                    uid,
-                    "status.reported",
-                    at,
-                    call.id,
-                    call.appointment_id,
-                    {"action": action.value, "advisory": advisory},
-                )
-                if advisory:
-                    return locked
-                before = CallStatus(locked.status)
-                _apply_action(locked, role, action, at)
-                after = repo.get_call(call.id)
-                assert after is not None
-                if CallStatus(after.status) is not before:
-                    record_transition(
-                        after, before, CallStatus(after.status), uid, at, "client_report"
-                    )
-                else:
-                    outbox.observe(call.id, at)  # a first join: someone may be waiting now
-            return after
+            return record_of(CallRecord, _report(call, uid, role, action))
         except Conflict as refused:
             # The refused report rolled back with its transaction; it is still worth a record.
-            with db.write_transaction():
+            with uow.write():
                 repo.audit(
                     uid,
                     "status.reported",
@@ -227,7 +204,37 @@ def report_status(uid: str, ref: str, action: Action) -> VideoCall:
                 )
             raise
 
-    return db.run(work)
+
+def _report(call: VideoCall, uid: str, role: Role, action: Action) -> VideoCall:
+    with uow.write():
+        # Read the clock once the write lock is held, so times follow commit order.
+        at = now_ms()
+        locked = repo.lock_call(call.id)
+        advisory = rules.client_report_is_advisory(
+            action,
+            tracked_by_server=bool(locked.tracked_by_server),
+            # With server tracking, started_at is when Prosody first saw both.
+            seen_together=locked.started_at is not None,
+        )
+        repo.audit(
+            uid,
+            "status.reported",
+            at,
+            call.id,
+            call.appointment_id,
+            {"action": action.value, "advisory": advisory},
+        )
+        if advisory:
+            return locked
+        before = CallStatus(locked.status)
+        _apply_action(locked, role, action, at)
+        after = repo.get_call(call.id)
+        assert after is not None
+        if CallStatus(after.status) is not before:
+            record_transition(after, before, CallStatus(after.status), uid, at, "client_report")
+        else:
+            outbox.observe(call.id, at)  # a first join: someone may be waiting now
+        return after
 
 
 def _apply_action(call: VideoCall, role: Role, action: Action, at: int) -> None:
@@ -265,56 +272,8 @@ def _refuse(call_id: str, target: CallStatus) -> None:
     )
 
 
-def record_transition(
-    call: VideoCall,
-    before: CallStatus,
-    after: CallStatus,
-    actor: str,
-    at: int,
-    cause: str,
-    **detail: str,
-) -> None:
-    """Audit a call's transition, tell the clinic, and move its appointment along when the
-    rules say so."""
-    repo.audit(
-        actor,
-        "call.transition",
-        at,
-        call.id,
-        call.appointment_id,
-        {"from": before.value, "to": after.value, "cause": cause, **detail},
-    )
-    outbox.observe(call.id, at)
-    target = rules.APPOINTMENT_FOLLOWS.get(after)
-    if target is None:
-        return
-    if repo.set_appointment_status(
-        call.appointment_id, target, rules.appointment_sources(target), at
-    ):
-        repo.audit(
-            actor,
-            "appointment.transition",
-            at,
-            call.id,
-            call.appointment_id,
-            {"to": target.value, "cause": cause},
-        )
-
-
-def follow_cancelled_appointment(appointment_id: str, actor: str, at: int) -> None:
-    """The clinic cancelled the appointment: a call that has not started is cancelled too
-    (otherwise the sweeper would later call it a NO_SHOW). Runs in the caller's transaction."""
-    call = repo.get_call_by_appointment(appointment_id)
-    if call is not None and repo.transition_call(
-        call.id, [CallStatus.SCHEDULED], CallStatus.CANCELLED, at
-    ):
-        record_transition(
-            call, CallStatus.SCHEDULED, CallStatus.CANCELLED, actor, at, "appointment_cancelled"
-        )
-
-
 def details(uid: str, ref: str) -> CallView:
-    def work() -> CallView:
+    with uow.read():
         call = _find_call(ref)
         _participant_role(call, uid)
         appointment = repo.get_appointment(call.appointment_id)
@@ -322,12 +281,18 @@ def details(uid: str, ref: str) -> CallView:
             raise NotFound("Appointment not found", "appointment_not_found")
         users = repo.get_users([call.doctor_uid, call.patient_uid])
         _require_active_caller(uid, users)
-        sessions = tuple(event_store.sessions_of(call.id))
-        return CallView(
-            call, appointment, users.get(call.doctor_uid), users.get(call.patient_uid), sessions
-        )
+        sessions = tuple(record_of(SessionRecord, s) for s in event_store.sessions_of(call.id))
+    return CallView(
+        record_of(CallRecord, call),
+        record_of(AppointmentRecord, appointment),
+        _user(users.get(call.doctor_uid)),
+        _user(users.get(call.patient_uid)),
+        sessions,
+    )
 
-    return db.run(work)
+
+def _user(row: User | None) -> UserRecord | None:
+    return None if row is None else record_of(UserRecord, row)
 
 
 def _views(calls: list[VideoCall]) -> list[CallView]:
@@ -335,7 +300,10 @@ def _views(calls: list[VideoCall]) -> list[CallView]:
     users = repo.get_users(uid for c in calls for uid in (c.doctor_uid, c.patient_uid))
     return [
         CallView(
-            c, appointments[c.appointment_id], users.get(c.doctor_uid), users.get(c.patient_uid)
+            record_of(CallRecord, c),
+            record_of(AppointmentRecord, appointments[c.appointment_id]),
+            _user(users.get(c.doctor_uid)),
+            _user(users.get(c.patient_uid)),
         )
         for c in calls
         if c.appointment_id in appointments
@@ -352,15 +320,14 @@ def _paged(calls: list[VideoCall], limit: int) -> CallPage:
 def list_for_user(
     uid: str, status: CallStatus | None, cursor: repo.Cursor | None, limit: int
 ) -> CallPage:
-    def work() -> CallPage:
+    with uow.read():
         _require_active_caller(uid)
         return _paged(repo.list_calls_for_user(uid, status, cursor, limit + 1), limit)
 
-    return db.run(work)
-
 
 def list_for_admin(status: CallStatus | None, cursor: repo.Cursor | None, limit: int) -> CallPage:
-    return db.run(lambda: _paged(repo.list_calls_by_status(status, cursor, limit + 1), limit))
+    with uow.read():
+        return _paged(repo.list_calls_by_status(status, cursor, limit + 1), limit)
 
 
 @dataclass(frozen=True)
@@ -373,10 +340,8 @@ class Stats:
 
 
 def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
-    def work() -> Stats:
+    with uow.read():
         _require_active_caller(uid)
         counts, (total, duration, avg, avg_wait) = repo.doctor_stats(uid, date_from, date_to)
-        by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
-        return Stats(total, duration, avg, by_status, avg_wait)
-
-    return db.run(work)
+    by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
+    return Stats(total, duration, avg, by_status, avg_wait)

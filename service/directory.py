@@ -11,13 +11,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from service.calls import follow_cancelled_appointment
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest
 from service.fields import ID_PATTERN
 from service.requests import AppointmentUpsert, UserUpsert, decode
-from service.store import db, repo
+from service.store import repo, uow
+from service.transitions import follow_cancelled_appointment
 
 
 def check_id(value: str, what: str) -> str:
@@ -125,27 +125,21 @@ def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str
 def upsert_user(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     row = user_row(uid, data, now_ms())
 
-    def work() -> None:
-        with db.write_transaction():
-            repo.upsert_users([row])
-            repo.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
-
-    db.run(work)
+    with uow.write():
+        repo.upsert_users([row])
+        repo.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
     return row
 
 
 def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
     row = appointment_row(appointment_id, data, now_ms())
 
-    def work() -> None:
-        with db.write_transaction():
-            require_known_users([row], set())
-            repo.upsert_appointments([row])
-            repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
-            if row["status"] == AppointmentStatus.CANCELLED.value:
-                follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
-
-    db.run(work)
+    with uow.write():
+        require_known_users([row], set())
+        repo.upsert_appointments([row])
+        repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
+        if row["status"] == AppointmentStatus.CANCELLED.value:
+            follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
     return row
 
 
@@ -161,22 +155,19 @@ def import_records(document: Any) -> tuple[int, int]:
         document.get("appointments", []), "appointments", "id", appointment_row, at
     )
 
-    def work() -> None:
-        with db.write_transaction():
-            require_known_users(appointments, {row["uid"] for row in users})
-            repo.upsert_users(users)
-            repo.upsert_appointments(appointments)
-            repo.audit(
-                "import",
-                "records.imported",
-                at,
-                detail={"users": len(users), "appointments": len(appointments)},
-            )
-            for row in appointments:
-                if row["status"] == AppointmentStatus.CANCELLED.value:
-                    follow_cancelled_appointment(row["id"], "import", at)
-
-    db.run(work)
+    with uow.write():
+        require_known_users(appointments, {row["uid"] for row in users})
+        repo.upsert_users(users)
+        repo.upsert_appointments(appointments)
+        repo.audit(
+            "import",
+            "records.imported",
+            at,
+            detail={"users": len(users), "appointments": len(appointments)},
+        )
+        for row in appointments:
+            if row["status"] == AppointmentStatus.CANCELLED.value:
+                follow_cancelled_appointment(row["id"], "import", at)
     return len(users), len(appointments)
 
 
@@ -202,13 +193,9 @@ def reset_demo(today: date) -> int:
     document = demo_records(today)
     ids = [a["id"] for a in document["appointments"]]
 
-    def work() -> int:
-        with db.write_transaction():
-            forgotten = repo.forget_calls(ids, [room_name_for(i) for i in ids])
-            repo.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
-            return forgotten
-
-    forgotten = db.run(work)
+    with uow.write():
+        forgotten = repo.forget_calls(ids, [room_name_for(i) for i in ids])
+        repo.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
     import_records(document)
     return forgotten
 

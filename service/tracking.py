@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from service.calls import record_transition
 from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
@@ -26,9 +25,11 @@ from service.domain.events import (
 from service.domain.model import CallStatus, missing_party
 from service.domain.presence import CallDerivation, derive_call
 from service.domain.record import SettledEnd, presence_record
-from service.store import db, hosts, operations, repo
+from service.store import db, hosts, operations, repo, uow
 from service.store import events as event_store
-from service.store.models import ProsodyHost, VideoCall
+from service.store.models import VideoCall
+from service.store.records import HostRecord, record_of
+from service.transitions import record_transition
 from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
@@ -49,48 +50,44 @@ class Ingested:
 
 def ingest(settings: Settings, event: Event, source: str) -> Ingested:
     """Store `event` (if new) and apply it to every call it concerns, in one transaction."""
-
-    def work() -> Ingested:
-        with db.write_transaction():
-            at = now_ms()
-            if not event_store.insert(event, source, at):
-                return Ingested(new=False, calls=0)
-            call_ids = _affected_calls(event)
-            first = call_ids[0] if len(call_ids) == 1 else None
+    with uow.write():
+        at = now_ms()
+        if not event_store.insert(event, source, at):
+            return Ingested(new=False, calls=0)
+        call_ids = _affected_calls(event)
+        first = call_ids[0] if len(call_ids) == 1 else None
+        repo.audit(
+            SERVER,
+            "event.received",
+            at,
+            first,
+            detail={
+                "id": event.id,
+                "type": type_of(event).value,
+                "source": source,
+                "verified": True,
+            },
+        )
+        if event_store.seq_gap(event):
+            # Something between this event and the previous one was lost; the next
+            # snapshot repairs presence, and operators see the gap here and in the log.
+            log.warning(
+                "event sequence gap",
+                extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
+            )
             repo.audit(
                 SERVER,
-                "event.received",
+                "event.seq_gap",
                 at,
                 first,
-                detail={
-                    "id": event.id,
-                    "type": type_of(event).value,
-                    "source": source,
-                    "verified": True,
-                },
+                detail={"boot_id": event.boot_id, "seq": event.seq},
             )
-            if event_store.seq_gap(event):
-                # Something between this event and the previous one was lost; the next
-                # snapshot repairs presence, and operators see the gap here and in the log.
-                log.warning(
-                    "event sequence gap",
-                    extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
-                )
-                repo.audit(
-                    SERVER,
-                    "event.seq_gap",
-                    at,
-                    first,
-                    detail={"boot_id": event.boot_id, "seq": event.seq},
-                )
-            _note_host(event, at)
-            if isinstance(event, RoomEvent) and event.recording is not None:
-                _audit_recording(event, call_ids, at)
-            for call_id in call_ids:
-                _derive_and_apply(settings, call_id, at, cause="server_event")
-            return Ingested(new=True, calls=len(call_ids))
-
-    return db.run(work)
+        _note_host(event, at)
+        if isinstance(event, RoomEvent) and event.recording is not None:
+            _audit_recording(event, call_ids, at)
+        for call_id in call_ids:
+            _derive_and_apply(settings, call_id, at, cause="server_event")
+        return Ingested(new=True, calls=len(call_ids))
 
 
 def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
@@ -131,7 +128,7 @@ def _note_silent_hosts(now: int) -> None:
     """Hosts unheard for three snapshot intervals: said once, when first seen silent.
 
     Their calls need nothing here: the derivation closes the sessions itself."""
-    with db.write_transaction():
+    with uow.write():
         for row in hosts.mark_silent(now):
             fields = {
                 "host": row.host,
@@ -143,14 +140,11 @@ def _note_silent_hosts(now: int) -> None:
             repo.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
 
 
-def prosody_hosts() -> list[tuple[ProsodyHost, bool]]:
+def prosody_hosts() -> list[tuple[HostRecord, bool]]:
     """Every host heard from, by name, with whether it is silent now."""
-
-    def read() -> list[tuple[ProsodyHost, bool]]:
+    with uow.read():
         at = now_ms()
-        return [(row, hosts.is_silent(row, at)) for row in hosts.all_hosts()]
-
-    return db.run(read)
+        return [(record_of(HostRecord, row), hosts.is_silent(row, at)) for row in hosts.all_hosts()]
 
 
 def _affected_calls(event: Event) -> list[str]:
@@ -241,26 +235,24 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
     """
     now = at if at is not None else now_ms()
 
-    def work() -> SweepResult:
+    with uow.read():
         if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
             return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
         try:
             _note_silent_hosts(now)
             derived = 0
             for call_id in event_store.open_tracked_calls():
-                with db.write_transaction():
+                with uow.write():
                     _derive_and_apply(settings, call_id, now, cause="sweeper")
                 derived += 1
             no_shows = _untracked_no_shows(settings, now)
-            with db.write_transaction():
+            with uow.write():
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
                 pruned += outbox.prune(now - outbox.RETENTION_MS)
                 operations.record_sweep(now, derived, no_shows)
             return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:
             db.advisory_unlock(SWEEPER_LOCK_KEY)
-
-    return db.run(work)
 
 
 def _untracked_no_shows(settings: Settings, now: int) -> int:
@@ -272,7 +264,7 @@ def _untracked_no_shows(settings: Settings, now: int) -> int:
             doctor_came=call.doctor_joined_at is not None,
             patient_came=call.patient_joined_at is not None,
         ).value
-        with db.write_transaction():
+        with uow.write():
             if repo.transition_call(
                 call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
             ):

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser
 
 from service import clock as service_clock
 from service.config import Settings, load_settings
-from service.store import db, repo
+from service.store import db, repo, uow
 from service.store.migrate import migrate
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.clock import FrozenClock, real_now_ms
@@ -113,7 +113,7 @@ def database_url(
 def _fresh(url: str) -> Iterator[str]:
     database = _database_for(url)
     db.bind(database)
-    db.run(repo.reset_for_tests)
+    uow.run(repo.reset_for_tests)
     yield url
     db.bind(database)
 

@@ -24,7 +24,7 @@ from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
 from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
 from service.errors import BadRequest, NotFound
-from service.store import db, operations, repo
+from service.store import operations, repo, uow
 from service.store.models import Appointment, OccupantSession, User, VideoCall
 from service.webhooks import outbox
 
@@ -162,7 +162,7 @@ def _call_brief(call: VideoCall) -> dict[str, Any]:
 
 
 def day_view(day: str, doctor: str | None, now: int) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
+    with uow.read():
         rows = operations.day_appointments(day, doctor)
         doctors = operations.doctors_on(day)
         users = repo.get_users(
@@ -186,8 +186,6 @@ def day_view(day: str, doctor: str | None, now: int) -> dict[str, Any]:
             "counts": counts,
             "appointments": sorted(items, key=lambda i: (i["startsAt"], i["appointmentId"])),
         }
-
-    return db.run(work)
 
 
 async def get_day(request: Request) -> Response:
@@ -237,7 +235,7 @@ def _transition(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def call_view(ref: str, now: int) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
+    with uow.read():
         call = repo.find_call(ref)
         if call is None:
             raise NotFound("Video call not found", "video_call_not_found")
@@ -300,8 +298,6 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
             "webhooks": [message_summary(m) for m in outbox.messages_of_call(call.id)],
         }
 
-    return db.run(work)
-
 
 async def get_call(request: Request) -> Response:
     require_admin(request)
@@ -315,7 +311,7 @@ async def get_call(request: Request) -> Response:
 
 
 def doctors_view(first: str, last: str, doctor: str | None) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
+    with uow.read():
         facts = [
             totals_rules.CallFacts(
                 day=day,
@@ -351,8 +347,6 @@ def doctors_view(first: str, last: str, doctor: str | None) -> dict[str, Any]:
             ],
         }
 
-    return db.run(work)
-
 
 async def get_doctors(request: Request) -> Response:
     require_admin(request)
@@ -374,7 +368,7 @@ async def get_doctors(request: Request) -> Response:
 
 
 def health_view(settings: Settings, now: int) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
+    with uow.read():
         since = now - HEALTH_WINDOW_MS
         hosts = operations.host_health(since)
         repairs = operations.repairs_since(since)
@@ -413,8 +407,6 @@ def health_view(settings: Settings, now: int) -> dict[str, Any]:
                 "failing": [message_summary(m) for m in failing],
             },
         }
-
-    return db.run(work)
 
 
 async def get_health(request: Request) -> Response:

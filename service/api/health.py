@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.errors import RETRY_AFTER_S
-from service.store import db
+from service.store import uow
 
 
 async def healthz(request: Request) -> Response:
@@ -17,7 +17,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready means able to take a write: `SELECT 1` passes on a full or read-only disk."""
-    if await run_in_threadpool(db.can_write):
+    if await run_in_threadpool(uow.can_write):
         return JSONResponse({"status": "ready"})
     return JSONResponse(
         {

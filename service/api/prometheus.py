@@ -12,7 +12,7 @@ from starlette.routing import Route
 from service import clock, metrics
 from service.api.common import in_thread, settings_of
 from service.errors import NotFound, Unauthorized
-from service.store import db, operations
+from service.store import operations, uow
 
 
 def _require_token(request: Request) -> None:
@@ -29,7 +29,7 @@ def _require_token(request: Request) -> None:
 
 def _today_counts() -> dict[str, int]:
     day = clock.today_utc().isoformat()
-    return db.run(lambda: operations.calls_by_status(day))
+    return uow.run(lambda: operations.calls_by_status(day))
 
 
 async def metrics_text(request: Request) -> Response:

@@ -8,7 +8,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from service.jitsi import describe_lifetime
-from service.store.models import Appointment, OccupantSession, ProsodyHost, User, VideoCall
+from service.store.models import Appointment, OccupantSession, User, VideoCall
+from service.store.records import (
+    AppointmentRecord,
+    CallRecord,
+    HostRecord,
+    SessionRecord,
+    UserRecord,
+)
+
+# What the use cases return (records), or a row read in the caller's transaction (the
+# webhook outbox builds its bodies from those, on the ingest path, without copying them).
+CallLike = CallRecord | VideoCall
+SessionLike = SessionRecord | OccupantSession
 
 if TYPE_CHECKING:  # annotations only: the use cases' outbox builds its bodies with these shapes
     from service.calls import CallView, Stats, TokenGrant
@@ -26,7 +38,7 @@ def iso(ms: int | None) -> str | None:
     )
 
 
-def call_summary(call: VideoCall) -> dict[str, Any]:
+def call_summary(call: CallLike) -> dict[str, Any]:
     return {
         "id": call.id,
         "appointmentId": call.appointment_id,
@@ -35,7 +47,7 @@ def call_summary(call: VideoCall) -> dict[str, Any]:
     }
 
 
-def call_full(call: VideoCall) -> dict[str, Any]:
+def call_full(call: CallLike) -> dict[str, Any]:
     return {
         **call_summary(call),
         "startedAt": iso(call.started_at),
@@ -54,7 +66,7 @@ def call_full(call: VideoCall) -> dict[str, Any]:
     }
 
 
-def appointment(record: Appointment) -> dict[str, Any]:
+def appointment(record: AppointmentRecord | Appointment) -> dict[str, Any]:
     return {
         "id": record.id,
         "appointmentDate": record.appointment_date,
@@ -65,7 +77,7 @@ def appointment(record: Appointment) -> dict[str, Any]:
     }
 
 
-def user(record: User | None) -> dict[str, Any] | None:
+def user(record: UserRecord | User | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return {
@@ -120,7 +132,7 @@ def presence(view: CallView) -> dict[str, Any]:
     return presence_of(view.call, view.sessions)
 
 
-def lobby_of(call: VideoCall) -> list[dict[str, Any]]:
+def lobby_of(call: CallLike) -> list[dict[str, Any]]:
     """Each knock in Jitsi's lobby: who, when, how it ended (admitted, denied, left...)."""
     return [
         {
@@ -134,7 +146,7 @@ def lobby_of(call: VideoCall) -> list[dict[str, Any]]:
     ]
 
 
-def presence_of(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
+def presence_of(call: CallLike, sessions: Sequence[SessionLike]) -> dict[str, Any]:
     """What Prosody saw: each role's time in the room and every occupant session."""
     return {
         "trackedByServer": bool(call.tracked_by_server),
@@ -184,7 +196,7 @@ def call_list_item(view: CallView) -> dict[str, Any]:
     }
 
 
-def prosody_host(row: ProsodyHost, silent: bool) -> dict[str, Any]:
+def prosody_host(row: HostRecord, silent: bool) -> dict[str, Any]:
     return {
         "host": row.host,
         "bootId": row.boot_id,

@@ -39,7 +39,7 @@ async def initiate(request: Request) -> Response:
     raw = await request.body()
     settings = settings_of(request)
 
-    def work(uid: str) -> calls.TokenGrant:
+    def initiate_for(uid: str) -> calls.TokenGrant:
         body = parse_json_object(raw)
         if body.get("appointmentId") in (None, ""):
             raise BadRequest("appointmentId is required", "missing_appointment_id")
@@ -51,7 +51,7 @@ async def initiate(request: Request) -> Response:
         )
         return calls.initiate(settings, uid, request_body.appointment_id)
 
-    grant = await as_caller(request, work)
+    grant = await as_caller(request, initiate_for)
     return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
 
 
@@ -86,11 +86,11 @@ async def details(request: Request) -> Response:
 
 
 async def list_calls(request: Request) -> Response:
-    def work(uid: str) -> calls.CallPage:
+    def page_for(uid: str) -> calls.CallPage:
         status, limit, cursor = status_filter(request), page_limit(request), page_cursor(request)
         return calls.list_for_user(uid, status, cursor, limit)
 
-    page = await as_caller(request, work)
+    page = await as_caller(request, page_for)
     return JSONResponse(
         {
             "message": "Video calls retrieved successfully",

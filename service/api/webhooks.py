@@ -13,10 +13,11 @@ from service.api.shapes import iso
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN
 from service.store.models import WebhookMessage
+from service.store.records import MessageRecord
 from service.webhooks import outbox
 
 
-def message_summary(row: WebhookMessage) -> dict[str, Any]:
+def message_summary(row: MessageRecord | WebhookMessage) -> dict[str, Any]:
     return {
         "id": row.id,
         "type": row.type,

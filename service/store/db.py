@@ -1,19 +1,17 @@
-"""Database connections: pooled SQLite (default) or pooled PostgreSQL, picked by DATABASE_URL."""
+"""Databases: pooled SQLite (default) or pooled PostgreSQL, picked by DATABASE_URL; and which
+errors mean "unavailable". Connections and transactions are store/uow.py's."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee
 import psycopg2
-from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 T = TypeVar("T")
 log = logging.getLogger("service.store")
@@ -87,70 +85,6 @@ def current() -> peewee.Database:
     return db
 
 
-# Writers of one process queue here, in order, instead of each polling SQLite's lock in the
-# busy handler (which sleeps with growing back-off and makes long tails under load).
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def write_transaction() -> Iterator[None]:
-    """A transaction that takes the write lock up front.
-
-    SQLite's default deferred BEGIN upgrades to a write lock mid-transaction and fails with
-    "database is locked" when two writers race; BEGIN IMMEDIATE queues them on busy_timeout
-    instead (between processes), and a process-wide lock queues this process's writers.
-    PostgreSQL needs nothing special: conditional updates and row locks do the rest.
-    """
-    db = current()
-    if not isinstance(db, peewee.SqliteDatabase):
-        with db.atomic():
-            yield
-        return
-    if db.in_transaction():
-        with db.atomic():
-            yield
-        return
-    with _sqlite_writer, db.atomic("IMMEDIATE"):
-        yield
-
-
-def run(fn: Callable[[], T]) -> T:
-    """Run `fn` on a pooled connection, turning unavailability into DatabaseUnavailable.
-
-    Any other database error (a bug, a constraint) propagates: it is not the caller's to retry.
-    """
-    db = current()
-    try:
-        with db.connection_context():
-            try:
-                return fn()
-            except peewee.DatabaseError as exc:
-                reason = unavailability(exc)
-                if reason is None:
-                    raise
-                # Do not pool a connection that failed this way: a dead socket, or a SQLite
-                # file opened read-only, would keep failing after the fault is gone.
-                _discard_connection(db)
-                log.warning("database unavailable", extra={"fields": {"reason": reason}})
-                raise DatabaseUnavailable(reason) from exc
-    except MaxConnectionsExceeded as exc:
-        raise DatabaseUnavailable("connection pool exhausted") from exc
-    except peewee.DatabaseError as exc:
-        # Failing to connect at all (refused, not accepting connections, cannot open).
-        reason = unavailability(exc)
-        if reason is None:
-            raise
-        log.warning("database unavailable", extra={"fields": {"reason": reason}})
-        raise DatabaseUnavailable(reason) from exc
-
-
-def _discard_connection(db: peewee.Database) -> None:
-    """Close the driver connection in place; the pool then drops it instead of reusing it."""
-    # Closing a broken connection may fail; it is gone either way.
-    with contextlib.suppress(Exception):
-        db.connection().close()
-
-
 # SQLite primary result codes (https://sqlite.org/rescode.html) that mean "cannot write or
 # read right now" rather than "this statement is wrong": busy/locked, out of memory,
 # read-only file, I/O error, disk full, cannot open, lock protocol.
@@ -204,33 +138,6 @@ def unavailability(exc: BaseException) -> str | None:
             ):
                 return f"postgresql sqlstate {pgcode}"
     return None
-
-
-def ping() -> bool:
-    try:
-        run(lambda: current().execute_sql("SELECT 1").fetchone())
-    except Exception:
-        return False
-    return True
-
-
-def can_write() -> bool:
-    """Readiness: one committed write (the single row of `readiness_probe`).
-
-    `SELECT 1` succeeds on a full disk, a read-only file or a read-only standby; a write
-    that must reach the disk does not. The row changes on every probe (a counter): SQLite
-    does not write a row whose content is unchanged, and that probe would prove nothing.
-    """
-
-    def probe() -> None:
-        with write_transaction():
-            current().execute_sql("UPDATE readiness_probe SET writes = writes + 1 WHERE id = 1")
-
-    try:
-        run(probe)
-    except Exception:
-        return False
-    return True
 
 
 def try_advisory_lock(key: int) -> bool:

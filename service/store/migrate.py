@@ -7,6 +7,7 @@ from pathlib import Path
 from playhouse.migrations import Runner
 
 from service.store import db as store_db
+from service.store import uow
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same in every replica.
@@ -31,7 +32,7 @@ def migrate() -> list[str]:
                 database.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
         return list(runner.up())
 
-    return store_db.run(apply)
+    return uow.run(apply)
 
 
 def pending() -> list[str]:
@@ -41,4 +42,4 @@ def pending() -> list[str]:
         runner = Runner(database, str(MIGRATIONS_DIR), table_name="schema_migrations")
         return [m.name for m in runner.status() if m.applied is None and m.path is not None]
 
-    return store_db.run(status)
+    return uow.run(status)

@@ -1,6 +1,6 @@
 """Queries for operators: a day's appointments, one call's record, totals, Prosody's health.
 
-Read-only except `record_sweep`. Callers hold the connection (store.db.run).
+Read-only except `record_sweep`. Callers hold the connection (store/uow.py).
 """
 
 from __future__ import annotations

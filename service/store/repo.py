@@ -1,4 +1,4 @@
-"""Every query the service runs. Callers hold the connection (store.db.run) and transactions."""
+"""Every query the service runs. Callers hold the connection (store/uow.py) and transactions."""
 
 from __future__ import annotations
 

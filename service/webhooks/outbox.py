@@ -20,9 +20,10 @@ from service.api import shapes
 from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
-from service.store import db, repo
 from service.store import events as event_store
+from service.store import repo, uow
 from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
+from service.store.records import MessageRecord, record_of
 from service.webhooks import messages
 from service.webhooks.messages import CallFacts, Planned, RecordingFacts, SessionFacts, Told
 
@@ -133,12 +134,12 @@ def _insert(call: VideoCall, item: Planned, sequence: int, record: dict[str, Any
 
 @dataclass(frozen=True)
 class MessagePage:
-    items: list[WebhookMessage]
+    items: list[MessageRecord]
     next_cursor: repo.Cursor | None
 
 
 def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) -> MessagePage:
-    def work() -> MessagePage:
+    with uow.read():
         query = WebhookMessage.select()
         if status is not None:
             query = query.where(WebhookMessage.status == status)
@@ -152,12 +153,10 @@ def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) ->
                 limit + 1
             )
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = repo.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
-        return MessagePage(rows, next_cursor)
-
-    return db.run(work)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = repo.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return MessagePage([record_of(MessageRecord, row) for row in rows], next_cursor)
 
 
 def messages_of_call(call_id: str) -> list[WebhookMessage]:
@@ -184,62 +183,53 @@ def delivery_health(limit: int) -> tuple[int, int, list[WebhookMessage]]:
     )
 
 
-def retry(message_id: str) -> WebhookMessage | None:
+def retry(message_id: str) -> MessageRecord | None:
     """Queue a failed (or waiting) message again at once; None if there is no such message.
 
     A delivered message is left as it is and returned: sending it again is a new test, not a
     retry.
     """
-
-    def work() -> WebhookMessage | None:
-        with db.write_transaction():
-            at = now_ms()
-            (
-                WebhookMessage.update(
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=at,
-                    lease_owner=None,
-                    updated_at=at,
-                )
-                .where(
-                    (WebhookMessage.id == message_id)
-                    & (
-                        (WebhookMessage.status == FAILED)
-                        # A pending message in flight keeps its lease: no second sender.
-                        | (
-                            (WebhookMessage.status == PENDING)
-                            & (
-                                WebhookMessage.lease_owner.is_null()
-                                | (WebhookMessage.next_attempt_at <= at)
-                            )
+    with uow.write():
+        at = now_ms()
+        (
+            WebhookMessage.update(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=at,
+                lease_owner=None,
+                updated_at=at,
+            )
+            .where(
+                (WebhookMessage.id == message_id)
+                & (
+                    (WebhookMessage.status == FAILED)
+                    # A pending message in flight keeps its lease: no second sender.
+                    | (
+                        (WebhookMessage.status == PENDING)
+                        & (
+                            WebhookMessage.lease_owner.is_null()
+                            | (WebhookMessage.next_attempt_at <= at)
                         )
                     )
                 )
-                .execute()
             )
-            found: WebhookMessage | None = WebhookMessage.get_or_none(
-                WebhookMessage.id == message_id
-            )
-            return found
-
-    return db.run(work)
+            .execute()
+        )
+        found: WebhookMessage | None = WebhookMessage.get_or_none(WebhookMessage.id == message_id)
+    return None if found is None else record_of(MessageRecord, found)
 
 
 def retry_failed() -> int:
-    def work() -> int:
-        with db.write_transaction():
-            at = now_ms()
-            changed: int = (
-                WebhookMessage.update(
-                    status=PENDING, attempts=0, next_attempt_at=at, lease_owner=None, updated_at=at
-                )
-                .where(WebhookMessage.status == FAILED)
-                .execute()
+    with uow.write():
+        at = now_ms()
+        changed: int = (
+            WebhookMessage.update(
+                status=PENDING, attempts=0, next_attempt_at=at, lease_owner=None, updated_at=at
             )
-            return changed
-
-    return db.run(work)
+            .where(WebhookMessage.status == FAILED)
+            .execute()
+        )
+    return changed
 
 
 def prune(before_ms: int) -> int:

@@ -26,7 +26,7 @@ from service import metrics
 from service.clock import now_ms, now_s
 from service.config import WebhookSettings
 from service.events.signing import sign
-from service.store import db
+from service.store import uow
 from service.store.db import DatabaseUnavailable, current, is_postgres
 from service.store.models import WebhookMessage
 from service.webhooks.outbox import DELIVERED, FAILED, PENDING
@@ -73,42 +73,39 @@ def max_attempts(settings: WebhookSettings) -> int:
 def claim(settings: WebhookSettings, owner: str, limit: int = BATCH) -> list[Claimed]:
     """Lease up to `limit` due messages to `owner`: the first pending one of each call."""
 
-    def work() -> list[Claimed]:
-        with db.write_transaction():
-            at = now_ms()
-            earlier = WebhookMessage.alias("earlier")
-            blocked = earlier.select(earlier.id).where(
-                (earlier.call_id == WebhookMessage.call_id)
-                & (earlier.status == PENDING)
-                & (earlier.sequence < WebhookMessage.sequence)
+    with uow.write():
+        at = now_ms()
+        earlier = WebhookMessage.alias("earlier")
+        blocked = earlier.select(earlier.id).where(
+            (earlier.call_id == WebhookMessage.call_id)
+            & (earlier.status == PENDING)
+            & (earlier.sequence < WebhookMessage.sequence)
+        )
+        query = (
+            WebhookMessage.select()
+            .where(
+                (WebhookMessage.status == PENDING)
+                & (WebhookMessage.next_attempt_at <= at)
+                & ~peewee.fn.EXISTS(blocked)
             )
-            query = (
-                WebhookMessage.select()
-                .where(
-                    (WebhookMessage.status == PENDING)
-                    & (WebhookMessage.next_attempt_at <= at)
-                    & ~peewee.fn.EXISTS(blocked)
-                )
-                .order_by(WebhookMessage.next_attempt_at, WebhookMessage.created_at)
-                .limit(limit)
-            )
-            if is_postgres(current()):
-                query = query.for_update(skip_locked=True)
-            lease_until = at + int(settings.timeout * 1000) + LEASE_MARGIN_MS
-            claimed = []
-            for row in list(query):
-                if row.attempts >= max_attempts(settings):
-                    # Its last attempt was cut short (a crash): no attempt is left.
-                    _finish(row.id, row.attempts, row.lease_owner, FAILED, at, None, "interrupted")
-                    continue
-                attempt = row.attempts + 1
-                WebhookMessage.update(
-                    attempts=attempt, next_attempt_at=lease_until, lease_owner=owner, updated_at=at
-                ).where(WebhookMessage.id == row.id).execute()
-                claimed.append(Claimed(row.id, row.type, attempt, row.body))
-            return claimed
-
-    return db.run(work)
+            .order_by(WebhookMessage.next_attempt_at, WebhookMessage.created_at)
+            .limit(limit)
+        )
+        if is_postgres(current()):
+            query = query.for_update(skip_locked=True)
+        lease_until = at + int(settings.timeout * 1000) + LEASE_MARGIN_MS
+        claimed = []
+        for row in list(query):
+            if row.attempts >= max_attempts(settings):
+                # Its last attempt was cut short (a crash): no attempt is left.
+                _finish(row.id, row.attempts, row.lease_owner, FAILED, at, None, "interrupted")
+                continue
+            attempt = row.attempts + 1
+            WebhookMessage.update(
+                attempts=attempt, next_attempt_at=lease_until, lease_owner=owner, updated_at=at
+            ).where(WebhookMessage.id == row.id).execute()
+            claimed.append(Claimed(row.id, row.type, attempt, row.body))
+        return claimed
 
 
 def _finish(
@@ -156,29 +153,26 @@ def next_delay_ms(settings: WebhookSettings, attempt: int) -> int | None:
 def record(settings: WebhookSettings, owner: str, message: Claimed, outcome: Outcome) -> str:
     """Write the attempt's outcome; returns the message's status afterwards."""
 
-    def work() -> str:
-        with db.write_transaction():
-            at = now_ms()
-            if outcome.delivered:
-                status, next_at = DELIVERED, None
-            elif outcome.status == GONE:
-                status, next_at = FAILED, None
-            else:
-                delay = next_delay_ms(settings, message.attempt)
-                status, next_at = (FAILED, None) if delay is None else (PENDING, at + delay)
-            done = _finish(
-                message.id,
-                message.attempt,
-                owner,
-                status,
-                at,
-                outcome.status,
-                outcome.error,
-                next_attempt_at=next_at,
-            )
-            return status if done else "superseded"
-
-    return db.run(work)
+    with uow.write():
+        at = now_ms()
+        if outcome.delivered:
+            status, next_at = DELIVERED, None
+        elif outcome.status == GONE:
+            status, next_at = FAILED, None
+        else:
+            delay = next_delay_ms(settings, message.attempt)
+            status, next_at = (FAILED, None) if delay is None else (PENDING, at + delay)
+        done = _finish(
+            message.id,
+            message.attempt,
+            owner,
+            status,
+            at,
+            outcome.status,
+            outcome.error,
+            next_attempt_at=next_at,
+        )
+        return status if done else "superseded"
 
 
 def headers(secrets: tuple[str, ...], message_id: str, body: bytes) -> dict[str, str]:

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings, load_settings
-from service.store import db, repo
+from service.store import repo, uow
 from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, appointment_around
@@ -28,7 +28,7 @@ def test_user_upsert_is_idempotent_and_replaces(api: Api) -> None:
         assert response.json()["user"] == {**body, "uid": "pat9", "profileImageUrl": None}
     body["lastName"] = "Doe"
     api.client.put("/api/admin/users/pat9", json=body, headers=api.admin())
-    users = db.run(lambda: list(User.select()))
+    users = uow.run(lambda: list(User.select()))
     assert [(u.uid, u.last_name) for u in users] == [("pat9", "Doe")]
 
 
@@ -50,7 +50,7 @@ def test_appointment_upsert_computes_its_end_in_its_time_zone(api: Api) -> None:
     response = api.client.put("/api/admin/appointments/x1", json=body, headers=api.admin())
     assert response.status_code == 200
     assert response.json()["appointment"] == {**body, "id": "x1"}
-    stored = db.run(lambda: Appointment.get_by_id("x1"))
+    stored = uow.run(lambda: Appointment.get_by_id("x1"))
     # 00:15 the next day in Berlin is 22:15 UTC on July 1st.
     assert stored.ends_at == int(datetime(july, 7, 1, 22, 15, tzinfo=UTC).timestamp() * 1000)
 
@@ -68,7 +68,7 @@ def test_user_upsert_validates(api: Api, body: dict[str, object]) -> None:
     response = api.client.put("/api/admin/users/u1", json=body, headers=api.admin())
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_body"
-    assert db.run(lambda: User.select().count()) == 0
+    assert uow.run(lambda: User.select().count()) == 0
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_appointment_upsert_validates(api: Api, change: dict[str, object]) -> No
     }
     response = api.client.put("/api/admin/appointments/a1", json=body, headers=api.admin())
     assert response.status_code == 400, response.text
-    assert db.run(lambda: Appointment.select().count()) == 0
+    assert uow.run(lambda: Appointment.select().count()) == 0
 
 
 def test_bad_ids_are_refused(api: Api) -> None:
@@ -167,7 +167,7 @@ def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) 
     seeded.report("doc", "c2", "start")
     seeded.put_appointment("c1", **past, status="CANCELLED")
     seeded.put_appointment("c2", **past, status="CANCELLED")
-    calls = {c.appointment_id: c.status for c in db.run(lambda: list(VideoCall.select()))}
+    calls = {c.appointment_id: c.status for c in uow.run(lambda: list(VideoCall.select()))}
     assert calls["c1"] == "CANCELLED"
     assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend
     # Long after the appointment: a cancelled appointment is not a no-show.
@@ -184,4 +184,4 @@ def test_an_appointment_naming_an_unknown_user_is_refused(seeded: Api, field: st
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "unknown_user"
     assert "nobody-yet" in response.json()["message"]
-    assert db.run(lambda: repo.get_appointment("appt-new")) is None
+    assert uow.run(lambda: repo.get_appointment("appt-new")) is None

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.clock import now_s
 from service.config import load_settings
 from service.logs import JsonFormatter
-from service.store import db
+from service.store import uow
 from service.store.models import VideoCall
 from tests.api.conftest import Api
 from tests.conftest import base_env
@@ -29,7 +29,7 @@ def assert_error(response: object, status: int, code: str) -> dict[str, object]:
 
 
 def call_count() -> int:
-    return db.run(lambda: VideoCall.select().count())
+    return uow.run(lambda: VideoCall.select().count())
 
 
 # --- 400 ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import load_settings
-from service.store import db
+from service.store import db, uow
 from service.store.migrate import migrate
 from tests.api.conftest import Api
 from tests.clock import FrozenClock
@@ -329,7 +329,7 @@ def test_sqlite_commits_are_synchronous_full(tmp_path: Path, clock: FrozenClock)
     """A 2xx must survive a power cut: every pooled SQLite connection fsyncs each commit."""
     secret = base_env()["PROSODY_EVENTS_SECRET"]
     with service(f"sqlite:///{tmp_path / 'durable.db'}", clock, secret):
-        modes = db.run(lambda: _pragma("synchronous"))
-        journal = db.run(lambda: _pragma("journal_mode"))
+        modes = uow.run(lambda: _pragma("synchronous"))
+        journal = uow.run(lambda: _pragma("journal_mode"))
     assert modes == (2,)  # FULL
     assert journal == ("wal",)

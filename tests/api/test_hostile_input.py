@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.events.signing import sign
-from service.store import db
+from service.store import uow
 from service.store.models import OccupantSession, ProsodyEvent, User
 from tests.api.conftest import Api
 from tests.eventstream import Stream, signed
@@ -36,7 +36,7 @@ def nested(depth: int) -> str:
 
 
 def stored_events() -> int:
-    return db.run(lambda: ProsodyEvent.select().count())
+    return uow.run(lambda: ProsodyEvent.select().count())
 
 
 def post_event(api: Api, event: dict[str, Any]) -> Any:
@@ -121,7 +121,7 @@ def test_lone_surrogates_and_nul_in_admin_user_fields(call: Api, field: str, bad
     headers = {**call.admin(), "content-type": "application/json"}
     response = call.client.put("/api/admin/users/u-bad", content=raw, headers=headers)
     assert_refused(response)
-    assert db.run(lambda: User.select().where(User.uid == "u-bad").count()) == 0
+    assert uow.run(lambda: User.select().where(User.uid == "u-bad").count()) == 0
 
 
 def _joined(stream: Stream, now: int) -> dict[str, Any]:
@@ -435,9 +435,9 @@ def test_hostile_requests_never_get_a_server_error(call: Api) -> None:
     assert counter[0] >= EXAMPLES * REQUESTS_PER_EXAMPLE
     # Nothing hostile reached the sessions: each one is the suite's valid session (signed or
     # event_sync's derived id); the forged one is nowhere.
-    sessions = db.run(lambda: {row.session for row in OccupantSession.select()})
+    sessions = uow.run(lambda: {row.session for row in OccupantSession.select()})
     assert all(name == "s-h" or name.startswith("es_") for name in sessions), sessions
-    forged = db.run(
+    forged = uow.run(
         lambda: ProsodyEvent.select().where(ProsodyEvent.data.contains("s-forged")).count()
     )
     assert forged == 0

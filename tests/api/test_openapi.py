@@ -145,7 +145,7 @@ def test_every_documented_schema_is_valid_json_schema() -> None:
 def test_health_endpoints(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     conforms(api.client.get("/healthz"), "/healthz", "get", 200)
     conforms(api.client.get("/readyz"), "/readyz", "get", 200)
-    monkeypatch.setattr("service.store.db.can_write", lambda: False)
+    monkeypatch.setattr("service.store.uow.can_write", lambda: False)
     body = conforms(api.client.get("/readyz"), "/readyz", "get", 503)
     assert body["error"] == "database_unavailable"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service import tracking
-from service.store import db
+from service.store import uow
 from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, FrozenClock, appointment_around
@@ -20,7 +20,7 @@ def post(api: Api, event: dict[str, Any], **kw: Any) -> Any:
 
 
 def stored() -> int:
-    return db.run(lambda: ProsodyEvent.select().count())
+    return uow.run(lambda: ProsodyEvent.select().count())
 
 
 def details(api: Api, uid: str = "doc") -> dict[str, Any]:
@@ -51,7 +51,7 @@ def test_a_signed_stream_produces_the_documented_record(call: Api) -> None:
         ("doctor", "left"),
         ("patient", "left"),
     ]
-    trail = db.run(lambda: [e.action for e in AuditEvent.select().order_by(AuditEvent.id)])
+    trail = uow.run(lambda: [e.action for e in AuditEvent.select().order_by(AuditEvent.id)])
     assert trail.count("event.received") == 6
     assert "call.transition" in trail
 
@@ -70,7 +70,7 @@ def test_replays_are_accepted_once(call: Api) -> None:
     assert post(call, event).status_code == 204
     assert post(call, event).status_code == 204
     assert stored() == 1
-    received = db.run(
+    received = uow.run(
         lambda: AuditEvent.select().where(AuditEvent.action == "event.received").count()
     )
     assert received == 1
@@ -165,7 +165,7 @@ def test_client_reports_are_advisory_once_prosody_reports(call: Api) -> None:
     # Prosody saw both together: a client's `cancel` is audited and changes nothing.
     assert call.report("doc", "appt1", "cancel").status_code == 200
     assert details(call)["videoCall"]["status"] == "IN_PROGRESS"
-    reported = db.run(
+    reported = uow.run(
         lambda: AuditEvent.select().where(AuditEvent.action == "status.reported").count()
     )
     assert reported == 2
@@ -226,7 +226,7 @@ def test_snapshot_repairs_a_lost_left(call: Api) -> None:
     sessions = body["presence"]["sessions"]
     assert {s["endReason"] for s in sessions} == {"snapshot_repair"}
     assert all(s["repaired"] for s in sessions)
-    repairs = db.run(
+    repairs = uow.run(
         lambda: AuditEvent.select().where(AuditEvent.action == "presence.repaired").count()
     )
     assert repairs == 2
@@ -260,7 +260,7 @@ def test_sweeper_completes_after_the_grace_period(call: Api) -> None:
     assert body["videoCall"]["status"] == "COMPLETED"
     assert body["videoCall"]["duration"] == 30
     assert body["appointment"]["status"] == "COMPLETED"
-    causes = db.run(
+    causes = uow.run(
         lambda: [
             e.detail
             for e in AuditEvent.select().where(
@@ -272,7 +272,7 @@ def test_sweeper_completes_after_the_grace_period(call: Api) -> None:
 
 
 def test_sweeper_marks_no_show_with_who_never_came(call: Api) -> None:
-    ends = db.run(lambda: Appointment.get_by_id("appt1").ends_at)
+    ends = uow.run(lambda: Appointment.get_by_id("appt1").ends_at)
     call.clock.set(ends - 400_000)
     stream = Stream()
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", ends - 600_000))
@@ -300,7 +300,7 @@ def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) ->
     old = seeded.client.get("/api/video-calls/old", headers=seeded.auth("doc")).json()
     assert old["videoCall"]["status"] == "NO_SHOW"
     assert old["presence"]["missing"] == "doctor"
-    current = db.run(lambda: VideoCall.get(VideoCall.appointment_id == "appt1"))
+    current = uow.run(lambda: VideoCall.get(VideoCall.appointment_id == "appt1"))
     assert current.status == "SCHEDULED"
 
 
@@ -317,6 +317,6 @@ def test_sweeper_prunes_old_snapshots_only(call: Api) -> None:
     assert result.pruned == 1
     from service.store.models import SnapshotRoom
 
-    kinds = db.run(lambda: sorted(e.type for e in ProsodyEvent.select()))
+    kinds = uow.run(lambda: sorted(e.type for e in ProsodyEvent.select()))
     assert kinds == ["occupant.joined", "rooms.snapshot"]
-    assert db.run(lambda: SnapshotRoom.select().count()) == 1
+    assert uow.run(lambda: SnapshotRoom.select().count()) == 1

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service import tracking
-from service.store import db
+from service.store import uow
 from service.store.models import AuditEvent, VideoCall
 from tests.api.conftest import Api
 from tests.api.test_openapi import conforms
@@ -41,11 +41,11 @@ def both_join_and_are_listed(api: Api, stream: Stream, interval_s: int | None) -
 
 
 def status() -> str:
-    return db.run(lambda: VideoCall.get(VideoCall.room_name == ROOM).status)
+    return uow.run(lambda: VideoCall.get(VideoCall.room_name == ROOM).status)
 
 
 def audits(action: str) -> list[dict[str, Any]]:
-    rows = db.run(lambda: list(AuditEvent.select().where(AuditEvent.action == action)))
+    rows = uow.run(lambda: list(AuditEvent.select().where(AuditEvent.action == action)))
     return [json.loads(row.detail) for row in rows]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playhouse.migrations import Runner
 
-from service.store import db
+from service.store import db, uow
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import AuditEvent, OccupantSession, VideoCall
 from tests.api.conftest import Api
@@ -27,7 +27,7 @@ def post(api: Api, event: dict[str, Any]) -> None:
 
 
 def stored_flags() -> dict[str, tuple[bool, bool]]:
-    return db.run(
+    return uow.run(
         lambda: {
             row.session: (bool(row.repaired), bool(row.counted)) for row in OccupantSession.select()
         }
@@ -63,7 +63,7 @@ def test_a_session_after_a_completed_calls_cutoff_is_neither_counted_nor_open(ca
     assert [s["role"] for s in body["presence"]["sessions"]] == ["doctor", "patient"]
     assert all(s["leftAt"] is not None for s in body["presence"]["sessions"])
     assert stored_flags()["s-late"] == (False, False)
-    open_sessions = db.run(lambda: VideoCall.get().open_sessions)
+    open_sessions = uow.run(lambda: VideoCall.get().open_sessions)
     assert open_sessions == 0
 
 
@@ -127,7 +127,7 @@ def test_a_measured_consultation_survives_client_failed_and_cancel(
     assert record["status"] == "COMPLETED"
     assert record["duration"] == 1200
     assert completed_totals(call) == (1, 1200)
-    audited = db.run(
+    audited = uow.run(
         lambda: [
             row.detail for row in AuditEvent.select().where(AuditEvent.action == "status.reported")
         ]
@@ -172,7 +172,7 @@ def test_migration_0003_puts_right_what_sql_can_tell(tmp_path: Path) -> None:
             ).execute()
         runner.up()
 
-    db.run(before)
+    uow.run(before)
     assert stored_flags() == {
         "plain": (False, True),
         "open": (False, True),

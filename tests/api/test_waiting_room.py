@@ -10,7 +10,7 @@ import pytest
 
 from service import tracking
 from service.api.shapes import iso
-from service.store import db
+from service.store import uow
 from service.store.models import Appointment, AuditEvent
 from tests.api.conftest import Api
 from tests.api.test_prosody_events import ROOM, details, post
@@ -27,7 +27,7 @@ def clinic(seeded: Api) -> tuple[Api, int, int]:
         "appt1", **appointment_around(api.clock.ms, "UTC", 30 * MINUTE_MS, 30 * MINUTE_MS)
     )
     assert api.initiate("pat", "appt1").status_code == 200
-    ends = db.run(lambda: Appointment.get_by_id("appt1").ends_at)
+    ends = uow.run(lambda: Appointment.get_by_id("appt1").ends_at)
     return api, api.clock.ms, ends
 
 
@@ -162,7 +162,7 @@ def test_a_knock_admitted_and_a_recording_through_the_receiver(
     assert call["recordings"] == [
         {"startedAt": iso(t0 + 100_000), "endedAt": iso(t0 + 400_000), "mode": "file"}
     ]
-    audits = db.run(
+    audits = uow.run(
         lambda: [
             (e.action, json.loads(e.detail))
             for e in AuditEvent.select().where(AuditEvent.action.startswith("recording."))

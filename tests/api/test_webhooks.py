@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from service import tracking
 from service.app import create_app
 from service.config import Settings, WebhookSettings, load_settings
-from service.store import db
+from service.store import uow
 from service.store.models import VideoCall, WebhookMessage
 from service.webhooks import outbox, sender
 from service.webhooks.sender import Outcome
@@ -68,7 +68,7 @@ def stored(call_id: str | None = None) -> list[WebhookMessage]:
             query = query.where(WebhookMessage.call_id == call_id)
         return list(query)
 
-    return db.run(work)
+    return uow.run(work)
 
 
 def test_changes_write_their_messages_in_their_transaction(hooked: Api) -> None:
@@ -105,14 +105,14 @@ def test_a_rolled_back_change_leaves_no_message(hooked: Api) -> None:
     call_id = hooked.initiate("doc", "appt1").json()["videoCall"]["id"]
 
     def change_then_fail() -> None:
-        with db.write_transaction():
+        with uow.write():
             at = hooked.clock.ms
             VideoCall.update(doctor_joined_at=at).where(VideoCall.id == call_id).execute()
             assert outbox.observe(call_id, at) == 1  # call.waiting, in this transaction
             raise RuntimeError("the change fails after the message was written")
 
     with pytest.raises(RuntimeError):
-        db.run(change_then_fail)
+        uow.run(change_then_fail)
     assert [m.type for m in stored(call_id)] == ["call.scheduled"]
 
 
@@ -137,7 +137,7 @@ def test_admin_endpoints_as_documented(hooked: Api) -> None:
     assert done["webhookMessage"]["status"] == "pending"
     conforms(post(RETRY.format(id="msg_unknown"), headers=admin), RETRY, "post", 404)
     conforms(post(RETRY.format(id="a b"), headers=admin), RETRY, "post", 400)
-    db.run(
+    uow.run(
         lambda: (
             WebhookMessage.update(status=outbox.DELIVERED)
             .where(WebhookMessage.id == message_id)
@@ -162,7 +162,7 @@ def test_pages_of_messages(hooked: Api) -> None:
 
 def add(call_id: str | None, sequence: int, at: int, kind: str = "call.scheduled") -> str:
     message_id = outbox.new_message_id()
-    db.run(
+    uow.run(
         lambda: WebhookMessage.insert(
             id=message_id,
             type=kind,
@@ -179,7 +179,7 @@ def add(call_id: str | None, sequence: int, at: int, kind: str = "call.scheduled
 
 
 def row(message_id: str) -> WebhookMessage:
-    return db.run(lambda: WebhookMessage.get_by_id(message_id))
+    return uow.run(lambda: WebhookMessage.get_by_id(message_id))
 
 
 def test_a_call_s_messages_go_in_sequence_order_under_a_lease(
@@ -233,7 +233,7 @@ def test_an_attempt_cut_short_on_the_last_try_fails_the_message(
     database_url: str, clock: FrozenClock
 ) -> None:
     cut = add(None, 0, clock.ms)
-    db.run(
+    uow.run(
         lambda: (
             WebhookMessage.update(attempts=sender.max_attempts(HOOKS))
             .where(WebhookMessage.id == cut)
@@ -250,7 +250,7 @@ def test_the_sweeper_prunes_delivered_messages_after_30_days(
     old = add(None, 0, clock.ms - outbox.RETENTION_MS - 1)
     recent = add(None, 0, clock.ms - outbox.RETENTION_MS + 60_000)
     stuck = add(None, 0, clock.ms - outbox.RETENTION_MS - 1)
-    db.run(
+    uow.run(
         lambda: (
             WebhookMessage.update(status=outbox.DELIVERED)
             .where(WebhookMessage.id.in_([old, recent]))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jwt
 
-from service.store import db, repo
+from service.store import repo, uow
 from service.store.models import Appointment, User, VideoCall
 from tests.clock import midday_window, real_now_ms
 from tests.conftest import base_env, repo_root
@@ -93,22 +93,22 @@ def test_import_upserts_everything_or_nothing(env: dict[str, str], tmp_path: Pat
         result = cli(env, "import", str(path))
         assert result.returncode == 0, result.stderr
         assert "imported 2 user(s) and 1 appointment(s)" in result.stdout
-    assert db.run(lambda: (User.select().count(), Appointment.select().count())) == (2, 1)
+    assert uow.run(lambda: (User.select().count(), Appointment.select().count())) == (2, 1)
 
     bad = {"users": [{"uid": "d2", "firstName": "D2"}], "appointments": [{"id": "i2"}]}
     path.write_text(json.dumps(bad))
     result = cli(env, "import", str(path))
     assert result.returncode == 1
     assert "nothing written" in result.stderr
-    assert db.run(lambda: User.select().where(User.uid == "d2").count()) == 0
+    assert uow.run(lambda: User.select().where(User.uid == "d2").count()) == 0
 
 
 def test_seed_demo_loads_a_doctor_two_patients_and_appointments(env: dict[str, str]) -> None:
     result = cli(env, "seed-demo")
     assert result.returncode == 0, result.stderr
-    statuses = db.run(lambda: {a.status for a in Appointment.select()})
+    statuses = uow.run(lambda: {a.status for a in Appointment.select()})
     assert {"CONFIRMED", "PENDING", "COMPLETED", "CANCELLED"} <= statuses
-    assert db.run(lambda: User.select().count()) == 3
+    assert uow.run(lambda: User.select().count()) == 3
 
 
 def test_import_refuses_an_appointment_for_an_unknown_user(
@@ -131,7 +131,7 @@ def test_import_refuses_an_appointment_for_an_unknown_user(
     result = cli(env, "import", str(path))
     assert result.returncode == 1
     assert "Unknown user never-created" in result.stderr
-    assert db.run(lambda: User.select().where(User.uid == "d3").count()) == 0
+    assert uow.run(lambda: User.select().where(User.uid == "d3").count()) == 0
 
 
 def _dev_env_file(tmp_path: Path, dev_secret: str) -> Path:
@@ -176,11 +176,11 @@ def test_dev_token_ignores_the_file_outside_development(tmp_path: Path) -> None:
 
 def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
     assert cli(env, "seed-demo").returncode == 0
-    appointment = db.run(lambda: Appointment.get_by_id("demo-appt-1"))
-    db.run(
+    appointment = uow.run(lambda: Appointment.get_by_id("demo-appt-1"))
+    uow.run(
         lambda: repo.create_call_if_missing(appointment, "appointment_demo-appt-1", real_now_ms())
     )
-    db.run(
+    uow.run(
         lambda: (
             VideoCall.update(status="COMPLETED")
             .where(VideoCall.appointment_id == "demo-appt-1")
@@ -189,12 +189,12 @@ def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
     )
     plain = cli(env, "seed-demo")
     assert plain.returncode == 0
-    assert db.run(lambda: VideoCall.select().count()) == 1  # seeding alone keeps the call
+    assert uow.run(lambda: VideoCall.select().count()) == 1  # seeding alone keeps the call
     reset = cli(env, "seed-demo", "--reset")
     assert reset.returncode == 0, reset.stderr
     assert "1 demo call(s) removed" in reset.stdout
-    assert db.run(lambda: VideoCall.select().count()) == 0
-    assert db.run(lambda: Appointment.get_by_id("demo-appt-1").status) == "CONFIRMED"
+    assert uow.run(lambda: VideoCall.select().count()) == 0
+    assert uow.run(lambda: Appointment.get_by_id("demo-appt-1").status) == "CONFIRMED"
     production = base_env(
         DATABASE_URL=env["DATABASE_URL"],
         APP_ENV="production",

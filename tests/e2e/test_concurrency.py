@@ -11,7 +11,7 @@ from service.auth.dev import mint_dev_token
 from service.config import load_settings
 from service.domain import rules
 from service.domain.model import CallStatus
-from service.store import db
+from service.store import uow
 from service.store.models import AuditEvent, VideoCall
 from tests.clock import midday_window, real_now_ms
 from tests.e2e.conftest import Server
@@ -74,8 +74,10 @@ def test_concurrent_initiates_create_one_call(server: Server) -> None:
     assert [r.status_code for r in responses] == [200] * CONCURRENCY, [r.text for r in responses]
     ids = {r.json()["videoCall"]["id"] for r in responses}
     assert len(ids) == 1
-    assert db.run(lambda: VideoCall.select().count()) == 1
-    created = db.run(lambda: AuditEvent.select().where(AuditEvent.action == "call.created").count())
+    assert uow.run(lambda: VideoCall.select().count()) == 1
+    created = uow.run(
+        lambda: AuditEvent.select().where(AuditEvent.action == "call.created").count()
+    )
     assert created == 1
     assert "database is locked" not in server.logs()
 
@@ -107,7 +109,7 @@ def test_concurrent_reports_leave_an_allowed_state(server: Server) -> None:
     for r in responses:
         if r.status_code == 409:
             assert r.json()["error"] == "invalid_transition"
-    call = db.run(lambda: VideoCall.get(VideoCall.appointment_id == "race1"))
+    call = uow.run(lambda: VideoCall.get(VideoCall.appointment_id == "race1"))
     status = CallStatus(call.status)
     # Joins always land (first-join times set); the status is one the rules can reach.
     assert call.doctor_joined_at is not None and call.patient_joined_at is not None
@@ -119,7 +121,7 @@ def test_concurrent_reports_leave_an_allowed_state(server: Server) -> None:
     else:
         assert call.ended_at is None and call.duration is None
     # Every recorded transition is one the table allows, in order.
-    transitions = db.run(
+    transitions = uow.run(
         lambda: [
             e.detail
             for e in AuditEvent.select()

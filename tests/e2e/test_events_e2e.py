@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.store import db
+from service.store import uow
 from service.store.models import AuditEvent, OccupantSession, ProsodyEvent, VideoCall
 from tests.clock import real_now_ms
 from tests.conftest import base_env
@@ -36,7 +36,7 @@ def initiate(server: Server, tokens: dict[str, str]) -> None:
 
 
 def record() -> VideoCall:
-    return db.run(lambda: VideoCall.get(VideoCall.appointment_id == "race1"))
+    return uow.run(lambda: VideoCall.get(VideoCall.appointment_id == "race1"))
 
 
 def test_signed_stream_over_http_and_rejections(server: Server) -> None:
@@ -52,7 +52,7 @@ def test_signed_stream_over_http_and_rejections(server: Server) -> None:
     forged = Stream().joined(ROOM, "m1", "intruder", "doc", t0)
     assert send(server.url, "whsec_" + "ZmFrZQ" * 8, forged) == 401
     assert send(server.url, secret, forged, timestamp=real_now_ms() // 1000 - 600) == 401
-    assert db.run(lambda: ProsodyEvent.select().count()) == len(events)
+    assert uow.run(lambda: ProsodyEvent.select().count()) == len(events)
     call = record()
     assert call.status == "COMPLETED"
     assert call.started_at == t0 + 61_000
@@ -107,9 +107,9 @@ def test_two_replicas_receiving_every_event_agree(postgres_database_url: str) ->
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(lambda job: send(job[0], secret, job[1]), jobs))
         assert set(statuses) == {204}
-        stored = db.run(lambda: ProsodyEvent.select().count())
+        stored = uow.run(lambda: ProsodyEvent.select().count())
         assert stored == len({e["id"] for e in events})
-        received = db.run(
+        received = uow.run(
             lambda: AuditEvent.select().where(AuditEvent.action == "event.received").count()
         )
         assert received == stored
@@ -119,14 +119,14 @@ def test_two_replicas_receiving_every_event_agree(postgres_database_url: str) ->
         assert call.ended_at == t0 + 661_000
         # Together from 61 s to 300 s and from 305 s to 661 s.
         assert call.duration == (300_000 - 61_000 + 661_000 - 305_000) // 1000
-        sessions = db.run(
+        sessions = uow.run(
             lambda: sorted(
                 s.session
                 for s in OccupantSession.select().where(OccupantSession.call_id == call.id)
             )
         )
         assert sessions == ["s-doc", "s-pat", "s-pat2"]
-        transitions = db.run(
+        transitions = uow.run(
             lambda: [
                 e.detail
                 for e in AuditEvent.select()
@@ -161,7 +161,7 @@ def test_event_sync_stream_over_http_matches_the_signed_one(server: Server) -> N
     assert r.status_code == 200
     for event in consultation(Stream(), "appointment_race2", "doc", "pat", t0_s * 1000):
         assert send(server.url, server.env["PROSODY_EVENTS_SECRET"], event) == 204
-    via_v1 = db.run(lambda: VideoCall.get(VideoCall.appointment_id == "race2"))
+    via_v1 = uow.run(lambda: VideoCall.get(VideoCall.appointment_id == "race2"))
 
     for field in ("status", "started_at", "ended_at", "duration", "doctor_joined_at"):
         assert getattr(via_event_sync, field) == getattr(via_v1, field), field

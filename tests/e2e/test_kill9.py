@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from service.store import db, repo
+from service.store import repo, uow
 from service.store.models import ProsodyEvent
 from tests.clock import real_now_ms
 from tests.e2e.conftest import Server, start_server, stop_server
@@ -155,11 +155,11 @@ def test_kill_9_during_a_stream_then_resending_gives_the_same_records(
         interrupted = records(second, tokens)
     finally:
         stop_server(second)
-    stored = db.run(lambda: ProsodyEvent.select().count())
+    stored = uow.run(lambda: ProsodyEvent.select().count())
     assert stored == total
 
     # The same events, uninterrupted, on an emptied database.
-    db.run(repo.reset_for_tests)
+    uow.run(repo.reset_for_tests)
     third = start_server(env)
     try:
         tokens = prepare(third)

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from service.store import db
+from service.store import uow
 from service.store.models import AuditEvent, OccupantSession
 from tests.clock import real_now_ms
 from tests.conftest import base_env
@@ -52,7 +52,7 @@ def test_the_sweeper_completes_the_call_of_a_silent_host(database_url: str) -> N
             time.sleep(0.05)
         call = record()
         assert call.status == "COMPLETED"
-        completed = db.run(
+        completed = uow.run(
             lambda: AuditEvent.get(
                 (AuditEvent.call_id == call.id)
                 & (AuditEvent.action == "call.transition")
@@ -64,7 +64,7 @@ def test_the_sweeper_completes_the_call_of_a_silent_host(database_url: str) -> N
         assert last + 3 * INTERVAL_S * 1000 <= completed.at <= deadline + 500
         assert call.ended_at == last + 1
         assert call.duration == (last + 1 - t0 + 500) // 1000
-        sessions = db.run(lambda: list(OccupantSession.select()))
+        sessions = uow.run(lambda: list(OccupantSession.select()))
         assert {(s.end_reason, s.left_at) for s in sessions} == {("host_silent", last + 1)}
 
         admin = {"Authorization": f"Bearer {env['ADMIN_API_KEY']}"}
@@ -72,7 +72,7 @@ def test_the_sweeper_completes_the_call_of_a_silent_host(database_url: str) -> N
         assert [(h["host"], h["silent"], h["snapshotInterval"]) for h in hosts["hosts"]] == [
             (HOST, True, INTERVAL_S)
         ]
-        silent = db.run(
+        silent = uow.run(
             lambda: [
                 json.loads(a.detail)
                 for a in AuditEvent.select().where(AuditEvent.action == "prosody_host.silent")

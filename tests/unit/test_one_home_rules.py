@@ -225,3 +225,21 @@ def test_the_record_keeps_a_settled_end_and_counts_open_sessions() -> None:
     fresh = presence_record(derived, SettledEnd(CallStatus.IN_PROGRESS, None, None, False))
     assert (fresh.ended_at, fresh.duration, fresh.duration_uncertain) == (None, None, False)
     assert (fresh.doctor_presence, fresh.patient_presence) == (9, 8)
+
+
+# --- the unit of work ------------------------------------------------------------------------
+
+USE_CASES = ("calls", "tracking", "directory")
+
+
+def test_no_use_case_imports_another() -> None:
+    sources = _sources()
+    for name in USE_CASES:
+        others = "|".join(u for u in USE_CASES if u != name)
+        pattern = rf"^from service(\.({others}) import| import .*\b({others})\b)"
+        assert not re.search(pattern, sources[f"{name}.py"], re.MULTILINE), name
+
+
+def test_no_work_closures_for_the_database() -> None:
+    found = [n for n, t in _sources().items() if re.search(r"db\.run\(|def work\(\)", t)]
+    assert found == []

@@ -1,0 +1,128 @@
+"""The unit of work: every use case reads in `with uow.read():` and writes in `with uow.write():`.
+
+This module is the one home of what every database access needs: a pooled connection held
+for the whole block (and shared by blocks nested in it), the transaction, the queue of this
+process's SQLite writers, and the translation of "the database cannot serve now" into
+DatabaseUnavailable (503). Any other database error (a bug, a constraint) propagates: it is
+not the caller's to retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import peewee
+from playhouse.pool import MaxConnectionsExceeded
+
+from service.store.db import DatabaseUnavailable, current, unavailability
+
+T = TypeVar("T")
+log = logging.getLogger("service.store")
+
+# Writers of one process queue here, in order, instead of each polling SQLite's lock in the
+# busy handler (which sleeps with growing back-off and makes long tails under load).
+_sqlite_writer = threading.Lock()
+# How deep this thread is in read()/write() blocks: only the outermost opens and closes the
+# connection, so a block inside another runs on the same connection (and transaction).
+_depth = threading.local()
+
+
+@contextmanager
+def read() -> Iterator[None]:
+    """A pooled connection for the block. Each statement sees what is committed (no
+    transaction): a read that must agree with a write belongs inside `write()`."""
+    if getattr(_depth, "n", 0):
+        _depth.n += 1
+        try:
+            yield
+        finally:
+            _depth.n -= 1
+        return
+    database = current()
+    try:
+        with database.connection_context():
+            _depth.n = 1
+            try:
+                yield
+            except peewee.DatabaseError as exc:
+                reason = unavailability(exc)
+                if reason is None:
+                    raise
+                # Do not pool a connection that failed this way: a dead socket, or a SQLite
+                # file opened read-only, would keep failing after the fault is gone.
+                _discard_connection(database)
+                log.warning("database unavailable", extra={"fields": {"reason": reason}})
+                raise DatabaseUnavailable(reason) from exc
+            finally:
+                _depth.n = 0
+    except MaxConnectionsExceeded as exc:
+        raise DatabaseUnavailable("connection pool exhausted") from exc
+    except peewee.DatabaseError as exc:
+        # Failing to connect at all (refused, not accepting connections, cannot open).
+        reason = unavailability(exc)
+        if reason is None:
+            raise
+        log.warning("database unavailable", extra={"fields": {"reason": reason}})
+        raise DatabaseUnavailable(reason) from exc
+
+
+@contextmanager
+def write() -> Iterator[None]:
+    """A transaction that takes the write lock up front, committed when the block ends.
+
+    SQLite's default deferred BEGIN upgrades to a write lock mid-transaction and fails with
+    "database is locked" when two writers race; BEGIN IMMEDIATE queues them on busy_timeout
+    instead (between processes), and a process-wide lock queues this process's writers.
+    PostgreSQL needs nothing special: conditional updates and row locks do the rest. Inside
+    another write the block is a savepoint: it rolls back alone if it raises.
+    """
+    with read():
+        database = current()
+        if not isinstance(database, peewee.SqliteDatabase) or database.in_transaction():
+            with database.atomic():
+                yield
+            return
+        with _sqlite_writer, database.atomic("IMMEDIATE"):
+            yield
+
+
+def run(fn: Callable[[], T]) -> T:
+    """`fn()` inside `read()`: for scripts and tests that call the store directly."""
+    with read():
+        return fn()
+
+
+def _discard_connection(database: peewee.Database) -> None:
+    """Close the driver connection in place; the pool then drops it instead of reusing it."""
+    # Closing a broken connection may fail; it is gone either way.
+    with contextlib.suppress(Exception):
+        database.connection().close()
+
+
+def ping() -> bool:
+    try:
+        with read():
+            current().execute_sql("SELECT 1").fetchone()
+    except Exception:
+        return False
+    return True
+
+
+def can_write() -> bool:
+    """Readiness: one committed write (the single row of `readiness_probe`).
+
+    `SELECT 1` succeeds on a full disk, a read-only file or a read-only standby; a write
+    that must reach the disk does not. The row changes on every probe (a counter): SQLite
+    does not write a row whose content is unchanged, and that probe would prove nothing.
+    """
+    try:
+        with write():
+            current().execute_sql("UPDATE readiness_probe SET writes = writes + 1 WHERE id = 1")
+    except Exception:
+        return False
+    return True

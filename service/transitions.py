@@ -1,0 +1,61 @@
+"""What follows a call's change of status, shared by every use case that changes one.
+
+A transition is audited, told to the clinic (the webhook outbox), and moves the appointment
+along when the rules say so; all of it in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from service.domain import rules
+from service.domain.model import CallStatus
+from service.store import repo
+from service.store.models import VideoCall
+from service.webhooks import outbox
+
+
+def record_transition(
+    call: VideoCall,
+    before: CallStatus,
+    after: CallStatus,
+    actor: str,
+    at: int,
+    cause: str,
+    **detail: str,
+) -> None:
+    """Audit a call's transition, tell the clinic, and move its appointment along when the
+    rules say so."""
+    repo.audit(
+        actor,
+        "call.transition",
+        at,
+        call.id,
+        call.appointment_id,
+        {"from": before.value, "to": after.value, "cause": cause, **detail},
+    )
+    outbox.observe(call.id, at)
+    target = rules.APPOINTMENT_FOLLOWS.get(after)
+    if target is None:
+        return
+    if repo.set_appointment_status(
+        call.appointment_id, target, rules.appointment_sources(target), at
+    ):
+        repo.audit(
+            actor,
+            "appointment.transition",
+            at,
+            call.id,
+            call.appointment_id,
+            {"to": target.value, "cause": cause},
+        )
+
+
+def follow_cancelled_appointment(appointment_id: str, actor: str, at: int) -> None:
+    """The clinic cancelled the appointment: a call that has not started is cancelled too
+    (otherwise the sweeper would later call it a NO_SHOW). Runs in the caller's transaction."""
+    call = repo.get_call_by_appointment(appointment_id)
+    if call is not None and repo.transition_call(
+        call.id, [CallStatus.SCHEDULED], CallStatus.CANCELLED, at
+    ):
+        record_transition(
+            call, CallStatus.SCHEDULED, CallStatus.CANCELLED, actor, at, "appointment_cancelled"
+        )

@@ -1,0 +1,56 @@
+"""Rows for the store tests, written with the store's own functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.store import repo
+from service.store.models import Appointment, VideoCall
+
+
+def user_row(uid: str, at: int, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "uid": uid,
+        "first_name": uid.title(),
+        "last_name": "Test",
+        "email": None,
+        "profile_image_url": None,
+        "is_active": True,
+        "created_at": at,
+        "updated_at": at,
+    }
+    row.update(fields)
+    return row
+
+
+def appointment_row(appointment_id: str, at: int, day: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": appointment_id,
+        "doctor_uid": "doc",
+        "patient_uid": "pat",
+        "appointment_date": day,
+        "start_time": "10:00",
+        "end_time": "10:30",
+        "timezone": "UTC",
+        "status": "CONFIRMED",
+        "ends_at": at,
+        "created_at": at,
+        "updated_at": at,
+    }
+    row.update(fields)
+    return row
+
+
+def call_for(appointment_id: str, at: int) -> VideoCall:
+    """The appointment's call, created at `at` (the appointment must exist)."""
+    stored = repo.get_appointment(appointment_id)
+    assert stored is not None
+    call, created = repo.create_call_if_missing(stored, f"appointment_{appointment_id}", at)
+    assert created
+    return call
+
+
+def appointment(appointment_id: str) -> Appointment:
+    stored = repo.get_appointment(appointment_id)
+    assert stored is not None
+    return stored
