@@ -10,6 +10,7 @@ the second sees the first's events.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from service.clock import now_ms
@@ -48,46 +49,101 @@ class Ingested:
     calls: int
 
 
+# A snapshot's room listings are stored this many per transaction before its header.
+LISTING_STEP = 250
+# Calls re-derived for one snapshot or restart share a transaction until it has run this
+# long, so the write lock is free again within a few milliseconds (a token request waits
+# for one step, not for the whole snapshot).
+STEP_BUDGET_S = 0.004
+
+
 def ingest(settings: Settings, event: Event, source: str) -> Ingested:
-    """Store `event` (if new) and apply it to every call it concerns, in one transaction."""
+    """Store `event` (if new) and apply it to every call it concerns.
+
+    A room event and its call's derivation commit together. A snapshot or a restart can
+    concern thousands of calls, so it is stored first (a big snapshot's listings in steps,
+    invisible until its header commits) and then applied in short steps, each its own
+    transaction. Every step is idempotent, so a delivery that fails part-way is finished by
+    the sender's retry: a repeated snapshot or restart is applied again, not skipped. The
+    reply waits for the last step, so an acknowledgement still means all of it is on disk.
+    """
+    if isinstance(event, Snapshot):
+        rooms = event_store.listed_rooms(event)
+        in_steps = len(rooms) > LISTING_STEP
+        if in_steps:
+            for start in range(0, len(rooms), LISTING_STEP):
+                with uow.write():
+                    event_store.insert_listings(event, rooms[start : start + LISTING_STEP])
     with uow.write():
         at = now_ms()
-        if not event_store.insert(event, source, at):
-            return Ingested(new=False, calls=0)
+        new = event_store.insert(
+            event, source, at, with_listings=not (isinstance(event, Snapshot) and in_steps)
+        )
+        if new:
+            _received(event, source, at)
+        if isinstance(event, RoomEvent):
+            if not new:
+                return Ingested(new=False, calls=0)
+            call_ids = _affected_calls(event)
+            if event.recording is not None:
+                _audit_recording(event, call_ids, at)
+            for call_id in call_ids:
+                _derive_and_apply(settings, call_id, at, cause="server_event")
+            return Ingested(new=True, calls=len(call_ids))
+    with uow.read():
         call_ids = _affected_calls(event)
-        first = call_ids[0] if len(call_ids) == 1 else None
+    apply_in_steps(settings, call_ids, cause="server_event")
+    return Ingested(new=new, calls=len(call_ids))
+
+
+def apply_in_steps(
+    settings: Settings, call_ids: list[str], cause: str, at: int | None = None
+) -> None:
+    """Derive these calls again as of `at` (None: each step's now), a few per transaction
+    (see STEP_BUDGET_S), in id order so that concurrent writers lock calls in one order."""
+    pending = sorted(call_ids)
+    index = 0
+    while index < len(pending):
+        with uow.write():
+            step_at = now_ms() if at is None else at
+            began = time.perf_counter()
+            while index < len(pending):
+                _derive_and_apply(settings, pending[index], step_at, cause=cause)
+                index += 1
+                if time.perf_counter() - began >= STEP_BUDGET_S:
+                    break
+
+
+def _received(event: Event, source: str, at: int) -> None:
+    """The audit and the log of a newly stored event, in the transaction that stores it."""
+    first = event_store.calls_for_rooms([event.room_name]) if isinstance(event, RoomEvent) else []
+    repo.audit(
+        SERVER,
+        "event.received",
+        at,
+        first[0] if len(first) == 1 else None,
+        detail={
+            "id": event.id,
+            "type": type_of(event).value,
+            "source": source,
+            "verified": True,
+        },
+    )
+    if event_store.seq_gap(event):
+        # Something between this event and the previous one was lost; the next
+        # snapshot repairs presence, and operators see the gap here and in the log.
+        log.warning(
+            "event sequence gap",
+            extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
+        )
         repo.audit(
             SERVER,
-            "event.received",
+            "event.seq_gap",
             at,
-            first,
-            detail={
-                "id": event.id,
-                "type": type_of(event).value,
-                "source": source,
-                "verified": True,
-            },
+            first[0] if len(first) == 1 else None,
+            detail={"boot_id": event.boot_id, "seq": event.seq},
         )
-        if event_store.seq_gap(event):
-            # Something between this event and the previous one was lost; the next
-            # snapshot repairs presence, and operators see the gap here and in the log.
-            log.warning(
-                "event sequence gap",
-                extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
-            )
-            repo.audit(
-                SERVER,
-                "event.seq_gap",
-                at,
-                first,
-                detail={"boot_id": event.boot_id, "seq": event.seq},
-            )
-        _note_host(event, at)
-        if isinstance(event, RoomEvent) and event.recording is not None:
-            _audit_recording(event, call_ids, at)
-        for call_id in call_ids:
-            _derive_and_apply(settings, call_id, at, cause="server_event")
-        return Ingested(new=True, calls=len(call_ids))
+    _note_host(event, at)
 
 
 def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
@@ -231,7 +287,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
     """Grace-period completion, NO_SHOW and stale sessions, for every open call.
 
     On PostgreSQL only the replica holding the advisory lock sweeps; the others return at
-    once. Each call is handled in its own short transaction.
+    once. Calls are handled a few per short transaction (`apply_in_steps`).
     """
     now = at if at is not None else now_ms()
 
@@ -240,11 +296,9 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
             return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
         try:
             _note_silent_hosts(now)
-            derived = 0
-            for call_id in event_store.open_tracked_calls():
-                with uow.write():
-                    _derive_and_apply(settings, call_id, now, cause="sweeper")
-                derived += 1
+            open_calls = event_store.open_tracked_calls()
+            apply_in_steps(settings, open_calls, cause="sweeper", at=now)
+            derived = len(open_calls)
             no_shows = _untracked_no_shows(settings, now)
             with uow.write():
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)

@@ -68,9 +68,12 @@ _ROOM_EVENTS = Compiled(
     ),
     "r",
 )
+# Only listings of stored snapshots: a big snapshot's listings are written in steps before
+# its header, and until the header commits the snapshot does not exist for anyone.
 _LISTINGS = Compiled(
     lambda room: (
         SnapshotRoom.select()
+        .join(ProsodyEvent, on=SnapshotRoom.event_id == ProsodyEvent.id)
         .where(SnapshotRoom.room_name == room)
         .order_by(SnapshotRoom.occurred_at)
     ),
@@ -122,10 +125,12 @@ _SESSIONS = Compiled(
 )
 
 
-def insert(event: Event, source: str, received_at: int) -> bool:
+def insert(event: Event, source: str, received_at: int, *, with_listings: bool = True) -> bool:
     """Store the event under its id; False if that id was already stored (a duplicate).
 
-    ON CONFLICT DO NOTHING makes two replicas receiving the same event store it once.
+    ON CONFLICT DO NOTHING makes two replicas receiving the same event store it once. A
+    snapshot's room listings are stored with it, unless `with_listings` is False because
+    `insert_listings` stored them already, in steps.
     """
     row: dict[str, Any] = {
         "id": event.id,
@@ -150,21 +155,34 @@ def insert(event: Event, source: str, received_at: int) -> bool:
     cursor = _INSERT.execute(*(row[c] for c in _INSERT_COLUMNS))
     if len(cursor.fetchall()) != 1:
         return False
-    if isinstance(event, Snapshot) and event.rooms:
-        SnapshotRoom.insert_many(
-            [
-                {
-                    "event_id": event.id,
-                    "occurred_at": event.occurred_at,
-                    "room_name": room.room_name,
-                    "meeting_id": room.meeting_id,
-                    "occupants": _compact([asdict(o) for o in room.occupants]),
-                    "lobby": _compact([asdict(o) for o in room.lobby]) if room.lobby else None,
-                }
-                for room in event.rooms
-            ]
-        ).execute()
+    if isinstance(event, Snapshot) and with_listings:
+        insert_listings(event, listed_rooms(event))
     return True
+
+
+def listed_rooms(snapshot: Snapshot) -> list[SnapshotRoomValue]:
+    """One listing per room name; a room listed twice keeps its last listing."""
+    return list({room.room_name: room for room in snapshot.rooms}.values())
+
+
+def insert_listings(snapshot: Snapshot, rooms: Sequence[SnapshotRoomValue]) -> None:
+    """Store these listings of `snapshot`; those already stored are left as they are, so a
+    repeated step (a retry, another replica) changes nothing."""
+    if not rooms:
+        return
+    SnapshotRoom.insert_many(
+        [
+            {
+                "event_id": snapshot.id,
+                "occurred_at": snapshot.occurred_at,
+                "room_name": room.room_name,
+                "meeting_id": room.meeting_id,
+                "occupants": _compact([asdict(o) for o in room.occupants]),
+                "lobby": _compact([asdict(o) for o in room.lobby]) if room.lobby else None,
+            }
+            for room in rooms
+        ]
+    ).on_conflict_ignore().execute()
 
 
 def _room_event(data: str) -> RoomEvent:

@@ -150,7 +150,9 @@ class SnapshotRoom(BaseModel):
 
     class Meta:
         table_name = "snapshot_rooms"
-        indexes = ((("room_name", "occurred_at"), False),)
+        # Unique per snapshot and room: a big snapshot's listings are stored in steps that a
+        # retry (or a second replica) may repeat, so each insert ignores what is already there.
+        indexes = ((("room_name", "occurred_at"), False), (("event_id", "room_name"), True))
 
 
 class OccupantSession(BaseModel):

@@ -166,7 +166,9 @@ def test_sqlite_disk_full(
 
         def fill() -> None:
             # Write until the filesystem refuses: the database cannot grow by a single page.
-            with open(filler, "wb") as fh, contextlib.suppress(OSError):
+            # Unbuffered: a partial write must not leave bytes behind for close() to flush
+            # (and fail on), which happened whenever the free space was not a whole chunk.
+            with open(filler, "wb", buffering=0) as fh, contextlib.suppress(OSError):
                 while True:
                     fh.write(b"\0" * 65536)
                     fh.flush()
