@@ -34,7 +34,8 @@ from service.store import db
 from service.store.migrate import migrate
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
-DATASET_VERSION = "1"
+# 2: the call columns of the waiting room and of uncertain durations.
+DATASET_VERSION = "2"
 BIG_CALLS = 1_000_000
 DOCTORS = 100
 PATIENTS = 100_000
@@ -61,6 +62,7 @@ CALL_COLUMNS = (
     "id", "appointment_id", "room_name", "doctor_uid", "patient_uid", "status", "started_at",
     "ended_at", "duration", "doctor_joined_at", "patient_joined_at", "created_at", "updated_at",
     "tracked_by_server", "doctor_presence", "patient_presence", "missing", "open_sessions",
+    "duration_uncertain", "lobby_visits", "recordings",
 )  # fmt: skip
 
 Row = tuple[Any, ...]
@@ -106,7 +108,8 @@ def history(only_bench_doctor: bool) -> Iterator[tuple[Row, Row]]:
             (apt, f"doc_{doctor:04d}", patient, _day(created), _hhmm(created), _hhmm(end),
              "UTC", "COMPLETED", end, created, created),
             (call_id, apt, f"appointment_{apt}", f"doc_{doctor:04d}", patient, "COMPLETED",
-             start, end, 1800, start, start, created, end, False, 1800, 1800, None, 0),
+             start, end, 1800, start, start, created, end, False, 1800, 1800, None, 0,
+             False, "[]", "[]"),
         )  # fmt: skip
 
 
@@ -115,16 +118,17 @@ def history_users(patients: Iterable[str]) -> list[Row]:
     return doctors + [_user(p, "Patient" + p[4:]) for p in sorted(set(patients))]
 
 
-def ops_rows() -> tuple[list[Row], list[Row], list[Row]]:
-    """Users, confirmed appointments tomorrow, and their SCHEDULED calls (no events yet)."""
+def ops_rows(count: int = OPS_APPOINTMENTS) -> tuple[list[Row], list[Row], list[Row]]:
+    """Users, `count` confirmed appointments tomorrow, and their SCHEDULED calls (no events
+    yet): ops_00000, ops_00001, ... with doctors doc_0000 to doc_0019 in turn."""
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 10, tzinfo=UTC)
     ends_at = int((start + timedelta(minutes=30)).timestamp() * 1000)
     now = int(time.time() * 1000)
     users = [_user(f"doc_{d:04d}", f"Doctor{d:04d}") for d in range(OPS_DOCTORS)]
-    users += [_user(f"pat_{p:06d}", f"Patient{p:06d}") for p in range(OPS_APPOINTMENTS)]
+    users += [_user(f"pat_{p:06d}", f"Patient{p:06d}") for p in range(count)]
     appointments, calls = [], []
-    for i in range(OPS_APPOINTMENTS):
+    for i in range(count):
         apt, doctor, patient = f"ops_{i:05d}", f"doc_{i % OPS_DOCTORS:04d}", f"pat_{i:06d}"
         appointments.append(
             (apt, doctor, patient, tomorrow.isoformat(), "10:00", "10:30", "UTC", "CONFIRMED",
@@ -132,7 +136,8 @@ def ops_rows() -> tuple[list[Row], list[Row], list[Row]]:
         )  # fmt: skip
         calls.append(
             (f"vc_ops{i:026d}", apt, f"appointment_{apt}", doctor, patient, "SCHEDULED",
-             None, None, None, None, None, now, now, False, None, None, None, 0)
+             None, None, None, None, None, now, now, False, None, None, None, 0,
+             False, "[]", "[]")
         )  # fmt: skip
     return users, appointments, calls
 
@@ -367,9 +372,9 @@ def history_dataset(kind: str, name: str) -> Dataset:
     return Dataset(kind, name, url, calls, time.monotonic() - began)
 
 
-def ops_dataset(kind: str) -> Dataset:
-    """A fresh small database for the write scenarios."""
-    users, appointments, calls = ops_rows()
+def ops_dataset(kind: str, name: str = "ops", count: int = OPS_APPOINTMENTS) -> Dataset:
+    """A fresh small database for the write scenarios (`count` appointments with calls)."""
+    users, appointments, calls = ops_rows(count)
 
     def fill(loader: _Loader) -> None:
         loader.load("users", USER_COLUMNS, users)
@@ -378,17 +383,17 @@ def ops_dataset(kind: str) -> Dataset:
 
     if kind == "sqlite":
         DATA_DIR.mkdir(exist_ok=True)
-        path = DATA_DIR / "ops.sqlite"
+        path = DATA_DIR / f"{name}.sqlite"
         for old in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             old.unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     else:
-        _pg("DROP SCHEMA IF EXISTS ops CASCADE; CREATE SCHEMA ops")
-        url = schema_url("ops")
+        _pg(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
+        url = schema_url(name)
     _fill(kind, url, fill)
-    return Dataset(kind, "ops", url, len(calls), 0.0)
+    return Dataset(kind, name, url, len(calls), 0.0)
 
 
-def drop_ops(kind: str) -> None:
+def drop_ops(kind: str, name: str = "ops") -> None:
     if kind == "postgresql":
-        _pg("DROP SCHEMA IF EXISTS ops CASCADE")
+        _pg(f"DROP SCHEMA IF EXISTS {name} CASCADE")

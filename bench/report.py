@@ -8,7 +8,14 @@ from collections.abc import Iterable
 from bench.results import Measurement, Results
 
 P99_MS = 25.0
-RATIO = {"initiate": 0.20, "token": 0.20, "events": 0.25}
+# Two worker processes on one SQLite file share its single writer.
+P99_SQLITE_2W_MS = 50.0
+RATIO = {"initiate": 0.25, "token": 0.25, "events": 0.25}
+LIST_RATIO = 0.05
+# A room's 5,000th event against its 10th (mean of the next ones, 1 connection).
+HISTORY_GROWTH = 1.5
+# How much a 5,000-room snapshot may delay a token request sent meanwhile.
+SNAPSHOT_DELAY_MS = 50.0
 LIST_P50_MS = 5.0
 LIST_GROWTH = 1.5
 RSS_MB = 150.0
@@ -49,10 +56,12 @@ class Verdicts:
                          f"{m.ratio:.3f} ({m.loaded.rps:,.0f} / {m.baseline_rps:,.0f})",
                          m.ratio >= need,
                          f"x{need / m.ratio:.1f} short" if m.ratio else "")  # fmt: skip
-                self.add(f"{m.scenario}: p99 < {P99_MS:.0f} ms at 32 connections", _cell(m),
-                         f"{m.loaded.p99_ms:.1f} ms", m.loaded.p99_ms < P99_MS,
-                         f"{m.loaded.p99_ms - P99_MS:+.1f} ms "
-                         f"(x{m.loaded.p99_ms / P99_MS:.1f})")  # fmt: skip
+                p99 = P99_SQLITE_2W_MS if (m.database, m.workers) == ("sqlite", 2) else P99_MS
+                self.add(f"{m.scenario}: p99 < {P99_MS:.0f} ms at 32 connections "
+                         f"({P99_SQLITE_2W_MS:.0f} ms with 2 workers on SQLite)", _cell(m),
+                         f"{m.loaded.p99_ms:.1f} ms", m.loaded.p99_ms < p99,
+                         f"{m.loaded.p99_ms - p99:+.1f} ms "
+                         f"(x{m.loaded.p99_ms / p99:.1f})")  # fmt: skip
                 self.add(f"{m.scenario}: zero errors", _cell(m), _errors(m), m.errors == 0, "")
         for database, workers in sorted({(m.database, m.workers) for m in r.measurements}):
             big = _find(r, database, workers, "list 1M")
@@ -69,6 +78,9 @@ class Verdicts:
                 self.add(f"list: p50 at 1M <= {LIST_GROWTH}x p50 at 10k (1 connection)", cell,
                          f"x{growth:.2f} ({p50:.2f} / {small.serial.p50_ms:.2f} ms)",
                          growth <= LIST_GROWTH, f"x{growth:.2f}")  # fmt: skip
+            self.add(f"list at 1M calls: >= {LIST_RATIO:.2f} of baseline req/s (32 connections)",
+                     cell, f"{big.ratio:.3f}", big.ratio >= LIST_RATIO,
+                     f"x{LIST_RATIO / big.ratio:.1f} short" if big.ratio else "")  # fmt: skip
             self.add("list: zero errors", cell, _errors(big), big.errors == 0, "")
         for s in r.servers:
             if s.role == "baseline":
@@ -85,6 +97,35 @@ class Verdicts:
             self.add("SQLite: zero `database is locked` at 32 connections", "sqlite, every run",
                      f"{r.locked_sqlite} log lines, {e503} answers 503",
                      r.locked_sqlite == 0 and e503 == 0, "")  # fmt: skip
+
+        self._growth(r)
+
+    def _growth(self, r: Results) -> None:
+        for database in sorted({h.database for h in r.history}):
+            points = {h.history: h for h in r.history if h.database == database}
+            first, last = points.get(min(points)), points.get(max(points))
+            if first is None or last is None or not first.mean_ms:
+                continue
+            growth = last.mean_ms / first.mean_ms
+            self.add(f"events: a room's {last.history:,}th event <= {HISTORY_GROWTH}x its "
+                     f"{first.history}th (mean, 1 connection)", f"{database}, 1 worker",
+                     f"x{growth:.2f} ({last.mean_ms:.1f} / {first.mean_ms:.1f} ms)",
+                     growth <= HISTORY_GROWTH, f"x{growth / HISTORY_GROWTH:.1f} over")  # fmt: skip
+            errors = sum(h.errors for h in points.values())
+            self.add("events into long histories: zero errors", f"{database}, 1 worker",
+                     str(errors), errors == 0, "")  # fmt: skip
+        for shot in r.snapshots:
+            if shot.rooms != max(s.rooms for s in r.snapshots):
+                continue
+            self.add(f"snapshot of {shot.rooms:,} rooms delays a token request by <= "
+                     f"{SNAPSHOT_DELAY_MS:.0f} ms", f"{shot.database}, 1 worker",
+                     f"{shot.delay_ms:.1f} ms (worst {shot.during_max_ms:.1f}, idle p50 "
+                     f"{shot.idle_p50_ms:.1f})", shot.delay_ms <= SNAPSHOT_DELAY_MS,
+                     f"{shot.delay_ms - SNAPSHOT_DELAY_MS:+.1f} ms")  # fmt: skip
+            self.add("snapshots: zero errors", f"{shot.database}, 1 worker",
+                     str(sum(s.errors for s in r.snapshots if s.database == shot.database)),
+                     not any(s.errors for s in r.snapshots if s.database == shot.database),
+                     "")  # fmt: skip
 
     def add(self, target: str, cell: str, measured: str, ok: bool, gap: str) -> None:
         self.rows.append((target, cell, measured, ok, gap))
@@ -150,6 +191,10 @@ def render(r: Results) -> str:
         "socket errors (connect, read, write, timeout after 5 s).",
         "- Peak RSS: `VmHWM` of each worker process just before it stops (after all its runs). "
         "Ready: from spawning `videocalls serve` to the first `/readyz` 200.",
+        "- Growth (`bench/growth.py`, `--scenarios growth`): one worker per database on a "
+        "fresh database of 5,003 appointments with calls; a room's next events after 10, "
+        "1,000 and 5,000 stored ones, and snapshots of 100, 1,000 and 5,000 live rooms with "
+        "token requests sent meanwhile (see the growth figures below).",
         "",
         "## Machine and versions",
         "",
@@ -194,6 +239,7 @@ def render(r: Results) -> str:
         [(s.database, s.workers, s.role, f"{s.ready_s:.2f}",
           ", ".join(f"{x:.0f}" for x in s.peak_rss_mb)) for s in r.servers],
     )  # fmt: skip
+    out += _growth_figures(r)
     out += ["", "### Every target, per cell", ""]
     out += _table(
         ["target", "where", "measured", "", "gap"],
@@ -243,6 +289,41 @@ def render(r: Results) -> str:
         ]
     out += ["## Misses: by how much, why, what would close them", "", *_misses(r, v), ""]
     return "\n".join(out) + "\n"
+
+
+def _growth_figures(r: Results) -> list[str]:
+    if not r.history and not r.snapshots:
+        return []
+    out = ["", "### Growth: long histories and big snapshots (1 worker)", ""]
+    out += [
+        "Events into one room that already holds 10, 1,000 and 5,000 events of a flapping "
+        "consultation (doctor and patient reconnecting in turn, two sessions per four "
+        "events), stored beforehand through the service's own store; then the next "
+        f"{r.history[0].sent if r.history else 0} events of that consultation, signed, one at "
+        "a time over one connection:",
+        "",
+    ]
+    out += _table(
+        ["database", "events held", "sent", "mean ms", "p50 ms", "p99 ms", "max ms", "errors"],
+        [(h.database, f"{h.history:,}", h.sent, f"{h.mean_ms:.1f}", f"{h.p50_ms:.1f}",
+          f"{h.p99_ms:.1f}", f"{h.max_ms:.1f}", h.errors) for h in r.history],
+    )  # fmt: skip
+    out += [
+        "",
+        "Snapshots listing 100, 1,000 and 5,000 live rooms (doctor and patient in each, each "
+        "room with its call; the rooms of the smaller snapshots stay live, so each snapshot "
+        "concerns exactly its rooms' calls). Token requests go over another connection, one "
+        "at a time, before (idle) and while the snapshot is sent and applied:",
+        "",
+    ]
+    out += _table(
+        ["database", "rooms", "applied in ms", "idle p50 ms", "idle max ms", "tokens during",
+         "during p50 ms", "during max ms", "worst sent at ms", "delay ms", "errors"],
+        [(s.database, f"{s.rooms:,}", f"{s.apply_ms:,.0f}", f"{s.idle_p50_ms:.1f}",
+          f"{s.idle_max_ms:.1f}", s.during, f"{s.during_p50_ms:.1f}", f"{s.during_max_ms:.1f}",
+          f"{s.worst_sent_ms:,.0f}", f"{s.delay_ms:.1f}", s.errors) for s in r.snapshots],
+    )  # fmt: skip
+    return out
 
 
 def _head(sql: str) -> str:
@@ -305,11 +386,32 @@ ANALYSIS = [
     "existing call without a write transaction; time formatting without `datetime`; events "
     "write only the occupant sessions that changed.",
     "",
+    "7. **A room's events cost more the longer it lives.** Each event reads back all of its "
+    "room's events, parses them and derives the call from all of them "
+    "(`service/tracking.py::_derive`), so the cost of the next event is linear in the "
+    "history and a room's total is quadratic (the growth figures). Not changed yet.",
+    "8. **Snapshots are applied in steps** (`tracking.apply_in_steps`: a few calls per "
+    "transaction, about 4 ms each, then a 1 ms pause so queued requests run; listings stored "
+    "100 rooms per transaction before the snapshot's own row; big bodies parsed in a thread; "
+    "the GIL switch interval at 1 ms instead of 5). Before this, a 5,000-room snapshot held "
+    "the write lock for seconds in one transaction. The worst token request left falls in "
+    "the first half second, while the body is parsed and its listings stored (the "
+    "`worst sent at` column). Each storing step is short, so what remains is CPU: the strict "
+    "JSON reader and the event parser take about 100-150 ms for a 1.6 MB body, in one thread "
+    "that shares the GIL with the token request. SQLite's WAL checkpoint, run by whichever "
+    "commit crosses 1,000 pages, is a second suspect.",
+    "",
     "**What would close the rest** (in the order of expected gain):",
     "",
-    "- Events: apply an event incrementally when it arrives in order (append to the sessions "
-    "already derived) and re-derive the whole room only when an event is out of order or a "
-    "repair is due (only the occupant sessions that changed are written already).",
+    "- Events: apply an event incrementally when it arrives in order, from stored per-call "
+    "state: the sessions already derived plus the few facts the rules look back at (last "
+    "event time per boot, open sessions, first presence per role, the merged presence of "
+    "each role). Re-derive the whole room only when an event is out of order, a snapshot or "
+    "restart concerns it, or a repair is due. `derive_call` stays the specification, checked "
+    "by a property test on prefixes, permutations and duplications.",
+    "- Snapshots: a faster parser for the snapshot body (msgspec with the same limits), and "
+    "checkpoints run by a background thread (`wal_autocheckpoint=0`) so that no request's "
+    "commit pays for one.",
     "- Rows as tuples instead of `Model` instances on the hot reads, and one statement for "
     "the token path (call and both users joined).",
     "- Audit entries written in batches by a background writer (at the cost of the audit "

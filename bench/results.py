@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.growth import HistoryPoint, SnapshotPoint
 from bench.load import LogCounts, WrkResult
 from bench.pyspy import Profile
 
@@ -68,5 +69,7 @@ class Results:
     profiles: dict[str, Profile] = field(default_factory=dict)  # "sqlite initiate" -> profile
     datasets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    history: list[HistoryPoint] = field(default_factory=list)
+    snapshots: list[SnapshotPoint] = field(default_factory=list)
     locked_sqlite: int = 0
     wall_s: float = 0.0

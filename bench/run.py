@@ -29,7 +29,7 @@ from typing import Any
 
 import jwt
 
-from bench import data, load, pyspy, report, servers
+from bench import data, growth, load, pyspy, report, servers
 from bench.load import Request
 from bench.results import Measurement, Plan, Results, ServerStat
 
@@ -407,6 +407,25 @@ def block(ctx: Context, kind: str, workers: int, history: dict[str, data.Dataset
             explain(ctx, kind, name, history[name].url, cursors)
 
 
+def run_growth(ctx: Context, kind: str) -> None:
+    say(f"growth: {kind}, 1 worker")
+    found, shots = growth.run(
+        kind,
+        ctx.env,
+        lambda name, url: service(ctx, f"{name}-{kind}", url, 1),
+        ctx.token,
+    )
+    ctx.results.history += found
+    ctx.results.snapshots += shots
+    for h in found:
+        say(f"{kind} history {h.history:,}: next event mean {h.mean_ms:.1f} ms, "
+            f"p99 {h.p99_ms:.1f} ms, errors {h.errors}")  # fmt: skip
+    for s in shots:
+        say(f"{kind} snapshot {s.rooms:,} rooms: applied in {s.apply_ms:,.0f} ms, token "
+            f"worst {s.during_max_ms:.1f} ms (idle p50 {s.idle_p50_ms:.1f}), "
+            f"errors {s.errors}")  # fmt: skip
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -463,6 +482,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--scenarios",
+        default="throughput,growth",
+        help="throughput (the blocks against the baseline), growth (history and snapshots)",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     return parser.parse_args(argv)
 
@@ -497,14 +521,18 @@ def main(argv: list[str] | None = None) -> int:
         machine_and_versions(ctx, kinds)
         for kind in kinds:
             history = {}
-            for name in ("big", "small"):
+            for name in ("big", "small") if "throughput" in args.scenarios else ():
                 say(f"dataset {kind} {name}")
                 history[name] = data.history_dataset(kind, name)
                 ds = history[name]
                 how = f"generated in {ds.generated_s:.0f} s" if ds.generated_s else "cached"
                 ctx.results.datasets.append(f"{kind} `{name}`: {ds.calls:,} calls ({how})")
-            for workers in (int(w) for w in args.workers.split(",")):
-                block(ctx, kind, workers, history)
+            scenarios = args.scenarios.split(",")
+            if "throughput" in scenarios:
+                for workers in (int(w) for w in args.workers.split(",")):
+                    block(ctx, kind, workers, history)
+            if "growth" in scenarios:
+                run_growth(ctx, kind)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, nothing written", file=sys.stderr)
         return 130

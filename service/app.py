@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,9 @@ from service.errors import AppError
 from service.store import db
 from service.webhooks import outbox, sender
 
+# Python's default is 5 ms; see lifespan.
+GIL_SWITCH_INTERVAL_S = 0.001
+
 
 def create_app(settings: Settings, authenticator: Authenticator | None = None) -> Starlette:
     db.bind(db.make_database(settings.database_url, settings.db_pool_size))
@@ -49,6 +53,10 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # One worker thread per pooled connection: more threads would only queue on the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+        # A thread applying a big snapshot keeps the GIL for up to the switch interval each
+        # time another thread asks for it; a token request asks a dozen times, so at the
+        # default 5 ms it waited up to 50 ms behind the snapshot (docs/benchmarks.md).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         async with anyio.create_task_group() as tasks:
             if settings.sweep_interval > 0:
                 tasks.start_soon(sweeper.run_forever, settings)

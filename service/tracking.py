@@ -50,11 +50,12 @@ class Ingested:
 
 
 # A snapshot's room listings are stored this many per transaction before its header.
-LISTING_STEP = 250
+LISTING_STEP = 100
 # Calls re-derived for one snapshot or restart share a transaction until it has run this
 # long, so the write lock is free again within a few milliseconds (a token request waits
 # for one step, not for the whole snapshot).
 STEP_BUDGET_S = 0.004
+STEP_PAUSE_S = 0.001
 
 
 def ingest(settings: Settings, event: Event, source: str) -> Ingested:
@@ -112,6 +113,11 @@ def apply_in_steps(
                 index += 1
                 if time.perf_counter() - began >= STEP_BUDGET_S:
                     break
+        if index < len(pending):
+            # Let the requests that queued during the step run before the next one: the
+            # write lock is not fair, and this thread would otherwise take it straight back
+            # (and keep the GIL, which every other thread of the worker needs too).
+            time.sleep(STEP_PAUSE_S)
 
 
 def _received(event: Event, source: str, at: int) -> None:
