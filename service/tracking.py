@@ -68,29 +68,30 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
     the sender's retry: a repeated snapshot or restart is applied again, not skipped. The
     reply waits for the last step, so an acknowledgement still means all of it is on disk.
     """
+    listings_stored = False
     if isinstance(event, Snapshot):
         rooms = event_store.listed_rooms(event)
-        in_steps = len(rooms) > LISTING_STEP
-        if in_steps:
+        if len(rooms) > LISTING_STEP:
             for start in range(0, len(rooms), LISTING_STEP):
                 with uow.write():
                     event_store.insert_listings(event, rooms[start : start + LISTING_STEP])
+            listings_stored = True
     with uow.write():
         at = now_ms()
-        new = event_store.insert(
-            event, source, at, with_listings=not (isinstance(event, Snapshot) and in_steps)
-        )
-        if new:
-            _received(event, source, at)
+        new = event_store.insert(event, source, at, with_listings=not listings_stored)
         if isinstance(event, RoomEvent):
             if not new:
                 return Ingested(new=False, calls=0)
             call_ids = _affected_calls(event)
+            _received(event, source, at, call_ids)
             if event.recording is not None:
                 _audit_recording(event, call_ids, at)
             for call_id in call_ids:
                 _derive_and_apply(settings, call_id, at, cause="server_event")
             return Ingested(new=True, calls=len(call_ids))
+        if new:
+            # A snapshot or restart is audited on no call: it may concern thousands.
+            _received(event, source, at, [])
     with uow.read():
         call_ids = _affected_calls(event)
     apply_in_steps(settings, call_ids, cause="server_event")
@@ -120,14 +121,15 @@ def apply_in_steps(
             time.sleep(STEP_PAUSE_S)
 
 
-def _received(event: Event, source: str, at: int) -> None:
-    """The audit and the log of a newly stored event, in the transaction that stores it."""
-    first = event_store.calls_for_rooms([event.room_name]) if isinstance(event, RoomEvent) else []
+def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
+    """The audit and the log of a newly stored event, in the transaction that stores it;
+    the audit names the call when the event concerns exactly one."""
+    call_id = call_ids[0] if len(call_ids) == 1 else None
     repo.audit(
         SERVER,
         "event.received",
         at,
-        first[0] if len(first) == 1 else None,
+        call_id,
         detail={
             "id": event.id,
             "type": type_of(event).value,
@@ -146,7 +148,7 @@ def _received(event: Event, source: str, at: int) -> None:
             SERVER,
             "event.seq_gap",
             at,
-            first[0] if len(first) == 1 else None,
+            call_id,
             detail={"boot_id": event.boot_id, "seq": event.seq},
         )
     _note_host(event, at)

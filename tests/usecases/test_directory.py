@@ -3,6 +3,7 @@ demo reset, and the end and start times it derives."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -120,7 +121,9 @@ def test_upsert_appointment_refuses_bad_input(clock: FrozenClock) -> None:
     refused("invalid_body", upsert, "a1", body(patientUid="doc"))
     refused("invalid_body", upsert, "a1", body(status="MAYBE"))
     refused("invalid_id", upsert, "a1", body(doctorUid="bad uid"))
-    refused("invalid_body", upsert, "a1", body(appointmentDate="2026-02-30"))
+    # February 30th of the clock's year: a date that exists in no year.
+    no_such_day = f"{time.gmtime(clock.ms / 1000).tm_year}-02-30"
+    refused("invalid_body", upsert, "a1", body(appointmentDate=no_such_day))
     zone = refused("invalid_body", upsert, "a1", body(timezone="Mars/Olympus"))
     assert zone == "timezone must be an IANA name such as Europe/Berlin"
     refused("invalid_body", upsert, "a1", body(timezone="America"))
