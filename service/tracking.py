@@ -23,10 +23,11 @@ from service.domain.events import (
     Snapshot,
     type_of,
 )
+from service.domain.incremental import INCREMENTAL_TYPES, Params, Step, advance, state_of
 from service.domain.model import CallStatus, missing_party
 from service.domain.presence import CallDerivation, derive_call
 from service.domain.record import SettledEnd, presence_record
-from service.store import db, hosts, operations, repo, uow
+from service.store import db, hosts, operations, repo, states, uow
 from service.store import events as event_store
 from service.store.models import VideoCall
 from service.store.records import HostRecord, record_of
@@ -87,7 +88,7 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
             if event.recording is not None:
                 _audit_recording(event, call_ids, at)
             for call_id in call_ids:
-                _derive_and_apply(settings, call_id, at, cause="server_event")
+                _derive_and_apply(settings, call_id, at, cause="server_event", event=event)
             return Ingested(new=True, calls=len(call_ids))
         if new:
             # A snapshot or restart is audited on no call: it may concern thousands.
@@ -223,19 +224,12 @@ def _affected_calls(event: Event) -> list[str]:
     return sorted(set(ids))
 
 
-def _derive(settings: Settings, call: VideoCall, at: int) -> CallDerivation:
+def _params(settings: Settings, call: VideoCall) -> Params:
     appointment = repo.get_appointment(call.appointment_id)
-    events, snapshots, restarts = event_store.load_for_room(
-        call.room_name, settings.max_call_duration * 1000
-    )
-    return derive_call(
-        events,
-        snapshots,
-        restarts,
+    return Params(
         room_name=call.room_name,
         doctor_uid=call.doctor_uid,
         patient_uid=call.patient_uid,
-        now_ms=at,
         appointment_end_ms=appointment.ends_at if appointment is not None else None,
         call_end_grace_ms=settings.call_end_grace * 1000,
         no_show_grace_ms=settings.no_show_grace * 1000,
@@ -243,20 +237,59 @@ def _derive(settings: Settings, call: VideoCall, at: int) -> CallDerivation:
     )
 
 
-def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> None:
-    call = repo.lock_call(call_id)
-    derived = _derive(settings, call, at)
-    stored = event_store.sessions_of(call_id)
+def _step(call: VideoCall, params: Params, event: RoomEvent, at: int) -> Step | None:
+    """The event applied from the call's stored summary, if it is one `advance` can take."""
+    if event.type not in INCREMENTAL_TYPES or event.occupant is None:
+        return None
+    state = states.load(call.id)
+    if state is None:
+        return None
+    room_events, others = states.counts(call.room_name, state.window_start)
+    stored = states.session_rows(call.id, event.occupant.session)
+    step = advance(
+        state,
+        event,
+        params=params,
+        now_ms=at,
+        room_events=room_events,
+        others=others,
+        session_known=bool(stored),
+    )
+    if step is not None:
+        event_store.replace_sessions(call.id, [step.session], stored)
+        states.save(call.id, step.state)
+    return step
+
+
+def _derive_in_full(
+    settings: Settings, call: VideoCall, params: Params, at: int, actor: str
+) -> CallDerivation:
+    events, snapshots, restarts = event_store.load_for_room(
+        call.room_name, settings.max_call_duration * 1000
+    )
+    derived = derive_call(
+        events,
+        snapshots,
+        restarts,
+        room_name=params.room_name,
+        doctor_uid=params.doctor_uid,
+        patient_uid=params.patient_uid,
+        now_ms=at,
+        appointment_end_ms=params.appointment_end_ms,
+        call_end_grace_ms=params.call_end_grace_ms,
+        no_show_grace_ms=params.no_show_grace_ms,
+        max_call_ms=params.max_call_ms,
+    )
+    stored = event_store.sessions_of(call.id)
     before = {s.session: (s.left_at, s.end_reason) for s in stored}
-    event_store.replace_sessions(call_id, derived.sessions, stored)
-    actor = SWEEPER if cause == "sweeper" else SERVER
+    event_store.replace_sessions(call.id, derived.sessions, stored)
     for repair in derived.repairs:
         if before.get(repair.session) != (repair.at, repair.reason.value):
             repo.audit(
                 actor,
                 "presence.repaired",
                 at,
-                call_id,
+                call.id,
                 call.appointment_id,
                 detail={
                     "session": repair.session,
@@ -265,6 +298,22 @@ def _derive_and_apply(settings: Settings, call_id: str, at: int, cause: str) -> 
                     "latest": repair.latest,
                 },
             )
+    states.save(call.id, state_of(derived, events, snapshots, restarts, params, at))
+    return derived
+
+
+def _derive_and_apply(
+    settings: Settings, call_id: str, at: int, cause: str, event: RoomEvent | None = None
+) -> None:
+    """Derive one call again, from its summary when `event` allows (an in-order join or
+    left, see service.domain.incremental), else from all its room's events."""
+    call = repo.lock_call(call_id)
+    params = _params(settings, call)
+    actor = SWEEPER if cause == "sweeper" else SERVER
+    step = _step(call, params, event, at) if event is not None else None
+    derived = (
+        step.record if step is not None else _derive_in_full(settings, call, params, at, actor)
+    )
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
     repo.save_presence(call_id, presence_record(derived, settled), at)

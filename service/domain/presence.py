@@ -130,6 +130,8 @@ class CallDerivation:
     patient_wait_s: int | None = None
     lobby: tuple[LobbyVisit, ...] = ()
     recordings: tuple[RecordingSpan, ...] = ()
+    # Counted sessions with no end yet (kept apart from `sessions` for incremental steps).
+    open_sessions: int = 0
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -811,6 +813,7 @@ def derive_call(
             if b.joined_at is not None and (cutoff is None or b.joined_at < cutoff)
         ),
         recordings=_recordings(room_events, destroys, cutoff),
+        open_sessions=sum(1 for s in sessions if s.left_at is None and s.counted),
     )
 
 

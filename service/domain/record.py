@@ -59,7 +59,7 @@ def presence_record(derived: CallDerivation, stored: SettledEnd) -> PresenceReco
         doctor_presence=derived.doctor_presence_s,
         patient_presence=derived.patient_presence_s,
         missing=derived.missing,
-        open_sessions=sum(1 for s in derived.sessions if s.left_at is None and s.counted),
+        open_sessions=derived.open_sessions,
         duration_uncertain=stored.duration_uncertain if keep else derived.duration_uncertain,
         waiting_role=derived.waiting.role if derived.waiting else None,
         waiting_since=derived.waiting.since if derived.waiting else None,

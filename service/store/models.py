@@ -253,6 +253,20 @@ class SweeperRun(BaseModel):
         table_name = "sweeper_runs"
 
 
+class DerivationState(BaseModel):
+    """A call's summary for incremental derivation (service.domain.incremental), as JSON.
+
+    Written with every derivation of the call, in its transaction; a missing or unreadable
+    one only means the next event derives the call in full.
+    """
+
+    call_id = peewee.CharField(max_length=40, primary_key=True)
+    state = peewee.TextField()
+
+    class Meta:
+        table_name = "derivation_states"
+
+
 ALL_MODELS = (
     User,
     Appointment,
@@ -265,4 +279,5 @@ ALL_MODELS = (
     WebhookMessage,
     WebhookCallState,
     SweeperRun,
+    DerivationState,
 )

@@ -18,6 +18,7 @@ from service.store.models import (
     ALL_MODELS,
     Appointment,
     AuditEvent,
+    DerivationState,
     OccupantSession,
     ProsodyEvent,
     SnapshotRoom,
@@ -71,6 +72,7 @@ def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> i
     ]
     if call_ids:
         OccupantSession.delete().where(OccupantSession.call_id.in_(call_ids)).execute()
+        DerivationState.delete().where(DerivationState.call_id.in_(call_ids)).execute()
     SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
     ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
     return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0

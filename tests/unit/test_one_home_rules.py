@@ -211,6 +211,7 @@ def _derivation(status: CallStatus) -> CallDerivation:
         doctor_wait_s=1,
         patient_wait_s=0,
         lobby=(LobbyVisit("k", Role.PATIENT, 1_500, 2_000, EndReason.ADMITTED, False),),
+        open_sessions=1,  # derive_call counts them (incremental steps carry no sessions)
     )
 
 

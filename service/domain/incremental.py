@@ -1,0 +1,373 @@
+"""Incremental presence: an in-order occupant event applied from a call's stored state.
+
+`derive_call` (service.domain.presence) stays the specification: it reads every event of the
+room, so a room's 5,000th event cost 25 times its 10th. Most events of a long consultation
+are a join or a left that is later than everything the call has seen, while someone is in
+the room and the call is in progress. For exactly those, `advance` computes the same record
+from a small summary (`CallState`) of the previous derivation, in time independent of the
+room's history. Everything else (an event older than the call's latest input, a snapshot, a
+restart, a repair, a session that is not new or not open, a record about to settle) returns
+None, and the caller derives in full and summarises again with `state_of`.
+
+Why the summary is enough (each point is checked by tests/unit/test_incremental.py, which
+compares `advance` with `derive_call` on every prefix, permutation and duplication of
+generated histories):
+- Sessions closed by a real `occupant.left` never change again under later events (the
+  first join and the first left decide). Their presence is kept per role as merged blocks:
+  blocks that end before the role's earliest open join can no longer overlap anything later
+  and are kept only as a length (`sealed_ms`); the others (`live`) stay as intervals.
+- The overlap that started the call lies before every later event, so it stays the first;
+  it is before the unmoved no-show deadline, which late clinics only move later.
+- A grace cutoff needs nobody present for the grace: only the last departure matters when
+  nobody is open (`idle_since`); a destroy cutoff needs a destroy, which falls back.
+- An open session is repaired only by a sign (a destroy, a restart, an omitting snapshot:
+  none of them take this path) or by silence or age, which depend on its last moment known
+  present, the last time its host was heard and the host's snapshot interval: all kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot
+from service.domain.model import CallStatus, Role, role_in
+from service.domain.presence import (
+    CallDerivation,
+    PresenceSession,
+    _drafts,
+    _host_logs,
+    _last_seen,
+    _left_reason,
+    _union,
+    _unique,
+    silent_from,
+)
+from service.domain.rules import whole_seconds
+
+Block = tuple[int, int]
+# The only events `advance` applies; anything else derives in full.
+INCREMENTAL_TYPES = frozenset({EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT})
+PARTIES = (Role.DOCTOR, Role.PATIENT)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything besides the events that the derivation reads: a state is used only with the
+    same values (a rescheduled appointment or a changed setting derives in full)."""
+
+    room_name: str
+    doctor_uid: str
+    patient_uid: str
+    appointment_end_ms: int | None
+    call_end_grace_ms: int
+    no_show_grace_ms: int
+    max_call_ms: int
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    """A counted session with no end. `heard_from`: the last moment its host was heard at or
+    after `last_seen` (where the silence clock restarts); `interval_ms`: its host boot's
+    snapshot interval (None: that boot cannot fall silent)."""
+
+    session: str
+    user_id: str | None
+    role: Role
+    joined_at: int
+    meeting_id: str | None
+    boot_id: str | None
+    host: str | None
+    last_seen: int
+    heard_from: int
+    interval_ms: int | None
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What `advance` needs of the previous derivation (see the module docstring).
+
+    `room_events` and `others` count the inputs it summarised (the room's events; snapshots
+    and restarts from `window_start` on): the caller passes the stored counts, so an input
+    stored without this call being derived again is noticed and the call derived in full.
+    `through` is the latest time of any of them.
+    """
+
+    params: Params
+    record: CallDerivation  # the previous record, without sessions and repairs
+    through: int
+    room_events: int
+    others: int
+    window_start: int
+    sealed_ms: tuple[int, int]  # doctor, patient
+    live: tuple[tuple[Block, ...], tuple[Block, ...]]  # doctor, patient
+    open: tuple[OpenSession, ...]
+    idle_since: int | None  # the last departure, while nobody is open
+    intervals: tuple[tuple[str, str | None, int], ...]  # (host, boot, interval ms)
+
+
+@dataclass(frozen=True)
+class Step:
+    """An event applied incrementally: the new record (no sessions), the one session it
+    created or closed, and the state for the next event."""
+
+    record: CallDerivation
+    session: PresenceSession
+    state: CallState
+
+
+def _seal(
+    blocks: tuple[Block, ...], sealed: int, opens: list[OpenSession]
+) -> tuple[tuple[Block, ...], int]:
+    """Move blocks that end by the earliest open join of their role into the sealed length:
+    every later interval of the role starts after them."""
+    first_open = min((s.joined_at for s in opens), default=None)
+    kept = []
+    for start, end in blocks:
+        if first_open is None or end <= first_open:
+            sealed += end - start
+        else:
+            kept.append((start, end))
+    return tuple(kept), sealed
+
+
+def _presence_ms(blocks: tuple[Block, ...], sealed: int, opens: list[OpenSession], now: int) -> int:
+    spans = [*blocks, *((s.joined_at, max(now, s.joined_at)) for s in opens)]
+    return sealed + sum(int(end - start) for start, end in _union(spans))
+
+
+def state_of(
+    derived: CallDerivation,
+    events: list[RoomEvent],
+    snapshots: list[Snapshot],
+    restarts: list[ProsodyStarted],
+    params: Params,
+    now_ms: int,
+) -> CallState | None:
+    """The summary of a full derivation (with its inputs) that `advance` continues from, or
+    None when the next event could not be applied incrementally anyway."""
+    room = params.room_name.lower()
+    room_events = [e for e in _unique(events) if e.room_name == room]
+    snaps = _unique(snapshots)
+    boots = _unique(restarts)
+    inputs: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *snaps, *boots]
+    times = [item.occurred_at for item in inputs]
+    if (
+        derived.status is not CallStatus.IN_PROGRESS
+        or derived.started_at is None
+        or derived.cutoff is not None
+        or derived.repairs
+        or not room_events
+        or any(s.repaired for s in derived.sessions)
+        or any(v.repaired or v.left_at is None for v in derived.lobby)
+        or max(times) > now_ms  # a sender's clock ahead of ours: derive in full
+    ):
+        return None
+    if params.appointment_end_ms is not None and (
+        derived.started_at >= params.appointment_end_ms + params.no_show_grace_ms
+    ):
+        return None
+    hosts = _host_logs(room_events, snaps, boots)
+    heard: dict[str, int] = {}
+    for item in inputs:
+        heard[item.host] = max(heard.get(item.host, item.occurred_at), item.occurred_at)
+    intervals = {key: log.intervals[-1][1] for key, log in hosts.items()}
+    drafts = {d.session: d for d in _drafts(room_events, snaps, room)}
+    opens = []
+    for s in derived.sessions:
+        if s.joined_at is None or s.left_at is not None:
+            continue
+        seen = _last_seen(drafts[s.session], s.joined_at, room_events)
+        opens.append(
+            OpenSession(
+                s.session,
+                s.user_id,
+                s.role,
+                s.joined_at,
+                s.meeting_id,
+                s.boot_id,
+                s.host,
+                seen,
+                max(seen, heard.get(s.host, seen)) if s.host is not None else seen,
+                intervals.get((s.host, s.boot_id)) if s.host is not None else None,
+            )
+        )
+    sealed = []
+    live = []
+    for role in PARTIES:
+        closed = _union(
+            (s.joined_at, s.left_at)
+            for s in derived.sessions
+            if s.role is role and s.joined_at is not None and s.left_at is not None
+        )
+        blocks, length = _seal(
+            tuple((int(a), int(b)) for a, b in closed), 0, [o for o in opens if o.role is role]
+        )
+        live.append(blocks)
+        sealed.append(length)
+    ends = [s.left_at for s in derived.sessions if s.joined_at is not None and s.left_at]
+    return CallState(
+        params=params,
+        record=replace(derived, sessions=(), repairs=()),
+        through=max(times),
+        room_events=len(room_events),
+        others=len(snaps) + len(boots),
+        window_start=min(
+            [e.occurred_at for e in room_events]
+            + [
+                snap.occurred_at
+                for snap in snaps
+                if any(listed.room_name == room for listed in snap.rooms)
+            ]
+        ),
+        sealed_ms=(sealed[0], sealed[1]),
+        live=(live[0], live[1]),
+        open=tuple(opens),
+        idle_since=None if opens else max(ends, default=None),
+        intervals=tuple(sorted((h, b, ms) for (h, b), ms in intervals.items())),
+    )
+
+
+def _still_open(s: OpenSession, event: RoomEvent, now: int, max_call_ms: int) -> OpenSession | None:
+    """The open session after `event` was heard, or None if by `now` it would be repaired
+    (its host silent, or unseen for longer than the longest call)."""
+    last_seen, heard_from = s.last_seen, s.heard_from
+    if event.meeting_id == s.meeting_id and event.boot_id == s.boot_id:
+        # Events are created in order: whatever its boot reported later, it was still there.
+        last_seen = heard_from = event.occurred_at
+    elif event.host == s.host:
+        if s.interval_ms is not None and event.occurred_at >= silent_from(
+            heard_from, s.interval_ms
+        ):
+            return None
+        heard_from = event.occurred_at
+    if s.interval_ms is not None and now >= silent_from(heard_from, s.interval_ms):
+        return None
+    if now > last_seen + max_call_ms:
+        return None
+    return replace(s, last_seen=last_seen, heard_from=heard_from)
+
+
+def advance(
+    state: CallState,
+    event: RoomEvent,
+    *,
+    params: Params,
+    now_ms: int,
+    room_events: int,
+    others: int,
+    session_known: bool,
+) -> Step | None:
+    """The record after a new `event`, as `derive_call` would give it at `now_ms`, or None.
+
+    `room_events` and `others` are the stored counts (`event` included, see CallState);
+    `session_known`: whether the call already has a session under the event's occupant.
+    """
+    occupant = event.occupant
+    at = event.occurred_at
+    if (
+        params != state.params
+        or occupant is None
+        or event.type not in INCREMENTAL_TYPES
+        or event.room_name != params.room_name.lower()
+        or not state.through < at <= now_ms
+        or room_events != state.room_events + 1
+        or others != state.others
+    ):
+        return None
+    opens = {s.session: s for s in state.open}
+    if event.type is EventType.OCCUPANT_JOINED:
+        if session_known or occupant.session in opens:
+            return None
+        if state.idle_since is not None and at - state.idle_since >= params.call_end_grace_ms:
+            return None  # the call ended in that gap: a cutoff, derive in full
+        interval = {(h, b): ms for h, b, ms in state.intervals}.get((event.host, event.boot_id))
+        opens[occupant.session] = OpenSession(
+            occupant.session,
+            occupant.user_id,
+            role_in(params.doctor_uid, params.patient_uid, occupant.user_id),
+            at,
+            event.meeting_id,
+            event.boot_id,
+            event.host,
+            at,
+            at,
+            interval,
+        )
+        closed: OpenSession | None = None
+    else:
+        closed = opens.pop(occupant.session, None)
+        if closed is None:
+            return None
+    following: list[OpenSession] = []
+    for s in opens.values():
+        kept = _still_open(s, event, now_ms, params.max_call_ms)
+        if kept is None:
+            return None
+        following.append(kept)
+    idle_since = None
+    if not following:
+        # The last one left (a join always leaves someone open): the call completes once
+        # nobody has returned for the grace, which is for the full derivation to say.
+        if now_ms >= at + params.call_end_grace_ms:
+            return None
+        idle_since = at
+
+    sealed = list(state.sealed_ms)
+    live = list(state.live)
+    presence = []
+    for index, role in enumerate(PARTIES):
+        blocks = live[index]
+        if closed is not None and closed.role is role:
+            blocks = tuple((int(a), int(b)) for a, b in _union([*blocks, (closed.joined_at, at)]))
+        role_opens = [s for s in following if s.role is role]
+        live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
+        presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))
+
+    if closed is None:
+        session = PresenceSession(
+            session=occupant.session,
+            user_id=occupant.user_id,
+            role=opens[occupant.session].role,
+            joined_at=at,
+            left_at=None,
+            end_reason=None,
+            boot_id=event.boot_id,
+            host=event.host,
+            meeting_id=event.meeting_id,
+            repaired=False,
+            counted=True,
+        )
+    else:
+        session = PresenceSession(
+            session=closed.session,
+            user_id=closed.user_id,
+            role=closed.role,
+            joined_at=closed.joined_at,
+            left_at=at,
+            end_reason=_left_reason(event.reason),
+            boot_id=closed.boot_id,
+            host=closed.host,
+            meeting_id=closed.meeting_id,
+            repaired=False,
+            counted=True,
+        )
+    record = replace(
+        state.record,
+        doctor_presence_s=whole_seconds(presence[0]),
+        patient_presence_s=whole_seconds(presence[1]),
+        open_sessions=len(following),
+    )
+    return Step(
+        record,
+        session,
+        replace(
+            state,
+            record=record,
+            through=at,
+            room_events=room_events,
+            sealed_ms=(sealed[0], sealed[1]),
+            live=(live[0], live[1]),
+            open=tuple(sorted(following, key=lambda s: s.session)),
+            idle_since=idle_since,
+        ),
+    )

@@ -1,0 +1,169 @@
+"""Ingest through the store: an in-order join or left is applied from the call's summary,
+anything else derives in full, and the stored record is the full derivation's either way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service import calls, tracking
+from service.config import Settings
+from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
+from service.domain.presence import derive_call
+from service.store.models import Appointment, DerivationState, OccupantSession, VideoCall
+from tests.clock import FrozenClock
+from tests.usecases.support import Prosody, appointment, read, write
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+class Consultation:
+    def __init__(self, settings: Settings, clock: FrozenClock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.prosody = Prosody()
+        self.sent: list[RoomEvent | Snapshot | ProsodyStarted] = []
+        appointment(clock, "flap")
+        grant = calls.initiate(settings, "doc", "flap")
+        self.room = grant.call.room_name
+        self.call_id = grant.call.id
+
+    def send(self, event: RoomEvent | Snapshot | ProsodyStarted) -> None:
+        self.sent.append(event)
+        tracking.ingest(self.settings, event, "contract")
+
+    def expected(self) -> tuple[Any, ...]:
+        call = read(lambda: VideoCall.get_by_id(self.call_id))
+        derived = derive_call(
+            [e for e in self.sent if isinstance(e, RoomEvent)],
+            [e for e in self.sent if isinstance(e, Snapshot)],
+            [e for e in self.sent if isinstance(e, ProsodyStarted)],
+            room_name=self.room,
+            doctor_uid=call.doctor_uid,
+            patient_uid=call.patient_uid,
+            now_ms=self.clock.ms,
+            appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
+            call_end_grace_ms=self.settings.call_end_grace * 1000,
+            no_show_grace_ms=self.settings.no_show_grace * 1000,
+            max_call_ms=self.settings.max_call_duration * 1000,
+        )
+        sessions = sorted(
+            (s.session, s.joined_at, s.left_at, s.end_reason.value if s.end_reason else None)
+            for s in derived.sessions
+        )
+        return (
+            derived.status.value,
+            derived.started_at,
+            derived.doctor_presence_s,
+            derived.patient_presence_s,
+            derived.open_sessions,
+            sessions,
+        )
+
+    def stored(self) -> tuple[Any, ...]:
+        def load() -> tuple[Any, ...]:
+            call = VideoCall.get_by_id(self.call_id)
+            sessions = sorted(
+                (s.session, s.joined_at, s.left_at, s.end_reason)
+                for s in OccupantSession.select().where(OccupantSession.call_id == self.call_id)
+            )
+            return (
+                call.status,
+                call.started_at,
+                call.doctor_presence,
+                call.patient_presence,
+                call.open_sessions,
+                sessions,
+            )
+
+        return read(load)
+
+
+@pytest.fixture
+def full_derivations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the calls of the full derivation made by ingest."""
+    made: list[int] = []
+    original = tracking.derive_call
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "derive_call", counted)
+    return made
+
+
+def test_a_flapping_patient_is_applied_in_steps(
+    settings: Settings, clock: FrozenClock, full_derivations: list[int]
+) -> None:
+    c = Consultation(settings, clock)
+    t0 = clock.advance(0)
+    c.send(c.prosody.created(c.room, t0))
+    c.send(c.prosody.joined(c.room, "doc-1", "doc", t0 + 1_000))
+    clock.advance(2_000)
+    c.send(c.prosody.joined(c.room, "pat-0", "pat", clock.ms))
+    clock.advance(1_000)
+    # The call is in progress now: this derives in full and writes the summary.
+    c.send(c.prosody.left(c.room, "pat-0", "pat", clock.ms))
+    clock.advance(1_500)
+    c.send(c.prosody.joined(c.room, "pat-1", "pat", clock.ms))
+    before = len(full_derivations)
+    for n in range(2, 32):
+        clock.advance(20_000)
+        c.send(c.prosody.left(c.room, f"pat-{n - 1}", "pat", clock.ms))
+        clock.advance(1_500)
+        c.send(c.prosody.joined(c.room, f"pat-{n}", "pat", clock.ms))
+        clock.advance(10)
+        assert c.stored() == c.expected()
+    # 60 joins and lefts, all in order while the call is in progress: none derives in full.
+    assert len(full_derivations) == before
+    assert read(lambda: DerivationState.get_or_none(DerivationState.call_id == c.call_id))
+
+
+def test_anything_else_derives_in_full_and_agrees(
+    settings: Settings, clock: FrozenClock, full_derivations: list[int]
+) -> None:
+    c = Consultation(settings, clock)
+    t0 = clock.advance(0)
+    c.send(c.prosody.created(c.room, t0))
+    c.send(c.prosody.joined(c.room, "doc-1", "doc", t0 + 1_000))
+    c.send(c.prosody.joined(c.room, "pat-1", "pat", t0 + 2_000))
+    clock.advance(60_000)
+    c.send(c.prosody.joined(c.room, "other-1", None, clock.ms - 100))
+    assert c.stored() == c.expected()
+    steps_from = len(full_derivations)
+    # Older than the latest event: derives in full.
+    c.send(c.prosody.left(c.room, "other-1", None, clock.ms - 50_000))
+    assert len(full_derivations) == steps_from + 1
+    assert c.stored() == c.expected()
+    # A summary that cannot be read (another version, a damaged row) only costs a full one.
+    write(
+        lambda: DerivationState.update(state="{not json").where(
+            DerivationState.call_id == c.call_id
+        ).execute()
+    )
+    clock.advance(5_000)
+    c.send(c.prosody.joined(c.room, "pat-2", "pat", clock.ms))
+    assert len(full_derivations) == steps_from + 2
+    assert c.stored() == c.expected()
+    # The summary was written again: the next in-order event is a step.
+    clock.advance(5_000)
+    c.send(c.prosody.left(c.room, "pat-2", "pat", clock.ms))
+    assert len(full_derivations) == steps_from + 2
+    assert c.stored() == c.expected()
+    # Everyone leaves (steps); a snapshot listing only another room is then not applied to
+    # this call (nobody is open in it), and the next event notices it by count.
+    for session, uid in (("pat-1", "pat"), ("doc-1", "doc")):
+        clock.advance(1_000)
+        c.send(c.prosody.left(c.room, session, uid, clock.ms))
+    assert len(full_derivations) == steps_from + 2
+    clock.advance(5_000)
+    snapshot = c.prosody.snapshot(clock.ms - 10, {"appointment_elsewhere": []}, interval_s=60)
+    c.sent.append(snapshot)
+    tracking.ingest(settings, snapshot, "contract")
+    clock.advance(5_000)
+    derived_before = len(full_derivations)
+    c.send(c.prosody.joined(c.room, "pat-3", "pat", clock.ms))
+    assert len(full_derivations) == derived_before + 1
+    assert c.stored() == c.expected()
