@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.clock import now_ms
@@ -21,9 +22,17 @@ from service.domain.events import (
     Event,
     RoomEvent,
     Snapshot,
+    SnapshotRoom,
     type_of,
 )
-from service.domain.incremental import INCREMENTAL_TYPES, Params, Step, advance, state_of
+from service.domain.incremental import (
+    INCREMENTAL_TYPES,
+    Params,
+    Step,
+    advance,
+    confirm,
+    state_of,
+)
 from service.domain.model import CallStatus, missing_party
 from service.domain.presence import CallDerivation, derive_call
 from service.domain.record import SettledEnd, presence_record
@@ -88,22 +97,35 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
             if event.recording is not None:
                 _audit_recording(event, call_ids, at)
             for call_id in call_ids:
-                _derive_and_apply(settings, call_id, at, cause="server_event", event=event)
+                _derive_and_apply(settings, call_id, at, cause="server_event", arrival=event)
             return Ingested(new=True, calls=len(call_ids))
         if new:
             # A snapshot or restart is audited on no call: it may concern thousands.
             _received(event, source, at, [])
     with uow.read():
         call_ids = _affected_calls(event)
-    apply_in_steps(settings, call_ids, cause="server_event")
+    apply_in_steps(
+        settings,
+        call_ids,
+        cause="server_event",
+        snapshot=event if isinstance(event, Snapshot) else None,
+    )
     return Ingested(new=new, calls=len(call_ids))
 
 
 def apply_in_steps(
-    settings: Settings, call_ids: list[str], cause: str, at: int | None = None
+    settings: Settings,
+    call_ids: list[str],
+    cause: str,
+    at: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> None:
     """Derive these calls again as of `at` (None: each step's now), a few per transaction
-    (see STEP_BUDGET_S), in id order so that concurrent writers lock calls in one order."""
+    (see STEP_BUDGET_S), in id order so that concurrent writers lock calls in one order;
+    after `snapshot`, each from its summary where the snapshot confirms it."""
+    listed: dict[str, list[SnapshotRoom]] = {}
+    for room in snapshot.rooms if snapshot is not None else ():
+        listed.setdefault(room.room_name, []).append(room)
     pending = sorted(call_ids)
     index = 0
     while index < len(pending):
@@ -111,7 +133,7 @@ def apply_in_steps(
             step_at = now_ms() if at is None else at
             began = time.perf_counter()
             while index < len(pending):
-                _derive_and_apply(settings, pending[index], step_at, cause=cause)
+                _derive_and_apply(settings, pending[index], step_at, cause, snapshot, listed)
                 index += 1
                 if time.perf_counter() - began >= STEP_BUDGET_S:
                     break
@@ -237,26 +259,42 @@ def _params(settings: Settings, call: VideoCall) -> Params:
     )
 
 
-def _step(call: VideoCall, params: Params, event: RoomEvent, at: int) -> Step | None:
-    """The event applied from the call's stored summary, if it is one `advance` can take."""
-    if event.type not in INCREMENTAL_TYPES or event.occupant is None:
+def _step(
+    call: VideoCall,
+    params: Params,
+    arrival: RoomEvent | Snapshot,
+    listed: Mapping[str, list[SnapshotRoom]],
+    at: int,
+) -> Step | None:
+    """The arrival applied from the call's stored summary, if `advance` (an in-order join or
+    left) or `confirm` (a snapshot that confirms who is there) can take it. `listed`: a
+    snapshot's entries by room."""
+    if isinstance(arrival, RoomEvent) and (
+        arrival.type not in INCREMENTAL_TYPES or arrival.occupant is None
+    ):
         return None
     state = states.load(call.id)
     if state is None:
         return None
     room_events, others = states.counts(call.room_name, state.window_start)
-    stored = states.session_rows(call.id, event.occupant.session)
-    step = advance(
-        state,
-        event,
-        params=params,
-        now_ms=at,
-        room_events=room_events,
-        others=others,
-        session_known=bool(stored),
-    )
+    if isinstance(arrival, Snapshot):
+        listing = listed.get(call.room_name, [])
+        step = confirm(state, arrival, listing, params=params, now_ms=at, others=others)
+    else:
+        assert arrival.occupant is not None
+        stored = states.session_rows(call.id, arrival.occupant.session)
+        step = advance(
+            state,
+            arrival,
+            params=params,
+            now_ms=at,
+            room_events=room_events,
+            others=others,
+            session_known=bool(stored),
+        )
+        if step is not None and step.session is not None:
+            event_store.replace_sessions(call.id, [step.session], stored)
     if step is not None:
-        event_store.replace_sessions(call.id, [step.session], stored)
         states.save(call.id, step.state)
     return step
 
@@ -303,14 +341,21 @@ def _derive_in_full(
 
 
 def _derive_and_apply(
-    settings: Settings, call_id: str, at: int, cause: str, event: RoomEvent | None = None
+    settings: Settings,
+    call_id: str,
+    at: int,
+    cause: str,
+    arrival: RoomEvent | Snapshot | None = None,
+    listed: Mapping[str, list[SnapshotRoom]] | None = None,
 ) -> None:
-    """Derive one call again, from its summary when `event` allows (an in-order join or
-    left, see service.domain.incremental), else from all its room's events."""
+    """Derive one call again after `arrival` (None: the clock moved), from its summary when
+    the arrival allows (service.domain.incremental), else from all its room's events."""
     call = repo.lock_call(call_id)
     params = _params(settings, call)
     actor = SWEEPER if cause == "sweeper" else SERVER
-    step = _step(call, params, event, at) if event is not None else None
+    step = None
+    if arrival is not None:
+        step = _step(call, params, arrival, listed or {}, at)
     derived = (
         step.record if step is not None else _derive_in_full(settings, call, params, at, actor)
     )

@@ -27,9 +27,10 @@ generated histories):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot
+from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot, SnapshotRoom
 from service.domain.model import CallStatus, Role, role_in
 from service.domain.presence import (
     CallDerivation,
@@ -67,8 +68,7 @@ class Params:
 @dataclass(frozen=True)
 class OpenSession:
     """A counted session with no end. `heard_from`: the last moment its host was heard at or
-    after `last_seen` (where the silence clock restarts); `interval_ms`: its host boot's
-    snapshot interval (None: that boot cannot fall silent)."""
+    after `last_seen` (where the silence clock restarts)."""
 
     session: str
     user_id: str | None
@@ -79,7 +79,6 @@ class OpenSession:
     host: str | None
     last_seen: int
     heard_from: int
-    interval_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,7 @@ class CallState:
     params: Params
     record: CallDerivation  # the previous record, without sessions and repairs
     through: int
+    room_last: int  # the latest of the room's events and listings (the window's end)
     room_events: int
     others: int
     window_start: int
@@ -102,16 +102,18 @@ class CallState:
     live: tuple[tuple[Block, ...], tuple[Block, ...]]  # doctor, patient
     open: tuple[OpenSession, ...]
     idle_since: int | None  # the last departure, while nobody is open
-    intervals: tuple[tuple[str, str | None, int], ...]  # (host, boot, interval ms)
+    # (host, boot, ms): the snapshot interval each boot announced last; a boot without one
+    # cannot fall silent.
+    intervals: tuple[tuple[str, str | None, int], ...]
 
 
 @dataclass(frozen=True)
 class Step:
     """An event applied incrementally: the new record (no sessions), the one session it
-    created or closed, and the state for the next event."""
+    created or closed (None for a snapshot), and the state for the next event."""
 
     record: CallDerivation
-    session: PresenceSession
+    session: PresenceSession | None
     state: CallState
 
 
@@ -172,6 +174,9 @@ def state_of(
         heard[item.host] = max(heard.get(item.host, item.occurred_at), item.occurred_at)
     intervals = {key: log.intervals[-1][1] for key, log in hosts.items()}
     drafts = {d.session: d for d in _drafts(room_events, snaps, room)}
+    room_times = [e.occurred_at for e in room_events] + [
+        snap.occurred_at for snap in snaps if any(r.room_name == room for r in snap.rooms)
+    ]
     opens = []
     for s in derived.sessions:
         if s.joined_at is None or s.left_at is not None:
@@ -188,7 +193,6 @@ def state_of(
                 s.host,
                 seen,
                 max(seen, heard.get(s.host, seen)) if s.host is not None else seen,
-                intervals.get((s.host, s.boot_id)) if s.host is not None else None,
             )
         )
     sealed = []
@@ -209,16 +213,10 @@ def state_of(
         params=params,
         record=replace(derived, sessions=(), repairs=()),
         through=max(times),
+        room_last=max(room_times),
         room_events=len(room_events),
         others=len(snaps) + len(boots),
-        window_start=min(
-            [e.occurred_at for e in room_events]
-            + [
-                snap.occurred_at
-                for snap in snaps
-                if any(listed.room_name == room for listed in snap.rooms)
-            ]
-        ),
+        window_start=min(room_times),
         sealed_ms=(sealed[0], sealed[1]),
         live=(live[0], live[1]),
         open=tuple(opens),
@@ -227,20 +225,33 @@ def state_of(
     )
 
 
-def _still_open(s: OpenSession, event: RoomEvent, now: int, max_call_ms: int) -> OpenSession | None:
-    """The open session after `event` was heard, or None if by `now` it would be repaired
-    (its host silent, or unseen for longer than the longest call)."""
+def _interval(intervals: Mapping[tuple[str, str | None], int], s: OpenSession) -> int | None:
+    return intervals.get((s.host, s.boot_id)) if s.host is not None else None
+
+
+def _still_open(
+    s: OpenSession,
+    at: int,
+    host: str,
+    present: bool,
+    now: int,
+    before: int | None,
+    after: int | None,
+    max_call_ms: int,
+) -> OpenSession | None:
+    """The open session after its room heard from `host` at `at` (`present`: that says it was
+    still there), or None if by `now` it would be repaired: its host silent (unheard for
+    SILENT_INTERVALS of the interval `before`, and from `at` on `after`), or unseen for
+    longer than the longest call."""
     last_seen, heard_from = s.last_seen, s.heard_from
-    if event.meeting_id == s.meeting_id and event.boot_id == s.boot_id:
-        # Events are created in order: whatever its boot reported later, it was still there.
-        last_seen = heard_from = event.occurred_at
-    elif event.host == s.host:
-        if s.interval_ms is not None and event.occurred_at >= silent_from(
-            heard_from, s.interval_ms
-        ):
+    if present:
+        last_seen = heard_from = at
+    elif host == s.host:
+        if before is not None and at >= silent_from(heard_from, before):
             return None
-        heard_from = event.occurred_at
-    if s.interval_ms is not None and now >= silent_from(heard_from, s.interval_ms):
+        heard_from = at
+    interval = after if heard_from == at else before
+    if interval is not None and now >= silent_from(heard_from, interval):
         return None
     if now > last_seen + max_call_ms:
         return None
@@ -280,7 +291,6 @@ def advance(
             return None
         if state.idle_since is not None and at - state.idle_since >= params.call_end_grace_ms:
             return None  # the call ended in that gap: a cutoff, derive in full
-        interval = {(h, b): ms for h, b, ms in state.intervals}.get((event.host, event.boot_id))
         opens[occupant.session] = OpenSession(
             occupant.session,
             occupant.user_id,
@@ -291,38 +301,24 @@ def advance(
             event.host,
             at,
             at,
-            interval,
         )
         closed: OpenSession | None = None
     else:
         closed = opens.pop(occupant.session, None)
         if closed is None:
             return None
+    intervals = {(h, b): ms for h, b, ms in state.intervals}
     following: list[OpenSession] = []
     for s in opens.values():
-        kept = _still_open(s, event, now_ms, params.max_call_ms)
+        # Events are created in order: whatever its boot reported later, it was still there.
+        same_life = event.meeting_id == s.meeting_id and event.boot_id == s.boot_id
+        interval = _interval(intervals, s)
+        kept = _still_open(
+            s, at, event.host, same_life, now_ms, interval, interval, params.max_call_ms
+        )
         if kept is None:
             return None
         following.append(kept)
-    idle_since = None
-    if not following:
-        # The last one left (a join always leaves someone open): the call completes once
-        # nobody has returned for the grace, which is for the full derivation to say.
-        if now_ms >= at + params.call_end_grace_ms:
-            return None
-        idle_since = at
-
-    sealed = list(state.sealed_ms)
-    live = list(state.live)
-    presence = []
-    for index, role in enumerate(PARTIES):
-        blocks = live[index]
-        if closed is not None and closed.role is role:
-            blocks = tuple((int(a), int(b)) for a, b in _union([*blocks, (closed.joined_at, at)]))
-        role_opens = [s for s in following if s.role is role]
-        live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
-        presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))
-
     if closed is None:
         session = PresenceSession(
             session=occupant.session,
@@ -351,6 +347,95 @@ def advance(
             repaired=False,
             counted=True,
         )
+    changed = replace(state, room_last=at, room_events=room_events)
+    return _finish(changed, params, now_ms, at, following, closed, session)
+
+
+def confirm(
+    state: CallState,
+    snapshot: Snapshot,
+    listing: Sequence[SnapshotRoom],
+    *,
+    params: Params,
+    now_ms: int,
+    others: int,
+) -> Step | None:
+    """The record after a new `snapshot` that confirms what the call knows, or None.
+
+    `listing`: the snapshot's entries for this call's room. It confirms when it lists
+    exactly sessions the call has open (none of them in the lobby) and omits none of its
+    host's: it then only says they were there (their last moment known present) and that
+    its host was alive, which moves no end, no start and no status by itself.
+    """
+    at = snapshot.occurred_at
+    if (
+        params != state.params
+        or not state.through < at <= now_ms
+        or others != state.others + 1
+        or any(room.lobby for room in listing)
+    ):
+        return None
+    if not listing and at > state.room_last + params.max_call_ms:
+        # Beyond the window the derivation reads, so it would not count it. (Every open
+        # session would be past the longest call by then anyway: a guard, not a case.)
+        return None
+    listed = {o.session for room in listing for o in room.occupants}
+    opens = {s.session: s for s in state.open}
+    if listed - opens.keys():
+        return None  # a session the call does not have open: a new one, or a lost left
+    after = {(h, b): ms for h, b, ms in state.intervals}
+    if snapshot.interval_s is not None:
+        after[(snapshot.host, snapshot.boot_id)] = snapshot.interval_s * 1000
+    following: list[OpenSession] = []
+    for s in opens.values():
+        present = s.session in listed
+        if s.host == snapshot.host and not present and s.joined_at < at:
+            return None  # omitted by its own host: repaired by this snapshot
+        # Only a session of another host is not listed here, so its interval is unchanged.
+        interval = _interval(after, s)
+        kept = _still_open(
+            s, at, snapshot.host, present, now_ms, interval, interval, params.max_call_ms
+        )
+        if kept is None:
+            return None
+        following.append(kept)
+    changed = replace(
+        state,
+        room_last=at if listing else state.room_last,
+        others=others,
+        intervals=tuple(sorted((h, b, ms) for (h, b), ms in after.items())),
+    )
+    return _finish(changed, params, now_ms, at, following, None, None)
+
+
+def _finish(
+    state: CallState,
+    params: Params,
+    now_ms: int,
+    at: int,
+    following: list[OpenSession],
+    closed: OpenSession | None,
+    session: PresenceSession | None,
+) -> Step | None:
+    """The record and state once `following` are the open sessions after an input at `at`
+    (`closed`: the session its left closed), or None if the call completes by `now_ms`."""
+    idle_since = None
+    if not following:
+        # Nobody is in the room: the call completes once nobody has returned for the grace,
+        # which is the full derivation's to say.
+        idle_since = at if closed is not None else state.idle_since
+        if idle_since is None or now_ms >= idle_since + params.call_end_grace_ms:
+            return None
+    sealed = list(state.sealed_ms)
+    live = list(state.live)
+    presence = []
+    for index, role in enumerate(PARTIES):
+        blocks = live[index]
+        if closed is not None and closed.role is role:
+            blocks = tuple((int(a), int(b)) for a, b in _union([*blocks, (closed.joined_at, at)]))
+        role_opens = [s for s in following if s.role is role]
+        live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
+        presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))
     record = replace(
         state.record,
         doctor_presence_s=whole_seconds(presence[0]),
@@ -364,7 +449,6 @@ def advance(
             state,
             record=record,
             through=at,
-            room_events=room_events,
             sealed_ms=(sealed[0], sealed[1]),
             live=(live[0], live[1]),
             open=tuple(sorted(following, key=lambda s: s.session)),

@@ -25,7 +25,7 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.domain.incremental import CallState, Params, advance, state_of
+from service.domain.incremental import CallState, Params, advance, confirm, state_of
 from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, PresenceSession, derive_call
 from tests.unit.test_presence_properties import (
@@ -61,9 +61,9 @@ class Replica:
         self.sessions: dict[str, PresenceSession] = {}
         self.steps = 0
         self.full = 0
-        # Check against the full derivation after every this many room events.
+        # Check against the full derivation after every this many applied inputs.
         self.check_every = 1
-        self.room_events = 0
+        self.applied = 0
 
     def load(self) -> tuple[list[RoomEvent], list[Snapshot], list[ProsodyStarted]]:
         """As store/events.py's load_for_room: snapshots from the room's first event or
@@ -109,7 +109,7 @@ class Replica:
         if item.id in self.stored:
             return  # the store keeps the first copy and acknowledges the repeat
         self.stored[item.id] = item
-        if not isinstance(item, RoomEvent):
+        if isinstance(item, ProsodyStarted) or (isinstance(item, Snapshot) and not applied):
             if applied:
                 self.derive_in_full(now)
             return
@@ -120,6 +120,10 @@ class Replica:
                 for i in self.stored.values()
                 if not isinstance(i, RoomEvent) and i.occurred_at >= self.state.window_start
             )
+        if self.state is not None and isinstance(item, Snapshot):
+            listing = [room for room in item.rooms if room.room_name == ROOM]
+            step = confirm(self.state, item, listing, params=self.params, now_ms=now, others=others)
+        elif self.state is not None and isinstance(item, RoomEvent):
             step = advance(
                 self.state,
                 item,
@@ -134,10 +138,11 @@ class Replica:
         else:
             self.steps += 1
             self.record = step.record
-            self.sessions[step.session.session] = step.session
+            if step.session is not None:
+                self.sessions[step.session.session] = step.session
             self.state = step.state
-        self.room_events += 1
-        if self.room_events % self.check_every == 0:
+        self.applied += 1
+        if self.applied % self.check_every == 0:
             self.check(now)
 
     def check(self, now: int) -> None:
@@ -313,8 +318,8 @@ def test_a_flapping_consultation_is_applied_incrementally() -> None:
     replica.check(items[-1].occurred_at + 200)
     assert replica.record is not None and replica.record.status is CallStatus.IN_PROGRESS
     events = sum(1 for i in items if isinstance(i, RoomEvent))
-    # Every snapshot derives in full, and the first events (before the call started).
-    assert replica.steps >= events - 4
+    # Only the first events (before the call started) derive in full; snapshots confirm.
+    assert replica.full <= 4 and replica.steps >= events - 4
     assert replica.record.patient_presence_s == (len(stays) - 1) * 38
 
 
@@ -354,3 +359,19 @@ def test_a_delivery_later_than_the_longest_call_is_not_a_step() -> None:
     )
     assert replica.steps == 1
     assert replica.record is not None and replica.record.status is CallStatus.COMPLETED
+
+
+def test_a_snapshot_with_someone_knocking_is_not_a_confirmation() -> None:
+    """A knock the call did not know is a new lobby visit: derived in full."""
+    replica = _script((JOINED, "d", DOC, 0, 0), (JOINED, "p", PAT, 1000, 1001))
+    at = T0 + 30_000
+    listed = (SnapshotOccupant("d", DOC, T0), SnapshotOccupant("p", PAT, T0 + 1000))
+    quiet = SnapshotRoom(ROOM, "m0", listed)
+    replica.receive(Snapshot("evt_s0000001-0000-4000-8000-000000000000", at, HOST, BOOT, 10,
+                             (quiet,), 30), at + 5)  # fmt: skip
+    assert replica.steps == 1  # it confirms who is there
+    knocking = SnapshotRoom(ROOM, "m0", listed, (SnapshotOccupant("k", "interpreter", at),))
+    replica.receive(Snapshot("evt_s0000002-0000-4000-8000-000000000000", at + 30_000, HOST,
+                             BOOT, 11, (knocking,), 30), at + 30_005)  # fmt: skip
+    assert replica.steps == 1
+    assert replica.record is not None and len(replica.record.lobby) == 1

@@ -84,13 +84,12 @@ class Consultation:
 def full_derivations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the calls of the full derivation made by ingest."""
     made: list[int] = []
-    original = tracking.derive_call
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         made.append(1)
-        return original(*args, **kwargs)
+        return derive_call(*args, **kwargs)
 
-    monkeypatch.setattr(tracking, "derive_call", counted)
+    monkeypatch.setattr("service.tracking.derive_call", counted)
     return made
 
 
@@ -115,10 +114,26 @@ def test_a_flapping_patient_is_applied_in_steps(
         clock.advance(1_500)
         c.send(c.prosody.joined(c.room, f"pat-{n}", "pat", clock.ms))
         clock.advance(10)
+        if n % 5 == 0:
+            # The minute's snapshot confirms who is there.
+            listed = [("doc-1", "doc", t0 + 1_000), (f"pat-{n}", "pat", clock.ms - 10)]
+            c.send(c.prosody.snapshot(clock.ms, {c.room: listed}, interval_s=60))
+            clock.advance(10)
         assert c.stored() == c.expected()
-    # 60 joins and lefts, all in order while the call is in progress: none derives in full.
+    # 60 joins and lefts and 6 snapshots, all in order while the call is in progress: none
+    # derives in full.
     assert len(full_derivations) == before
     assert read(lambda: DerivationState.get_or_none(DerivationState.call_id == c.call_id))
+    # A snapshot that omits the patient repairs the session: that derives in full.
+    clock.advance(1_000)
+    only_doctor = [("doc-1", "doc", t0 + 1_000)]
+    c.send(c.prosody.snapshot(clock.ms, {c.room: only_doctor}, interval_s=60))
+    assert len(full_derivations) == before + 1
+    assert c.stored() == c.expected()
+    repaired = {row[0]: row[2:] for row in c.stored()[-1]}["pat-31"]
+    assert repaired == (clock.ms, "snapshot_repair")
+    # A call with a repaired session has no summary: its next events derive in full.
+    assert not read(lambda: DerivationState.get_or_none(DerivationState.call_id == c.call_id))
 
 
 def test_anything_else_derives_in_full_and_agrees(
@@ -139,9 +154,11 @@ def test_anything_else_derives_in_full_and_agrees(
     assert c.stored() == c.expected()
     # A summary that cannot be read (another version, a damaged row) only costs a full one.
     write(
-        lambda: DerivationState.update(state="{not json").where(
-            DerivationState.call_id == c.call_id
-        ).execute()
+        lambda: (
+            DerivationState.update(state="{not json")
+            .where(DerivationState.call_id == c.call_id)
+            .execute()
+        )
     )
     clock.advance(5_000)
     c.send(c.prosody.joined(c.room, "pat-2", "pat", clock.ms))
