@@ -194,23 +194,28 @@ def snapshots(
     room with its call), each sent while token requests go on over another connection."""
     boot = f"b_{uuid.uuid4().hex[:12]}"
     meetings = {i: uuid.uuid4().hex for i in range(HISTORY_APPOINTMENTS, APPOINTMENTS)}
-    now = int(time.time() * 1000)
     seq = 0
+    joined_at: dict[int, int] = {}
+    last_snapshot = 0
 
     def joins(indexes: range) -> list[dict[str, Any]]:
+        """Joins just now: after the previous snapshot, which did not list these rooms (a
+        join before it would be a session that snapshot says was gone)."""
         nonlocal seq
+        at = max(int(time.time() * 1000) - 1_000, last_snapshot + 1)
         out = []
         for i in indexes:
             apt, doctor, patient = _people(i)
+            joined_at[i] = at
             for who in (doctor, patient):
                 seq += 1
-                out.append(_joined(f"appointment_{apt}", meetings[i], boot, seq, who, now - 30_000))
+                out.append(_joined(f"appointment_{apt}", meetings[i], boot, seq, who, at))
         return out
 
     def snapshot(count: int) -> dict[str, Any]:
-        nonlocal seq
+        nonlocal seq, last_snapshot
         seq += 1
-        at = int(time.time() * 1000)
+        at = last_snapshot = int(time.time() * 1000)
         rooms = []
         for i in range(HISTORY_APPOINTMENTS, HISTORY_APPOINTMENTS + count):
             apt, doctor, patient = _people(i)
@@ -218,7 +223,7 @@ def snapshots(
             rooms.append({
                 "room": {"name": room, "jid": f"{room}@{HOST}", "meeting_id": meetings[i]},
                 "occupants": [
-                    {"session": f"s_{room}_{who}", "user_id": who, "joined_at": now - 30_000}
+                    {"session": f"s_{room}_{who}", "user_id": who, "joined_at": joined_at[i]}
                     for who in (doctor, patient)
                 ],
             })  # fmt: skip

@@ -54,6 +54,63 @@ class Plan:
     sorts: bool
 
 
+@dataclass(frozen=True)
+class EndpointLatency:
+    endpoint: str  # "initiate", "token", "details", "events" (room events), "snapshots"
+    sent: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int  # non-2xx answers and failed connections
+
+
+# The frontend calls among the fleet run's endpoints; the rest are Prosody's.
+FLEET_API = ("initiate", "token", "details")
+
+
+@dataclass(frozen=True)
+class FleetPoint:
+    database: str
+    consultations: int
+    hosts: int
+    seconds: float  # how long events and frontend requests were scheduled for
+    endpoints: tuple[EndpointLatency, ...]
+    lag_p50_ms: float  # occurred_at to the event's 204 (its record committed)
+    lag_p99_ms: float
+    lag_max_ms: float
+    unsent: int  # planned events still unsent when the drain ran out
+
+    def endpoint(self, name: str) -> EndpointLatency | None:
+        return next((e for e in self.endpoints if e.endpoint == name), None)
+
+    @property
+    def api(self) -> list[EndpointLatency]:
+        return [e for e in self.endpoints if e.endpoint in FLEET_API]
+
+    @property
+    def api_p99_ms(self) -> float:
+        """The worst frontend endpoint's p99: the target holds for each of them."""
+        return max((e.p99_ms for e in self.api), default=0.0)
+
+    @property
+    def events(self) -> int:
+        """Every event sent, room events and snapshots."""
+        return sum(e.sent for e in self.endpoints if e.endpoint not in FLEET_API)
+
+    @property
+    def snapshots(self) -> int:
+        found = self.endpoint("snapshots")
+        return found.sent if found else 0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(e.errors for e in self.endpoints) + self.unsent
+
+
 @dataclass
 class Results:
     seconds: float
@@ -71,5 +128,6 @@ class Results:
     skipped: list[str] = field(default_factory=list)
     history: list[HistoryPoint] = field(default_factory=list)
     snapshots: list[SnapshotPoint] = field(default_factory=list)
+    fleet: list[FleetPoint] = field(default_factory=list)
     locked_sqlite: int = 0
     wall_s: float = 0.0

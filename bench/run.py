@@ -5,6 +5,8 @@ baseline; initiate, token and events on a fresh database; the list of a doctor's
 1,000,000 calls; the same list in 10,000 calls. Each measurement is a short warm-up then a
 bounded wrk run at 32 connections and a shorter one at 1 connection. Ratios compare with the
 baseline measured in the same block, minutes apart, because this machine is shared and noisy.
+Then, per database with one worker, the growth scenarios (bench/growth.py) and the fleet run
+(bench/fleet.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import jwt
 
-from bench import data, growth, load, pyspy, report, servers
+from bench import data, fleet, growth, load, pyspy, report, servers
 from bench.load import Request
 from bench.results import Measurement, Plan, Results, ServerStat
 
@@ -426,6 +428,23 @@ def run_growth(ctx: Context, kind: str) -> None:
             f"errors {s.errors}")  # fmt: skip
 
 
+def run_fleet(ctx: Context, kind: str, seconds: float) -> None:
+    say(f"fleet: {kind}, 1 worker, {fleet.CONSULTATIONS:,} consultations on "
+        f"{fleet.HOSTS} hosts for {seconds:.0f} s")  # fmt: skip
+    point = fleet.run(
+        kind,
+        ctx.env,
+        lambda name, url: service(ctx, f"{name}-{kind}", url, 1),
+        ctx.token,
+        seconds,
+    )
+    ctx.results.fleet.append(point)
+    api = ", ".join(f"{e.endpoint} p99 {e.p99_ms:.1f} ms" for e in point.api)
+    say(f"{kind} fleet: {point.events:,} events ({point.events_per_s:.1f}/s, "
+        f"{point.snapshots} snapshots), record lag p99 {point.lag_p99_ms:,.0f} ms; {api}; "
+        f"errors {point.errors}")  # fmt: skip
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -484,8 +503,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
         "--scenarios",
-        default="throughput,growth",
-        help="throughput (the blocks against the baseline), growth (history and snapshots)",
+        default="throughput,growth,fleet",
+        help="throughput (the blocks against the baseline), growth (history and snapshots), "
+        "fleet (2,000 live consultations on 4 Prosody hosts with frontend traffic)",
+    )
+    parser.add_argument(
+        "--fleet-seconds",
+        type=float,
+        default=fleet.DURATION_S,
+        help="how long the fleet run sends events and frontend requests",
     )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     return parser.parse_args(argv)
@@ -533,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
                     block(ctx, kind, workers, history)
             if "growth" in scenarios:
                 run_growth(ctx, kind)
+            if "fleet" in scenarios:
+                run_fleet(ctx, kind, args.fleet_seconds)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, nothing written", file=sys.stderr)
         return 130

@@ -116,7 +116,10 @@ def test_a_flapping_patient_is_applied_in_steps(
         clock.advance(10)
         if n % 5 == 0:
             # The minute's snapshot confirms who is there.
-            listed = [("doc-1", "doc", t0 + 1_000), (f"pat-{n}", "pat", clock.ms - 10)]
+            listed: list[tuple[str, str | None, int]] = [
+                ("doc-1", "doc", t0 + 1_000),
+                (f"pat-{n}", "pat", clock.ms - 10),
+            ]
             c.send(c.prosody.snapshot(clock.ms, {c.room: listed}, interval_s=60))
             clock.advance(10)
         assert c.stored() == c.expected()
@@ -126,7 +129,7 @@ def test_a_flapping_patient_is_applied_in_steps(
     assert read(lambda: DerivationState.get_or_none(DerivationState.call_id == c.call_id))
     # A snapshot that omits the patient repairs the session: that derives in full.
     clock.advance(1_000)
-    only_doctor = [("doc-1", "doc", t0 + 1_000)]
+    only_doctor: list[tuple[str, str | None, int]] = [("doc-1", "doc", t0 + 1_000)]
     c.send(c.prosody.snapshot(clock.ms, {c.room: only_doctor}, interval_s=60))
     assert len(full_derivations) == before + 1
     assert c.stored() == c.expected()
