@@ -247,7 +247,8 @@ def explain(ctx: Context, kind: str, dataset: str, url: str, cursors: list[str |
         cursor = page_cursor(Fake(cursor_text))  # type: ignore[arg-type]
         with captured_sql() as sql:
             calls.list_for_user(data.BENCH_DOCTOR, None, cursor, PAGE)
-        first = sql[0]
+        # The list query itself (the use case may look up the caller first).
+        first = next(q for q in sql if 'FROM "video_calls"' in q)
         params = _params_of(first, cursor)
         with database.connection_context():
             if kind == "sqlite":
