@@ -478,18 +478,21 @@ ANALYSIS = [
     "that shares the GIL with the token request. SQLite's WAL checkpoint, run by whichever "
     "commit crosses 1,000 pages, is a second suspect.",
     "9. **In the fleet run a host's snapshot holds up that host's events.** The module "
-    "sends one event at a time in `seq` order, and a snapshot of a host's 500 rooms is "
-    "answered only once it is applied to each of its calls, so the events of that host queue "
-    "behind it: room events themselves take a few ms, the lag p99 is the snapshot's apply "
-    "time. A snapshot that confirms who is there is applied from each call's summary "
-    "(`incremental.confirm`) rather than by re-deriving the call, but each call still costs "
-    "about ten statements in its own short step (lock, appointment, summary, two counts, "
-    "record, webhook state): about 1.5 ms a call on SQLite and 6 ms on PostgreSQL, so 500 "
-    "rooms take about 1 s and 3 s. Frontend requests stay under 50 ms meanwhile.",
+    "sends one event at a time in `seq` order, and a snapshot is answered only once it is "
+    "applied, so the events of that host queue behind it: room events themselves take a few "
+    "ms, the lag p99 is the snapshot's apply time (the `snapshots` row). A snapshot is "
+    "applied to the calls it lists and to every call with someone in the room, on any host "
+    "(`tracking._affected_calls`): here all 2,000 calls, not only its host's 500. Each of "
+    "them is confirmed from its summary (`incremental.confirm`) rather than derived again, "
+    "but still costs about ten statements in its own short step (lock, appointment, "
+    "summary, two counts, record, webhook state). Frontend requests stay under 50 ms "
+    "meanwhile.",
     "",
     "**What would close the rest** (in the order of expected gain):",
     "",
-    "- Fleet lag: confirm a snapshot's calls in batches, a few statements per batch of 100 "
+    "- Fleet lag: apply a snapshot only to the calls of its own host (store each session's "
+    "host, and count a summary's snapshots per host), a quarter of the calls here; and "
+    "confirm them in batches, a few statements per batch of 100 "
     "calls instead of ten per call (read the summaries and counts of the batch in one query, "
     "write its records in one); or acknowledge a snapshot once stored and apply it behind "
     "the 204, if the contract lets 204 mean stored rather than applied.",
