@@ -27,6 +27,7 @@ from service.domain.events import (
 )
 from service.domain.incremental import (
     INCREMENTAL_TYPES,
+    CallState,
     Params,
     Step,
     advance,
@@ -262,6 +263,7 @@ def _params(settings: Settings, call: VideoCall) -> Params:
 def _step(
     call: VideoCall,
     params: Params,
+    state: CallState,
     arrival: RoomEvent | Snapshot,
     listed: Mapping[str, list[SnapshotRoom]],
     at: int,
@@ -269,14 +271,7 @@ def _step(
     """The arrival applied from the call's stored summary, if `advance` (an in-order join or
     left) or `confirm` (a snapshot that confirms who is there) can take it. `listed`: a
     snapshot's entries by room."""
-    if isinstance(arrival, RoomEvent) and (
-        arrival.type not in INCREMENTAL_TYPES or arrival.occupant is None
-    ):
-        return None
-    state = states.load(call.id)
-    if state is None:
-        return None
-    room_events, others = states.counts(call.room_name, state.window_start)
+    others = states.others(state.window_start)
     if isinstance(arrival, Snapshot):
         listing = listed.get(call.room_name, [])
         step = confirm(state, arrival, listing, params=params, now_ms=at, others=others)
@@ -288,7 +283,7 @@ def _step(
             arrival,
             params=params,
             now_ms=at,
-            room_events=room_events,
+            room_events=states.room_events(call.room_name),
             others=others,
             session_known=bool(stored),
         )
@@ -299,9 +294,18 @@ def _step(
     return step
 
 
+def _applicable(arrival: RoomEvent | Snapshot | None) -> bool:
+    """Whether an arrival may be applied from a summary at all (else none is read)."""
+    if isinstance(arrival, RoomEvent):
+        return arrival.type in INCREMENTAL_TYPES and arrival.occupant is not None
+    return arrival is not None
+
+
 def _derive_in_full(
-    settings: Settings, call: VideoCall, params: Params, at: int, actor: str
+    settings: Settings, call: VideoCall, params: Params, at: int, actor: str, summary: bool
 ) -> CallDerivation:
+    """The call derived from all its room's events; `summary`: whether it may have a summary
+    to replace (one read and found missing has none to remove)."""
     events, snapshots, restarts = event_store.load_for_room(
         call.room_name, settings.max_call_duration * 1000
     )
@@ -336,7 +340,7 @@ def _derive_in_full(
                     "latest": repair.latest,
                 },
             )
-    states.save(call.id, state_of(derived, events, snapshots, restarts, params, at))
+    states.save(call.id, state_of(derived, events, snapshots, restarts, params, at), summary)
     return derived
 
 
@@ -354,10 +358,17 @@ def _derive_and_apply(
     params = _params(settings, call)
     actor = SWEEPER if cause == "sweeper" else SERVER
     step = None
-    if arrival is not None:
-        step = _step(call, params, arrival, listed or {}, at)
+    summary = True  # unknown unless read: the sweeper and restarts do not read it
+    if _applicable(arrival):
+        assert arrival is not None
+        state = states.load(call.id)
+        summary = state is not None
+        if state is not None:
+            step = _step(call, params, state, arrival, listed or {}, at)
     derived = (
-        step.record if step is not None else _derive_in_full(settings, call, params, at, actor)
+        step.record
+        if step is not None
+        else _derive_in_full(settings, call, params, at, actor, summary)
     )
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))

@@ -235,22 +235,19 @@ def _still_open(
     host: str,
     present: bool,
     now: int,
-    before: int | None,
-    after: int | None,
+    interval: int | None,
     max_call_ms: int,
 ) -> OpenSession | None:
     """The open session after its room heard from `host` at `at` (`present`: that says it was
     still there), or None if by `now` it would be repaired: its host silent (unheard for
-    SILENT_INTERVALS of the interval `before`, and from `at` on `after`), or unseen for
-    longer than the longest call."""
+    SILENT_INTERVALS of its `interval`), or unseen for longer than the longest call."""
     last_seen, heard_from = s.last_seen, s.heard_from
     if present:
         last_seen = heard_from = at
     elif host == s.host:
-        if before is not None and at >= silent_from(heard_from, before):
+        if interval is not None and at >= silent_from(heard_from, interval):
             return None
         heard_from = at
-    interval = after if heard_from == at else before
     if interval is not None and now >= silent_from(heard_from, interval):
         return None
     if now > last_seen + max_call_ms:
@@ -313,9 +310,7 @@ def advance(
         # Events are created in order: whatever its boot reported later, it was still there.
         same_life = event.meeting_id == s.meeting_id and event.boot_id == s.boot_id
         interval = _interval(intervals, s)
-        kept = _still_open(
-            s, at, event.host, same_life, now_ms, interval, interval, params.max_call_ms
-        )
+        kept = _still_open(s, at, event.host, same_life, now_ms, interval, params.max_call_ms)
         if kept is None:
             return None
         following.append(kept)
@@ -393,9 +388,7 @@ def confirm(
             return None  # omitted by its own host: repaired by this snapshot
         # Only a session of another host is not listed here, so its interval is unchanged.
         interval = _interval(after, s)
-        kept = _still_open(
-            s, at, snapshot.host, present, now_ms, interval, interval, params.max_call_ms
-        )
+        kept = _still_open(s, at, snapshot.host, present, now_ms, interval, params.max_call_ms)
         if kept is None:
             return None
         following.append(kept)

@@ -55,9 +55,11 @@ def load(call_id: str) -> CallState | None:
     return stored.state if stored.v == VERSION else None
 
 
-def save(call_id: str, state: CallState | None) -> None:
+def save(call_id: str, state: CallState | None, stored: bool = True) -> None:
+    """Write the call's summary, or remove it (`stored` False: there is none to remove)."""
     if state is None:
-        DerivationState.delete().where(DerivationState.call_id == call_id).execute()
+        if stored:
+            DerivationState.delete().where(DerivationState.call_id == call_id).execute()
         return
     data = msgspec.json.encode(_Stored(VERSION, state)).decode()
     DerivationState.insert(call_id=call_id, state=data).on_conflict(
@@ -69,16 +71,15 @@ def _count(query: Compiled, *args: object) -> int:
     return int(query.execute(*args).fetchone()[0])
 
 
-def counts(room_name: str, window_start: int) -> tuple[int, int]:
-    """The room's stored events, and the snapshots and restarts from `window_start` on."""
-    return (
-        _count(_ROOM_EVENTS, room_name),
-        _count(
-            _OTHERS,
-            EventType.ROOMS_SNAPSHOT.value,
-            EventType.PROSODY_STARTED.value,
-            window_start,
-        ),
+def room_events(room_name: str) -> int:
+    """The room's stored events."""
+    return _count(_ROOM_EVENTS, room_name)
+
+
+def others(window_start: int) -> int:
+    """The snapshots and restarts stored from `window_start` on."""
+    return _count(
+        _OTHERS, EventType.ROOMS_SNAPSHOT.value, EventType.PROSODY_STARTED.value, window_start
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from service import directory
+from service.config import Settings
 from service.domain.events import (
     EventType,
     Occupant,
@@ -20,8 +21,9 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
+from service.domain.presence import CallDerivation, derive_call
 from service.store import uow
-from service.store.models import AuditEvent
+from service.store.models import Appointment, AuditEvent, VideoCall
 from tests.clock import FrozenClock, appointment_around
 
 T = TypeVar("T")
@@ -141,3 +143,27 @@ class Prosody:
     def started(self, at: int) -> ProsodyStarted:
         event_id, seq = self._next()
         return ProsodyStarted(event_id, at, self.host, self.boot, seq)
+
+
+def derived_from(
+    settings: Settings,
+    now_ms: int,
+    call_id: str,
+    sent: Sequence[RoomEvent | Snapshot | ProsodyStarted],
+) -> CallDerivation:
+    """What the full derivation gives for a call from every event sent (the specification
+    the stored record is compared with)."""
+    call = read(lambda: VideoCall.get_by_id(call_id))
+    return derive_call(
+        [e for e in sent if isinstance(e, RoomEvent)],
+        [e for e in sent if isinstance(e, Snapshot)],
+        [e for e in sent if isinstance(e, ProsodyStarted)],
+        room_name=call.room_name,
+        doctor_uid=call.doctor_uid,
+        patient_uid=call.patient_uid,
+        now_ms=now_ms,
+        appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
+        call_end_grace_ms=settings.call_end_grace * 1000,
+        no_show_grace_ms=settings.no_show_grace * 1000,
+        max_call_ms=settings.max_call_duration * 1000,
+    )

@@ -11,9 +11,9 @@ from service import calls, tracking
 from service.config import Settings
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.presence import derive_call
-from service.store.models import Appointment, DerivationState, OccupantSession, VideoCall
+from service.store.models import DerivationState, OccupantSession, VideoCall
 from tests.clock import FrozenClock
-from tests.usecases.support import Prosody, appointment, read, write
+from tests.usecases.support import Prosody, appointment, derived_from, read, write
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -34,20 +34,7 @@ class Consultation:
         tracking.ingest(self.settings, event, "contract")
 
     def expected(self) -> tuple[Any, ...]:
-        call = read(lambda: VideoCall.get_by_id(self.call_id))
-        derived = derive_call(
-            [e for e in self.sent if isinstance(e, RoomEvent)],
-            [e for e in self.sent if isinstance(e, Snapshot)],
-            [e for e in self.sent if isinstance(e, ProsodyStarted)],
-            room_name=self.room,
-            doctor_uid=call.doctor_uid,
-            patient_uid=call.patient_uid,
-            now_ms=self.clock.ms,
-            appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
-            call_end_grace_ms=self.settings.call_end_grace * 1000,
-            no_show_grace_ms=self.settings.no_show_grace * 1000,
-            max_call_ms=self.settings.max_call_duration * 1000,
-        )
+        derived = derived_from(self.settings, self.clock.ms, self.call_id, self.sent)
         sessions = sorted(
             (s.session, s.joined_at, s.left_at, s.end_reason.value if s.end_reason else None)
             for s in derived.sessions

@@ -12,12 +12,11 @@ import pytest
 from service import calls, tracking
 from service.config import Settings
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
-from service.domain.presence import derive_call
 from service.store import db, uow
 from service.store import events as event_store
-from service.store.models import Appointment, OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
+from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 from tests.clock import FrozenClock
-from tests.usecases.support import Prosody, appointment, read
+from tests.usecases.support import Prosody, appointment, derived_from, read
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -68,20 +67,7 @@ class Fleet:
 
     def expected(self, room: str) -> tuple[Any, ...]:
         """What the full derivation gives from every event sent (the specification)."""
-        call = read(lambda: VideoCall.get_by_id(self.rooms[room]))
-        derived = derive_call(
-            [e for e in self.sent if isinstance(e, RoomEvent)],
-            [e for e in self.sent if isinstance(e, Snapshot)],
-            [e for e in self.sent if isinstance(e, ProsodyStarted)],
-            room_name=room,
-            doctor_uid=call.doctor_uid,
-            patient_uid=call.patient_uid,
-            now_ms=self.clock.ms,
-            appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
-            call_end_grace_ms=self.settings.call_end_grace * 1000,
-            no_show_grace_ms=self.settings.no_show_grace * 1000,
-            max_call_ms=self.settings.max_call_duration * 1000,
-        )
+        derived = derived_from(self.settings, self.clock.ms, self.rooms[room], self.sent)
         sessions = tuple(
             (s.session, s.left_at, s.end_reason.value if s.end_reason else None)
             for s in derived.sessions
