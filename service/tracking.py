@@ -39,7 +39,7 @@ from service.domain.presence import CallDerivation, derive_call
 from service.domain.record import SettledEnd, presence_record
 from service.store import db, hosts, operations, repo, states, uow
 from service.store import events as event_store
-from service.store.models import VideoCall
+from service.store.models import Appointment, VideoCall
 from service.store.records import HostRecord, record_of
 from service.transitions import record_transition
 from service.webhooks import outbox
@@ -67,6 +67,9 @@ LISTING_STEP = 100
 # for one step, not for the whole snapshot).
 STEP_BUDGET_S = 0.004
 STEP_PAUSE_S = 0.001
+# Calls a snapshot may confirm are read and written this many at a time (a few statements
+# for all of them instead of several each).
+CONFIRM_BATCH = 20
 
 
 def ingest(settings: Settings, event: Event, source: str) -> Ingested:
@@ -123,22 +126,31 @@ def apply_in_steps(
 ) -> None:
     """Derive these calls again as of `at` (None: each step's now), a few per transaction
     (see STEP_BUDGET_S), in id order so that concurrent writers lock calls in one order;
-    after `snapshot`, each from its summary where the snapshot confirms it."""
+    after `snapshot`, from their summaries where the snapshot confirms them (CONFIRM_BATCH
+    at a time), the others in full."""
     listed: dict[str, list[SnapshotRoom]] = {}
     for room in snapshot.rooms if snapshot is not None else ():
         listed.setdefault(room.room_name, []).append(room)
     pending = sorted(call_ids)
     index = 0
-    while index < len(pending):
+    in_full: list[str] = []  # of the batches read so far, the calls not confirmed
+    while index < len(pending) or in_full:
         with uow.write():
             step_at = now_ms() if at is None else at
             began = time.perf_counter()
-            while index < len(pending):
-                _derive_and_apply(settings, pending[index], step_at, cause, snapshot, listed)
-                index += 1
+            while index < len(pending) or in_full:
+                if in_full:
+                    _derive_and_apply(settings, in_full.pop(0), step_at, cause)
+                elif snapshot is not None:
+                    batch = pending[index : index + CONFIRM_BATCH]
+                    index += len(batch)
+                    in_full = _confirm(settings, batch, step_at, cause, snapshot, listed)
+                else:
+                    _derive_and_apply(settings, pending[index], step_at, cause)
+                    index += 1
                 if time.perf_counter() - began >= STEP_BUDGET_S:
                     break
-        if index < len(pending):
+        if index < len(pending) or in_full:
             # Let the requests that queued during the step run before the next one: the
             # write lock is not fair, and this thread would otherwise take it straight back
             # (and keep the GIL, which every other thread of the worker needs too).
@@ -236,19 +248,20 @@ def prosody_hosts() -> list[tuple[HostRecord, bool]]:
 
 
 def _affected_calls(event: Event) -> list[str]:
-    """Sorted, so transactions touching several calls lock them in one order (no deadlock)."""
+    """The calls `event` can change: those of its room; for a snapshot or restart, those of
+    the rooms it lists and those watched on its host (domain/record.py::watched_host).
+    Sorted, so transactions touching several calls lock them in one order (no deadlock)."""
     if isinstance(event, RoomEvent):
         ids = event_store.calls_for_rooms([event.room_name])
     elif isinstance(event, Snapshot):
         listed = event_store.calls_for_rooms(room.room_name for room in event.rooms)
-        ids = [*listed, *event_store.calls_with_open_sessions()]
+        ids = [*listed, *event_store.calls_watched_on(event.host)]
     else:
-        ids = event_store.calls_with_open_sessions()
+        ids = event_store.calls_watched_on(event.host)
     return sorted(set(ids))
 
 
-def _params(settings: Settings, call: VideoCall) -> Params:
-    appointment = repo.get_appointment(call.appointment_id)
+def _params(settings: Settings, call: VideoCall, appointment: Appointment | None) -> Params:
     return Params(
         room_name=call.room_name,
         doctor_uid=call.doctor_uid,
@@ -260,45 +273,67 @@ def _params(settings: Settings, call: VideoCall) -> Params:
     )
 
 
-def _step(
-    call: VideoCall,
-    params: Params,
-    state: CallState,
-    arrival: RoomEvent | Snapshot,
-    listed: Mapping[str, list[SnapshotRoom]],
-    at: int,
+def _advance(
+    call: VideoCall, params: Params, state: CallState, event: RoomEvent, at: int
 ) -> Step | None:
-    """The arrival applied from the call's stored summary, if `advance` (an in-order join or
-    left) or `confirm` (a snapshot that confirms who is there) can take it. `listed`: a
-    snapshot's entries by room."""
-    others = states.others(state.window_start)
-    if isinstance(arrival, Snapshot):
-        listing = listed.get(call.room_name, [])
-        step = confirm(state, arrival, listing, params=params, now_ms=at, others=others)
-    else:
-        assert arrival.occupant is not None
-        stored = states.session_rows(call.id, arrival.occupant.session)
-        step = advance(
-            state,
-            arrival,
-            params=params,
-            now_ms=at,
-            room_events=states.room_events(call.room_name),
-            others=others,
-            session_known=bool(stored),
-        )
-        if step is not None and step.session is not None:
-            event_store.replace_sessions(call.id, [step.session], stored)
+    """The event applied from the call's stored summary, if `advance` (an in-order join or
+    left) can take it."""
+    assert event.occupant is not None
+    stored = states.session_rows(call.id, event.occupant.session)
+    step = advance(
+        state,
+        event,
+        params=params,
+        now_ms=at,
+        room_events=states.room_events(call.room_name),
+        counts=states.counts(state, call.room_name),
+        session_known=bool(stored),
+    )
     if step is not None:
+        if step.session is not None:
+            event_store.replace_sessions(call.id, [step.session], stored)
         states.save(call.id, step.state)
     return step
 
 
-def _applicable(arrival: RoomEvent | Snapshot | None) -> bool:
-    """Whether an arrival may be applied from a summary at all (else none is read)."""
-    if isinstance(arrival, RoomEvent):
-        return arrival.type in INCREMENTAL_TYPES and arrival.occupant is not None
-    return arrival is not None
+def _confirm(
+    settings: Settings,
+    call_ids: list[str],
+    at: int,
+    cause: str,
+    snapshot: Snapshot,
+    listed: Mapping[str, list[SnapshotRoom]],
+) -> list[str]:
+    """Apply `snapshot` to these calls from their summaries where `confirm` can (reading and
+    writing the summaries of all of them at once); returns the others, to derive in full.
+    `listed`: the snapshot's entries by room."""
+    calls = repo.lock_calls(call_ids)
+    appointments = repo.get_appointments(call.appointment_id for call in calls.values())
+    summaries = states.load_many(call_ids)
+    in_full = []
+    confirmed: list[tuple[VideoCall, Step]] = []
+    for call_id in call_ids:
+        call = calls.get(call_id)
+        state = summaries.get(call_id)
+        if call is None or state is None:
+            in_full.append(call_id)
+            continue
+        step = confirm(
+            state,
+            snapshot,
+            listed.get(call.room_name, []),
+            params=_params(settings, call, appointments.get(call.appointment_id)),
+            now_ms=at,
+            counts=states.counts(state, call.room_name),
+        )
+        if step is None:
+            in_full.append(call_id)
+        else:
+            confirmed.append((call, step))
+    states.save_many([(call.id, step.state) for call, step in confirmed])
+    for call, step in confirmed:
+        _save(call, step.record, at, cause, SERVER)
+    return in_full
 
 
 def _derive_in_full(
@@ -349,27 +384,32 @@ def _derive_and_apply(
     call_id: str,
     at: int,
     cause: str,
-    arrival: RoomEvent | Snapshot | None = None,
-    listed: Mapping[str, list[SnapshotRoom]] | None = None,
+    arrival: RoomEvent | None = None,
 ) -> None:
-    """Derive one call again after `arrival` (None: the clock moved), from its summary when
-    the arrival allows (service.domain.incremental), else from all its room's events."""
+    """Derive one call again after `arrival` (None: the clock moved, or the arrival is one
+    the summary cannot take), from its summary when the arrival allows
+    (service.domain.incremental), else from all its room's events."""
     call = repo.lock_call(call_id)
-    params = _params(settings, call)
+    params = _params(settings, call, repo.get_appointment(call.appointment_id))
     actor = SWEEPER if cause == "sweeper" else SERVER
     step = None
     summary = True  # unknown unless read: the sweeper and restarts do not read it
-    if _applicable(arrival):
-        assert arrival is not None
+    if arrival is not None and arrival.type in INCREMENTAL_TYPES and arrival.occupant:
         state = states.load(call.id)
         summary = state is not None
         if state is not None:
-            step = _step(call, params, state, arrival, listed or {}, at)
+            step = _advance(call, params, state, arrival, at)
     derived = (
         step.record
         if step is not None
         else _derive_in_full(settings, call, params, at, actor, summary)
     )
+    _save(call, derived, at, cause, actor)
+
+
+def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: str) -> None:
+    """Store a call's new derivation: its record, its status, the messages it owes."""
+    call_id = call.id
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
     repo.save_presence(call_id, presence_record(derived, settled), at)

@@ -23,6 +23,9 @@ generated histories):
 - An open session is repaired only by a sign (a destroy, a restart, an omitting snapshot:
   none of them take this path) or by silence or age, which depend on its last moment known
   present, the last time its host was heard and the host's snapshot interval: all kept.
+- A snapshot or restart of a host none of the open sessions is on, that does not list the
+  room, cannot change the record (presence.watched_hosts): the service does not apply it to
+  the call, and the state does not count it (`Counts`).
 """
 
 from __future__ import annotations
@@ -82,13 +85,24 @@ class OpenSession:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """Snapshots and restarts from a call's `window_start` on, as far as they concern it:
+    `listings`, the snapshots (of any host) that list its room; `inputs`, per host of its
+    open sessions (sorted), that host's snapshots and restarts. Another host's that do not
+    list the room cannot change the record (presence.watched_hosts) and are not counted."""
+
+    listings: int
+    inputs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class CallState:
     """What `advance` needs of the previous derivation (see the module docstring).
 
-    `room_events` and `others` count the inputs it summarised (the room's events; snapshots
-    and restarts from `window_start` on): the caller passes the stored counts, so an input
-    stored without this call being derived again is noticed and the call derived in full.
-    `through` is the latest time of any of them.
+    `room_events` and `counts` count the inputs it summarised (the room's events; the
+    snapshots and restarts that concern the call, see Counts): the caller passes the stored
+    counts, so an input stored without this call being derived again is noticed and the call
+    derived in full. `through` is the latest time of any of them.
     """
 
     params: Params
@@ -96,7 +110,7 @@ class CallState:
     through: int
     room_last: int  # the latest of the room's events and listings (the window's end)
     room_events: int
-    others: int
+    counts: Counts
     window_start: int
     sealed_ms: tuple[int, int]  # doctor, patient
     live: tuple[tuple[Block, ...], tuple[Block, ...]]  # doctor, patient
@@ -105,6 +119,11 @@ class CallState:
     # (host, boot, ms): the snapshot interval each boot announced last; a boot without one
     # cannot fall silent.
     intervals: tuple[tuple[str, str | None, int], ...]
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The hosts of its open sessions: the only ones whose inputs it counts."""
+        return frozenset(host for host, _ in self.counts.inputs)
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,12 @@ def state_of(
     room_events = [e for e in _unique(events) if e.room_name == room]
     snaps = _unique(snapshots)
     boots = _unique(restarts)
-    inputs: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *snaps, *boots]
+    watched = set(derived.hosts)
+    listing = [snap for snap in snaps if any(r.room_name == room for r in snap.rooms)]
+    listed_ids = {snap.id for snap in listing}
+    others: list[Snapshot | ProsodyStarted] = [*snaps, *boots]
+    concerning = [i for i in others if i.host in watched or i.id in listed_ids]
+    inputs: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *concerning]
     times = [item.occurred_at for item in inputs]
     if (
         derived.status is not CallStatus.IN_PROGRESS
@@ -174,9 +198,7 @@ def state_of(
         heard[item.host] = max(heard.get(item.host, item.occurred_at), item.occurred_at)
     intervals = {key: log.intervals[-1][1] for key, log in hosts.items()}
     drafts = {d.session: d for d in _drafts(room_events, snaps, room)}
-    room_times = [e.occurred_at for e in room_events] + [
-        snap.occurred_at for snap in snaps if any(r.room_name == room for r in snap.rooms)
-    ]
+    room_times = [e.occurred_at for e in room_events] + [snap.occurred_at for snap in listing]
     opens = []
     for s in derived.sessions:
         if s.joined_at is None or s.left_at is not None:
@@ -215,7 +237,10 @@ def state_of(
         through=max(times),
         room_last=max(room_times),
         room_events=len(room_events),
-        others=len(snaps) + len(boots),
+        counts=Counts(
+            len(listing),
+            tuple((h, sum(1 for i in concerning if i.host == h)) for h in sorted(watched)),
+        ),
         window_start=min(room_times),
         sealed_ms=(sealed[0], sealed[1]),
         live=(live[0], live[1]),
@@ -262,13 +287,15 @@ def advance(
     params: Params,
     now_ms: int,
     room_events: int,
-    others: int,
+    counts: Counts,
     session_known: bool,
 ) -> Step | None:
     """The record after a new `event`, as `derive_call` would give it at `now_ms`, or None.
 
-    `room_events` and `others` are the stored counts (`event` included, see CallState);
-    `session_known`: whether the call already has a session under the event's occupant.
+    `room_events` and `counts` are the stored counts (`event` included, see CallState);
+    `session_known`: whether the call already has a session under the event's occupant. An
+    event of a host none of its open sessions is on derives in full: that host's earlier
+    snapshots were not counted (nor applied) while they could not concern the call.
     """
     occupant = event.occupant
     at = event.occurred_at
@@ -279,7 +306,8 @@ def advance(
         or event.room_name != params.room_name.lower()
         or not state.through < at <= now_ms
         or room_events != state.room_events + 1
-        or others != state.others
+        or counts != state.counts
+        or event.host not in state.hosts
     ):
         return None
     opens = {s.session: s for s in state.open}
@@ -353,20 +381,27 @@ def confirm(
     *,
     params: Params,
     now_ms: int,
-    others: int,
+    counts: Counts,
 ) -> Step | None:
     """The record after a new `snapshot` that confirms what the call knows, or None.
 
-    `listing`: the snapshot's entries for this call's room. It confirms when it lists
-    exactly sessions the call has open (none of them in the lobby) and omits none of its
-    host's: it then only says they were there (their last moment known present) and that
-    its host was alive, which moves no end, no start and no status by itself.
+    `listing`: the snapshot's entries for this call's room; `counts`: the stored counts for
+    the state's hosts (`snapshot` included). It confirms when it lists exactly sessions the
+    call has open (none of them in the lobby) and omits none of its host's: it then only
+    says they were there (their last moment known present) and that its host was alive,
+    which moves no end, no start and no status by itself.
     """
     at = snapshot.occurred_at
+    inputs = dict(state.counts.inputs)
+    if snapshot.host in inputs:
+        inputs[snapshot.host] += 1
+    elif not listing:
+        return None  # it cannot concern the call (see Counts): not counted, so not applied
+    expected = Counts(state.counts.listings + (1 if listing else 0), tuple(sorted(inputs.items())))
     if (
         params != state.params
         or not state.through < at <= now_ms
-        or others != state.others + 1
+        or counts != expected
         or any(room.lobby for room in listing)
     ):
         return None
@@ -395,7 +430,7 @@ def confirm(
     changed = replace(
         state,
         room_last=at if listing else state.room_last,
-        others=others,
+        counts=counts,
         intervals=tuple(sorted((h, b, ms) for (h, b), ms in after.items())),
     )
     return _finish(changed, params, now_ms, at, following, None, None)
@@ -429,12 +464,16 @@ def _finish(
         role_opens = [s for s in following if s.role is role]
         live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
         presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))
+    hosts = sorted({s.host for s in following if s.host is not None})
     record = replace(
         state.record,
         doctor_presence_s=whole_seconds(presence[0]),
         patient_presence_s=whole_seconds(presence[1]),
         open_sessions=len(following),
+        hosts=tuple(hosts),
     )
+    # A host none of the open sessions is on any more is no longer counted (see Counts).
+    inputs = tuple((h, n) for h, n in state.counts.inputs if h in hosts)
     return Step(
         record,
         session,
@@ -446,5 +485,6 @@ def _finish(
             live=(live[0], live[1]),
             open=tuple(sorted(following, key=lambda s: s.session)),
             idle_since=idle_since,
+            counts=replace(state.counts, inputs=inputs),
         ),
     )

@@ -132,6 +132,9 @@ class CallDerivation:
     recordings: tuple[RecordingSpan, ...] = ()
     # Counted sessions with no end yet (kept apart from `sessions` for incremental steps).
     open_sessions: int = 0
+    # The hosts whose snapshots and restarts can change this record without listing its room
+    # (see `watched_hosts`), sorted.
+    hosts: tuple[str, ...] = ()
 
 
 # --- building sessions -------------------------------------------------------------------------
@@ -814,6 +817,28 @@ def derive_call(
         ),
         recordings=_recordings(room_events, destroys, cutoff),
         open_sessions=sum(1 for s in sessions if s.left_at is None and s.counted),
+        hosts=watched_hosts([*built, *knocks]),
+    )
+
+
+def watched_hosts(built: Iterable[_Built]) -> tuple[str, ...]:
+    """The hosts of the sessions and knocks that are open or repaired.
+
+    A snapshot or a restart that does not list the room changes a session only through its
+    own host: it may close an open one (an omission, another boot) or move a repair (an
+    earlier sign, a silence it breaks). A session closed by its real left never changes
+    again, and no other part of the record reads such an input. So a call need not be
+    derived again for any other host's snapshot or restart (tests/unit/test_incremental.py
+    checks that skipping them changes nothing).
+    """
+    return tuple(
+        sorted(
+            {
+                b.draft.host
+                for b in built
+                if b.draft.host is not None and (b.left_at is None or b.repaired)
+            }
+        )
     )
 
 

@@ -21,6 +21,7 @@ from service.domain.events import (
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
 from service.domain.presence import PresenceSession
+from service.domain.record import EVERY_HOST
 from service.store.compiled import Compiled, unconverted
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
@@ -278,10 +279,9 @@ def open_tracked_calls(limit: int = 5000) -> list[str]:
     return [row.id for row in query]
 
 
-def calls_with_open_sessions() -> list[str]:
-    query = VideoCall.select(VideoCall.id).where(
-        VideoCall.tracked_by_server & (VideoCall.open_sessions > 0)
-    )
+def calls_watched_on(host: str) -> list[str]:
+    """The calls a snapshot or restart of `host` can change without listing their room."""
+    query = VideoCall.select(VideoCall.id).where(VideoCall.watched_host.in_([host, EVERY_HOST]))
     return [row.id for row in query]
 
 

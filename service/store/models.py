@@ -83,6 +83,9 @@ class VideoCall(BaseModel):
     # [{session, started_at, ended_at, mode}] (docs/events.md).
     lobby_visits = peewee.TextField(default="[]")
     recordings = peewee.TextField(default="[]")
+    # The Prosody host whose snapshots and restarts are applied to this call although they do
+    # not list its room ("*": every host's; NULL: none), derived (domain/record.py).
+    watched_host = peewee.CharField(max_length=255, null=True)
 
     class Meta:
         table_name = "video_calls"
@@ -90,6 +93,7 @@ class VideoCall(BaseModel):
             (("doctor_uid", "created_at", "id"), False),
             (("patient_uid", "created_at", "id"), False),
             (("status", "created_at", "id"), False),
+            (("watched_host",), False),
         )
 
 

@@ -3,17 +3,19 @@ is checked against (service.domain.incremental)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 import peewee
 
 from service.domain.events import EventType
-from service.domain.incremental import CallState
+from service.domain.incremental import CallState, Counts
 from service.store.compiled import Compiled
-from service.store.models import DerivationState, OccupantSession, ProsodyEvent
+from service.store.models import DerivationState, OccupantSession, ProsodyEvent, SnapshotRoom
 
 # Bump when CallState's fields or meaning change: an older summary is then ignored (the
 # call derives in full once and writes the new one).
-VERSION = 1
+VERSION = 2
 
 
 class _Stored(msgspec.Struct, frozen=True):
@@ -27,12 +29,25 @@ _STATE = Compiled(lambda call: DerivationState.select().where(DerivationState.ca
 _ROOM_EVENTS = Compiled(
     lambda room: ProsodyEvent.select(_COUNT).where(ProsodyEvent.room_name == room), "r"
 )
-_OTHERS = Compiled(
-    lambda snapshot, started, start: ProsodyEvent.select(_COUNT).where(
-        ProsodyEvent.type.in_([snapshot, started]) & (ProsodyEvent.occurred_at >= start)
+_INPUTS = Compiled(
+    lambda snapshot, started, host, start: ProsodyEvent.select(_COUNT).where(
+        ProsodyEvent.type.in_([snapshot, started])
+        & (ProsodyEvent.host == host)
+        & (ProsodyEvent.occurred_at >= start)
     ),
     "s",
     "p",
+    "h",
+    -1,
+)
+# Listings count once their snapshot's header is stored (see store/events.py's load_for_room).
+_LISTINGS = Compiled(
+    lambda room, start: (
+        SnapshotRoom.select(_COUNT)
+        .join(ProsodyEvent, on=SnapshotRoom.event_id == ProsodyEvent.id)
+        .where((SnapshotRoom.room_name == room) & (SnapshotRoom.occurred_at >= start))
+    ),
+    "r",
     -1,
 )
 _SESSION = Compiled(
@@ -46,13 +61,40 @@ _SESSION = Compiled(
 
 def load(call_id: str) -> CallState | None:
     row = _STATE.first(DerivationState, call_id)
-    if row is None:
-        return None
+    return None if row is None else _decoded(row.state)
+
+
+def _encoded(state: CallState) -> str:
+    return msgspec.json.encode(_Stored(VERSION, state)).decode()
+
+
+def _decoded(data: str) -> CallState | None:
     try:
-        stored = _DECODER.decode(row.state)
+        stored = _DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None  # written by another version: derive in full
     return stored.state if stored.v == VERSION else None
+
+
+def load_many(call_ids: Sequence[str]) -> dict[str, CallState]:
+    """`load` for several calls in one statement; calls without a usable summary are left out."""
+    rows = DerivationState.select().where(DerivationState.call_id.in_(list(call_ids)))
+    found = {}
+    for row in rows:
+        state = _decoded(row.state)
+        if state is not None:
+            found[row.call_id] = state
+    return found
+
+
+def save_many(states: Sequence[tuple[str, CallState]]) -> None:
+    """`save` for several calls in one statement."""
+    if not states:
+        return
+    rows = [{"call_id": call_id, "state": _encoded(state)} for call_id, state in states]
+    DerivationState.insert_many(rows).on_conflict(
+        conflict_target=[DerivationState.call_id], preserve=[DerivationState.state]
+    ).execute()
 
 
 def save(call_id: str, state: CallState | None, stored: bool = True) -> None:
@@ -61,8 +103,7 @@ def save(call_id: str, state: CallState | None, stored: bool = True) -> None:
         if stored:
             DerivationState.delete().where(DerivationState.call_id == call_id).execute()
         return
-    data = msgspec.json.encode(_Stored(VERSION, state)).decode()
-    DerivationState.insert(call_id=call_id, state=data).on_conflict(
+    DerivationState.insert(call_id=call_id, state=_encoded(state)).on_conflict(
         conflict_target=[DerivationState.call_id], preserve=[DerivationState.state]
     ).execute()
 
@@ -76,10 +117,16 @@ def room_events(room_name: str) -> int:
     return _count(_ROOM_EVENTS, room_name)
 
 
-def others(window_start: int) -> int:
-    """The snapshots and restarts stored from `window_start` on."""
-    return _count(
-        _OTHERS, EventType.ROOMS_SNAPSHOT.value, EventType.PROSODY_STARTED.value, window_start
+def counts(state: CallState, room_name: str) -> Counts:
+    """The stored snapshots and restarts that concern a call with `state` (see Counts)."""
+    start = state.window_start
+    snapshot, started = EventType.ROOMS_SNAPSHOT.value, EventType.PROSODY_STARTED.value
+    return Counts(
+        _count(_LISTINGS, room_name, start),
+        tuple(
+            (host, _count(_INPUTS, snapshot, started, host, start))
+            for host, _ in state.counts.inputs
+        ),
     )
 
 

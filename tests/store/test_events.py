@@ -12,7 +12,7 @@ import pytest
 from service.domain.events import Event, EventType
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import PresenceSession
-from service.domain.record import PresenceRecord
+from service.domain.record import EVERY_HOST, PresenceRecord
 from service.store import events, repo
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom
 from tests.clock import HOUR_MS, FrozenClock
@@ -147,14 +147,17 @@ def test_calls_for_rooms_and_open_calls(clock: FrozenClock) -> None:
     )
     assert events.calls_for_rooms(["x"]) == []
     assert events.open_tracked_calls() == []
-    for call_id, open_sessions in ((ids["a1"], 1), (ids["a2"], 0)):
-        repo.save_presence(call_id, presence(open_sessions=open_sessions), clock.ms)
+    watched = {"a1": "muc.a", "a2": None, "a3": EVERY_HOST}
+    for name, host in watched.items():
+        repo.save_presence(ids[name], presence(open_sessions=1, watched_host=host), clock.ms)
     repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
-    assert events.open_tracked_calls() == sorted([ids["a1"], ids["a2"]])
+    assert events.open_tracked_calls() == sorted(ids.values())
     assert len(events.open_tracked_calls(limit=1)) == 1
-    assert events.calls_with_open_sessions() == [ids["a1"]]
+    # A call watched on every host ("*", as the migration marks open calls) is every host's.
+    assert sorted(events.calls_watched_on("muc.a")) == sorted([ids["a1"], ids["a3"]])
+    assert events.calls_watched_on("muc.b") == [ids["a3"]]
     repo.transition_call(ids["a1"], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
-    assert events.open_tracked_calls() == [ids["a2"]]
+    assert events.open_tracked_calls() == sorted([ids["a2"], ids["a3"]])
 
 
 def session(name: str, joined: int | None, left: int | None = None) -> PresenceSession:

@@ -4,9 +4,11 @@ A `Replica` plays the service's part for one call: it stores what arrives (a rep
 ignored, as the store does), applies a room event with `advance` when it can and derives in
 full otherwise, and reads its inputs in the window that store/events.py's `load_for_room`
 reads. After every room event its record and sessions must be exactly `derive_call`'s over
-everything stored, at the same `now`. Snapshots and restarts are derived in full or, drawn
-at random, not applied to the call at all (the service skips calls a snapshot does not
-list), which the state must notice by its counts.
+everything stored, at the same `now`. A snapshot or restart is applied only where the
+service applies it (it lists the room, or the call is watched on its host: other hosts'
+traffic is mixed in), and then, drawn at random, not at all (a crash before its step),
+which the state must notice by its counts; one skipped because it cannot concern the call
+must indeed change nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.domain.incremental import CallState, Params, advance, confirm, state_of
-from service.domain.model import CallStatus
+from service.domain.incremental import CallState, Counts, Params, advance, confirm, state_of
+from service.domain.model import CallStatus, EndReason
 from service.domain.presence import CallDerivation, PresenceSession, derive_call
+from service.domain.record import EVERY_HOST, watched_host
 from tests.unit.test_presence_properties import (
     BOOT,
     DOC,
@@ -50,6 +53,8 @@ Item = RoomEvent | Snapshot | ProsodyStarted
 # Delivery delays: on time, a little late, and late enough to cross a silence, a grace or the
 # longest call.
 LATENESS = (0, 0, 0, 1, 999, 30_000, SNAP, 3 * SNAP, GRACE, GRACE + 1, MAX_CALL + 1)
+# Another Prosody host of the fleet: its snapshots list other rooms, and it restarts.
+OTHER = "muc2.meet.test"
 
 
 class Replica:
@@ -82,8 +87,11 @@ class Replica:
             [b for b in boots if b.occurred_at >= start],
         )
 
-    def derive(self, now: int) -> CallDerivation:
+    def derive(self, now: int, without: str | None = None) -> CallDerivation:
         events, snaps, boots = self.load()
+        if without is not None:
+            snaps = [s for s in snaps if s.id != without]
+            boots = [b for b in boots if b.id != without]
         return derive_call(
             events,
             snaps,
@@ -105,24 +113,50 @@ class Replica:
         self.sessions = {s.session: s for s in full.sessions}
         self.state = state_of(full, *self.load(), self.params, now)
 
+    def counts(self, state: CallState) -> Counts:
+        """As store/states.py's `counts`."""
+        since = [i for i in self.stored.values() if i.occurred_at >= state.window_start]
+        return Counts(
+            sum(1 for i in since if isinstance(i, Snapshot) and _lists_room(i)),
+            tuple(
+                (host, sum(1 for i in since if not isinstance(i, RoomEvent) and i.host == host))
+                for host, _ in state.counts.inputs
+            ),
+        )
+
+    def concerned(self, item: Snapshot | ProsodyStarted) -> bool:
+        """Whether the service applies `item` to the call (tracking.py::_affected_calls)."""
+        if isinstance(item, Snapshot) and _lists_room(item):
+            return True
+        if self.record is None:
+            return False
+        watched = watched_host(self.record)
+        return watched == EVERY_HOST or watched == item.host
+
     def receive(self, item: Item, now: int, applied: bool = True) -> None:
         if item.id in self.stored:
             return  # the store keeps the first copy and acknowledges the repeat
         self.stored[item.id] = item
+        if not isinstance(item, RoomEvent) and not self.concerned(item):
+            if self.record is not None and watched_host(self.record) is not None:
+                # Not applied because it cannot change the record: it must not.
+                assert self.derive(now) == self.derive(now, without=item.id)
+            return
         if isinstance(item, ProsodyStarted) or (isinstance(item, Snapshot) and not applied):
             if applied:
                 self.derive_in_full(now)
             return
         step = None
-        if self.state is not None:
-            others = sum(
-                1
-                for i in self.stored.values()
-                if not isinstance(i, RoomEvent) and i.occurred_at >= self.state.window_start
-            )
         if self.state is not None and isinstance(item, Snapshot):
             listing = [room for room in item.rooms if room.room_name == ROOM]
-            step = confirm(self.state, item, listing, params=self.params, now_ms=now, others=others)
+            step = confirm(
+                self.state,
+                item,
+                listing,
+                params=self.params,
+                now_ms=now,
+                counts=self.counts(self.state),
+            )
         elif self.state is not None and isinstance(item, RoomEvent):
             step = advance(
                 self.state,
@@ -130,7 +164,7 @@ class Replica:
                 params=self.params,
                 now_ms=now,
                 room_events=sum(1 for i in self.stored.values() if isinstance(i, RoomEvent)),
-                others=others,
+                counts=self.counts(self.state),
                 session_known=item.occupant is not None and item.occupant.session in self.sessions,
             )
         if step is None:
@@ -151,6 +185,10 @@ class Replica:
         assert self.sessions == {s.session: s for s in expected.sessions}
 
 
+def _lists_room(snapshot: Snapshot) -> bool:
+    return any(room.room_name == ROOM for room in snapshot.rooms)
+
+
 def params_of(history: History) -> Params:
     return Params(ROOM, DOC, PAT, history.appointment_end_ms, GRACE, NO_SHOW_GRACE, MAX_CALL)
 
@@ -168,10 +206,31 @@ def replay(
 ) -> Replica:
     replica = Replica(params_of(history))
     now = T0
+    mixed = data.draw(st.booleans())
+    if mixed and items:
+        items = with_other_host(items, data)
     for item in items:
         now = max(now, item.occurred_at) + data.draw(st.sampled_from(lateness))
         replica.receive(item, now, applied=data.draw(st.booleans()))
     return replica
+
+
+def with_other_host(items: list[Item], data: st.DataObject) -> list[Item]:
+    """`items` with another host's snapshots every 30 s over their span (listing another
+    room, announcing an interval or not) and maybe its restart, each at its time."""
+    first = min(i.occurred_at for i in items)
+    last = max(i.occurred_at for i in items)
+    interval_s = data.draw(st.sampled_from([None, 30]))
+    other: list[Item] = []
+    for n, at in enumerate(range(first + data.draw(st.integers(0, 29_999)), last + 1, 30_000)):
+        room = SnapshotRoom("another-room", "x0", (SnapshotOccupant("x", "someone", first),))
+        snap_id = f"evt_{n:08d}-0000-4000-8000-0000000000aa"
+        other.append(Snapshot(snap_id, at, OTHER, "other-boot", n, (room,), interval_s))
+    if data.draw(st.booleans()):
+        at = data.draw(st.integers(first, last))
+        other.append(ProsodyStarted("evt_eeeeeeee-0000-4000-8000-0000000000aa", at, OTHER,
+                                    "other-boot2", 0))  # fmt: skip
+    return sorted([*items, *other], key=lambda i: i.occurred_at)
 
 
 def with_repeats(items: list[Item], data: st.DataObject) -> list[Item]:
@@ -375,3 +434,29 @@ def test_a_snapshot_with_someone_knocking_is_not_a_confirmation() -> None:
                              BOOT, 11, (knocking,), 30), at + 30_005)  # fmt: skip
     assert replica.steps == 1
     assert replica.record is not None and len(replica.record.lobby) == 1
+
+
+def test_a_rejoin_after_everyone_left_derives_in_full() -> None:
+    """With nobody in the room the call is watched on no host, so a snapshot meanwhile is not
+    applied (nor counted); the host's next join cannot be a step, or the interval that
+    snapshot announced would be missing when the host then falls silent."""
+    replica = _script(
+        (JOINED, "d", DOC, 0, 0),
+        (JOINED, "p", PAT, 1000, 1001),
+        (LEFT, "p", PAT, 60_000, 60_000),
+        (LEFT, "d", DOC, 61_000, 61_000),
+    )
+    assert replica.record is not None and replica.record.hosts == ()
+    at = T0 + 70_000
+    applied = replica.applied
+    replica.receive(Snapshot("evt_s0000001-0000-4000-8000-000000000000", at, HOST, BOOT, 10,
+                             (), 30), at + 5)  # fmt: skip
+    assert replica.applied == applied
+    full = replica.full
+    replica.receive(_event(11, JOINED, T0 + 80_000, Occupant("d2", DOC)), T0 + 80_000)
+    assert replica.full == full + 1
+    replica.receive(_event(12, JOINED, T0 + 81_000, Occupant("p2", PAT)), T0 + 81_000)
+    # Delivered long after its host fell silent: d2 is closed as host_silent by then.
+    replica.receive(_event(13, LEFT, T0 + 82_000, Occupant("p2", PAT), "left"), T0 + 400_000)
+    assert replica.record is not None
+    assert replica.sessions["d2"].end_reason is EndReason.HOST_SILENT

@@ -148,14 +148,17 @@ def test_each_step_is_its_own_transaction(
     fleet = Fleet(settings, clock)
     rooms = sorted(fleet.rooms)
     monkeypatch.setattr(tracking, "STEP_BUDGET_S", 0.0)
+    monkeypatch.setattr(tracking, "CONFIRM_BATCH", STEP)
     with counting_transactions() as opened:
         fleet.send(fleet.snapshot(clock.ms - 1_000, rooms))
-    # Listings of 12 rooms in steps of 5, the header, then one call per step.
-    assert len(opened) == 3 + 1 + CALLS
+    # Listings of 12 rooms in steps of 5, the header, then the calls it confirms five per
+    # step (all of them: it lists who is there).
+    assert len(opened) == 3 + 1 + 3
     with counting_transactions() as opened:
         fleet.send(fleet.snapshot(clock.ms - 500, rooms[:STEP]))
-    # A snapshot of no more rooms than a step stores its listings with its header.
-    assert len(opened) == 1 + CALLS
+    # A snapshot of no more rooms than a step stores its listings with its header; the calls
+    # of the 7 rooms it empties are derived in full, one per step.
+    assert len(opened) == 1 + 3 + (CALLS - STEP)
     fleet.assert_as_specified()
 
 
