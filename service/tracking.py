@@ -249,7 +249,7 @@ def prosody_hosts() -> list[tuple[HostRecord, bool]]:
 
 def _affected_calls(event: Event) -> list[str]:
     """The calls `event` can change: those of its room; for a snapshot or restart, those of
-    the rooms it lists and those watched on its host (domain/record.py::watched_host).
+    the rooms it lists and those watched on its host (domain/record.py::watched_hosts).
     Sorted, so transactions touching several calls lock them in one order (no deadlock)."""
     if isinstance(event, RoomEvent):
         ids = event_store.calls_for_rooms([event.room_name])
@@ -412,7 +412,9 @@ def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: 
     call_id = call.id
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
-    repo.save_presence(call_id, presence_record(derived, settled), at)
+    record = presence_record(derived, settled)
+    repo.save_presence(call_id, record, at)
+    event_store.watch(call_id, record.watched_hosts, call.watched_hosts)
     _move_status(call, current, derived.status, at, cause, actor)
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 

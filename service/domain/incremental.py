@@ -23,8 +23,8 @@ generated histories):
 - An open session is repaired only by a sign (a destroy, a restart, an omitting snapshot:
   none of them take this path) or by silence or age, which depend on its last moment known
   present, the last time its host was heard and the host's snapshot interval: all kept.
-- A snapshot or restart of a host none of the open sessions is on, that does not list the
-  room, cannot change the record (presence.watched_hosts): the service does not apply it to
+- A snapshot or restart of a host none of the call's sessions came from, that does not list
+  the room, cannot change the record (presence.watched_hosts): the service does not apply it to
   the call, and the state does not count it (`Counts`).
 """
 
@@ -88,8 +88,8 @@ class OpenSession:
 class Counts:
     """Snapshots and restarts from a call's `window_start` on, as far as they concern it:
     `listings`, the snapshots (of any host) that list its room; `inputs`, per host of its
-    open sessions (sorted), that host's snapshots and restarts. Another host's that do not
-    list the room cannot change the record (presence.watched_hosts) and are not counted."""
+    sessions (sorted), that host's snapshots and restarts. Another host's that do not list
+    the room cannot change the record (presence.watched_hosts) and are not counted."""
 
     listings: int
     inputs: tuple[tuple[str, int], ...]
@@ -122,7 +122,7 @@ class CallState:
 
     @property
     def hosts(self) -> frozenset[str]:
-        """The hosts of its open sessions: the only ones whose inputs it counts."""
+        """The hosts of its sessions: the only ones whose inputs it counts."""
         return frozenset(host for host, _ in self.counts.inputs)
 
 
@@ -294,7 +294,7 @@ def advance(
 
     `room_events` and `counts` are the stored counts (`event` included, see CallState);
     `session_known`: whether the call already has a session under the event's occupant. An
-    event of a host none of its open sessions is on derives in full: that host's earlier
+    event of a host none of its sessions came from derives in full: that host's earlier
     snapshots were not counted (nor applied) while they could not concern the call.
     """
     occupant = event.occupant
@@ -464,16 +464,12 @@ def _finish(
         role_opens = [s for s in following if s.role is role]
         live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
         presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))
-    hosts = sorted({s.host for s in following if s.host is not None})
     record = replace(
         state.record,
         doctor_presence_s=whole_seconds(presence[0]),
         patient_presence_s=whole_seconds(presence[1]),
         open_sessions=len(following),
-        hosts=tuple(hosts),
     )
-    # A host none of the open sessions is on any more is no longer counted (see Counts).
-    inputs = tuple((h, n) for h, n in state.counts.inputs if h in hosts)
     return Step(
         record,
         session,
@@ -485,6 +481,5 @@ def _finish(
             live=(live[0], live[1]),
             open=tuple(sorted(following, key=lambda s: s.session)),
             idle_since=idle_since,
-            counts=replace(state.counts, inputs=inputs),
         ),
     )

@@ -822,24 +822,17 @@ def derive_call(
 
 
 def watched_hosts(built: Iterable[_Built]) -> tuple[str, ...]:
-    """The hosts of the sessions and knocks that are open or repaired.
+    """The hosts its sessions and knocks came from.
 
     A snapshot or a restart that does not list the room changes a session only through its
     own host: it may close an open one (an omission, another boot) or move a repair (an
-    earlier sign, a silence it breaks). A session closed by its real left never changes
-    again, and no other part of the record reads such an input. So a call need not be
-    derived again for any other host's snapshot or restart (tests/unit/test_incremental.py
-    checks that skipping them changes nothing).
+    earlier sign, a silence it breaks). No other part of the record reads such an input. So
+    a call need not be derived again for another host's snapshot or restart
+    (tests/unit/test_incremental.py checks that skipping them changes nothing). Its own
+    hosts' are applied even while nobody is in the room, so that its summary counts them and
+    the next join is still a step.
     """
-    return tuple(
-        sorted(
-            {
-                b.draft.host
-                for b in built
-                if b.draft.host is not None and (b.left_at is None or b.repaired)
-            }
-        )
-    )
+    return tuple(sorted({b.draft.host for b in built if b.draft.host is not None}))
 
 
 def _recordings(

@@ -46,22 +46,16 @@ class PresenceRecord:
     patient_wait: int | None
     lobby_visits: tuple[LobbyVisit, ...]
     recordings: tuple[RecordingSpan, ...]
-    # The host whose snapshots and restarts are applied to the call although they do not list
-    # its room (see `watched_host`).
-    watched_host: str | None
+    # The hosts whose snapshots and restarts are applied to the call although they do not
+    # list its room (see `watched_hosts`).
+    watched_hosts: tuple[str, ...]
 
 
-# A call watched on several hosts at once takes every host's snapshots and restarts.
-EVERY_HOST = "*"
-
-
-def watched_host(derived: CallDerivation) -> str | None:
-    """The host whose snapshots and restarts can change the record without listing its
-    room (presence.watched_hosts); EVERY_HOST for several; None for none, or once the call is
-    settled (its counted record no longer moves, and the next event derives it anyway)."""
-    if derived.status not in rules.JOINABLE_STATUSES or not derived.hosts:
-        return None
-    return derived.hosts[0] if len(derived.hosts) == 1 else EVERY_HOST
+def watched_hosts(derived: CallDerivation) -> tuple[str, ...]:
+    """The hosts whose snapshots and restarts can change the record without listing its
+    room (presence.watched_hosts); none once the call is settled: its counted record no
+    longer moves, and the next event derives it anyway."""
+    return derived.hosts if derived.status in rules.JOINABLE_STATUSES else ()
 
 
 def presence_record(derived: CallDerivation, stored: SettledEnd) -> PresenceRecord:
@@ -83,5 +77,5 @@ def presence_record(derived: CallDerivation, stored: SettledEnd) -> PresenceReco
         patient_wait=derived.patient_wait_s,
         lobby_visits=derived.lobby,
         recordings=derived.recordings,
-        watched_host=watched_host(derived),
+        watched_hosts=watched_hosts(derived),
     )

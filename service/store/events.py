@@ -21,9 +21,8 @@ from service.domain.events import (
 from service.domain.events import SnapshotRoom as SnapshotRoomValue
 from service.domain.model import CallStatus
 from service.domain.presence import PresenceSession
-from service.domain.record import EVERY_HOST
 from service.store.compiled import Compiled, unconverted
-from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
+from service.store.models import CallHost, OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
 
 def _compact(value: Any) -> str:
@@ -279,10 +278,24 @@ def open_tracked_calls(limit: int = 5000) -> list[str]:
     return [row.id for row in query]
 
 
+# A call watched on every host: those open when migration 0010 ran, until derived again.
+EVERY_HOST = "*"
+
+
 def calls_watched_on(host: str) -> list[str]:
     """The calls a snapshot or restart of `host` can change without listing their room."""
-    query = VideoCall.select(VideoCall.id).where(VideoCall.watched_host.in_([host, EVERY_HOST]))
-    return [row.id for row in query]
+    query = CallHost.select(CallHost.call_id).where(CallHost.host.in_([host, EVERY_HOST]))
+    return [row.call_id for row in query]
+
+
+def watch(call_id: str, hosts: Sequence[str], stored: str | None) -> None:
+    """Make the call's rows in call_hosts `hosts`, if they differ from what the call row
+    says they are (`stored`: its watched_hosts before this derivation)."""
+    if (" ".join(hosts) or None) == stored:
+        return
+    CallHost.delete().where(CallHost.call_id == call_id).execute()
+    if hosts:
+        CallHost.insert_many([{"host": h, "call_id": call_id} for h in hosts]).execute()
 
 
 def sessions_of(call_id: str) -> list[OccupantSession]:

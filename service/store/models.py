@@ -83,9 +83,10 @@ class VideoCall(BaseModel):
     # [{session, started_at, ended_at, mode}] (docs/events.md).
     lobby_visits = peewee.TextField(default="[]")
     recordings = peewee.TextField(default="[]")
-    # The Prosody host whose snapshots and restarts are applied to this call although they do
-    # not list its room ("*": every host's; NULL: none), derived (domain/record.py).
-    watched_host = peewee.CharField(max_length=255, null=True)
+    # The Prosody hosts whose snapshots and restarts are applied to this call although they
+    # do not list its room, derived (domain/record.py), space-separated (NULL: none); the
+    # look-up by host is call_hosts.
+    watched_hosts = peewee.TextField(null=True)
 
     class Meta:
         table_name = "video_calls"
@@ -93,8 +94,19 @@ class VideoCall(BaseModel):
             (("doctor_uid", "created_at", "id"), False),
             (("patient_uid", "created_at", "id"), False),
             (("status", "created_at", "id"), False),
-            (("watched_host",), False),
         )
+
+
+class CallHost(BaseModel):
+    """One of a call's watched hosts (video_calls.watched_hosts), to find a host's calls."""
+
+    host = peewee.CharField(max_length=255)
+    call_id = peewee.CharField(max_length=40)
+
+    class Meta:
+        table_name = "call_hosts"
+        primary_key = peewee.CompositeKey("host", "call_id")
+        indexes = ((("call_id",), False),)
 
 
 class AuditEvent(BaseModel):
@@ -284,4 +296,5 @@ ALL_MODELS = (
     WebhookCallState,
     SweeperRun,
     DerivationState,
+    CallHost,
 )

@@ -83,7 +83,7 @@ class CallRecord:
     # JSON lists as stored (docs/events.md): lobby visits and recordings.
     lobby_visits: str
     recordings: str
-    watched_host: str | None
+    watched_hosts: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from service.store.models import (
     ALL_MODELS,
     Appointment,
     AuditEvent,
+    CallHost,
     DerivationState,
     OccupantSession,
     ProsodyEvent,
@@ -72,6 +73,7 @@ def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> i
     ]
     if call_ids:
         OccupantSession.delete().where(OccupantSession.call_id.in_(call_ids)).execute()
+        CallHost.delete().where(CallHost.call_id.in_(call_ids)).execute()
         DerivationState.delete().where(DerivationState.call_id.in_(call_ids)).execute()
     SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
     ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
@@ -336,7 +338,7 @@ PRESENCE_FIELDS = (
     "patient_wait",
     "lobby_visits",
     "recordings",
-    "watched_host",
+    "watched_hosts",
 )
 _SAVE_PRESENCE = Compiled(
     lambda call, *values: VideoCall.update(
@@ -388,6 +390,7 @@ def save_presence(call_id: str, record: PresenceRecord, now_ms: int) -> None:
             ]
         ),
         "recordings": _compact([asdict(r) for r in record.recordings]),
+        "watched_hosts": " ".join(record.watched_hosts) or None,
     }
     _SAVE_PRESENCE.execute(call_id, *(values[name] for name in PRESENCE_FIELDS))
 

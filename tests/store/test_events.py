@@ -12,7 +12,7 @@ import pytest
 from service.domain.events import Event, EventType
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import PresenceSession
-from service.domain.record import EVERY_HOST, PresenceRecord
+from service.domain.record import PresenceRecord
 from service.store import events, repo
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom
 from tests.clock import HOUR_MS, FrozenClock
@@ -134,6 +134,7 @@ def presence(**fields: Any) -> PresenceRecord:
         duration_uncertain=False,
         lobby_visits=(),
         recordings=(),
+        watched_hosts=(),
     )
     values.update(fields)
     return PresenceRecord(**values)
@@ -147,9 +148,10 @@ def test_calls_for_rooms_and_open_calls(clock: FrozenClock) -> None:
     )
     assert events.calls_for_rooms(["x"]) == []
     assert events.open_tracked_calls() == []
-    watched = {"a1": "muc.a", "a2": None, "a3": EVERY_HOST}
-    for name, host in watched.items():
-        repo.save_presence(ids[name], presence(open_sessions=1, watched_host=host), clock.ms)
+    watched = {"a1": ("muc.a",), "a2": (), "a3": (events.EVERY_HOST,)}
+    for name, hosts in watched.items():
+        repo.save_presence(ids[name], presence(open_sessions=1, watched_hosts=hosts), clock.ms)
+        events.watch(ids[name], hosts, None)
     repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
     assert events.open_tracked_calls() == sorted(ids.values())
     assert len(events.open_tracked_calls(limit=1)) == 1

@@ -9,7 +9,7 @@ import peewee
 import pytest
 from playhouse.migrations import Runner
 
-from service.store import db, uow
+from service.store import db, events, uow
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import SnapshotRoom, VideoCall
 
@@ -70,14 +70,18 @@ def test_migration_0010_watches_calls_with_someone_present_on_every_host(
             "open_sessions": open_sessions,
         }
 
-    def migrate_and_read() -> dict[str, str | None]:
+    def migrate_and_read() -> tuple[dict[str, str | None], list[str]]:
         runner.up(target="0009_derivation_states")
         for row in (call("open", True, 2), call("empty", True, 0), call("client", False, 0)):
             VideoCall.insert(row).execute()
         runner.up()
-        return {row.id: row.watched_host for row in VideoCall.select()}
+        stored = {row.id: row.watched_hosts for row in VideoCall.select()}
+        return stored, events.calls_watched_on("muc.any.test")
 
     try:
-        assert uow.run(migrate_and_read) == {"open": "*", "empty": None, "client": None}
+        assert uow.run(migrate_and_read) == (
+            {"open": "*", "empty": None, "client": None},
+            ["open"],
+        )
     finally:
         database.close_all()  # type: ignore[attr-defined]

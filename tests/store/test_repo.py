@@ -247,7 +247,7 @@ def test_save_presence_writes_every_field(clock: FrozenClock) -> None:
         waiting_since=t + 10,
         doctor_wait=0,
         patient_wait=0,
-        watched_host="muc.meet.test",
+        watched_hosts=("lobby.meet.test", "muc.meet.test"),
         lobby_visits=(LobbyVisit("k", Role.PATIENT, t + 5, t + 20, EndReason.ADMITTED, False),),
         recordings=(RecordingSpan("r", t + 30, None, "file"),),
     )
@@ -256,10 +256,10 @@ def test_save_presence_writes_every_field(clock: FrozenClock) -> None:
     assert row.tracked_by_server is True
     assert row.updated_at == t + 90_000
     assert (row.missing, row.waiting_role) == ("none", "doctor")
-    for name in ("doctor_joined_at", "started_at", "ended_at", "duration", "open_sessions",
-                 "watched_host"):  # fmt: skip
+    for name in ("doctor_joined_at", "started_at", "ended_at", "duration", "open_sessions"):
         assert getattr(row, name) == getattr(record, name)
     assert row.duration_uncertain is True
+    assert row.watched_hosts == "lobby.meet.test muc.meet.test"
     assert json.loads(row.lobby_visits) == [
         {
             "role": "patient",

@@ -30,7 +30,7 @@ from service.domain.events import (
 from service.domain.incremental import CallState, Counts, Params, advance, confirm, state_of
 from service.domain.model import CallStatus, EndReason
 from service.domain.presence import CallDerivation, PresenceSession, derive_call
-from service.domain.record import EVERY_HOST, watched_host
+from service.domain.record import watched_hosts
 from tests.unit.test_presence_properties import (
     BOOT,
     DOC,
@@ -130,15 +130,14 @@ class Replica:
             return True
         if self.record is None:
             return False
-        watched = watched_host(self.record)
-        return watched == EVERY_HOST or watched == item.host
+        return item.host in watched_hosts(self.record)
 
     def receive(self, item: Item, now: int, applied: bool = True) -> None:
         if item.id in self.stored:
             return  # the store keeps the first copy and acknowledges the repeat
         self.stored[item.id] = item
         if not isinstance(item, RoomEvent) and not self.concerned(item):
-            if self.record is not None and watched_host(self.record) is not None:
+            if self.record is not None and watched_hosts(self.record):
                 # Not applied because it cannot change the record: it must not.
                 assert self.derive(now) == self.derive(now, without=item.id)
             return
@@ -436,27 +435,47 @@ def test_a_snapshot_with_someone_knocking_is_not_a_confirmation() -> None:
     assert replica.record is not None and len(replica.record.lobby) == 1
 
 
-def test_a_rejoin_after_everyone_left_derives_in_full() -> None:
-    """With nobody in the room the call is watched on no host, so a snapshot meanwhile is not
-    applied (nor counted); the host's next join cannot be a step, or the interval that
-    snapshot announced would be missing when the host then falls silent."""
+def test_a_rejoin_after_everyone_left_is_still_a_step() -> None:
+    """With nobody in the room the call stays watched on its host, so that host's snapshot
+    meanwhile is applied (it confirms an empty room) and counted, and the next join is a
+    step that knows the interval the snapshot announced."""
     replica = _script(
         (JOINED, "d", DOC, 0, 0),
         (JOINED, "p", PAT, 1000, 1001),
         (LEFT, "p", PAT, 60_000, 60_000),
         (LEFT, "d", DOC, 61_000, 61_000),
     )
-    assert replica.record is not None and replica.record.hosts == ()
+    assert replica.record is not None and replica.record.hosts == (HOST,)
     at = T0 + 70_000
-    applied = replica.applied
+    steps = replica.steps
     replica.receive(Snapshot("evt_s0000001-0000-4000-8000-000000000000", at, HOST, BOOT, 10,
                              (), 30), at + 5)  # fmt: skip
-    assert replica.applied == applied
+    assert replica.steps == steps + 1
     full = replica.full
     replica.receive(_event(11, JOINED, T0 + 80_000, Occupant("d2", DOC)), T0 + 80_000)
-    assert replica.full == full + 1
     replica.receive(_event(12, JOINED, T0 + 81_000, Occupant("p2", PAT)), T0 + 81_000)
+    assert replica.full == full
     # Delivered long after its host fell silent: d2 is closed as host_silent by then.
     replica.receive(_event(13, LEFT, T0 + 82_000, Occupant("p2", PAT), "left"), T0 + 400_000)
-    assert replica.record is not None
     assert replica.sessions["d2"].end_reason is EndReason.HOST_SILENT
+
+
+def test_a_join_from_another_host_derives_in_full() -> None:
+    """That host's snapshots were neither applied nor counted while none of the call's
+    sessions came from it, so its first session cannot be a step; the interval it announced
+    then makes its later silence known."""
+    replica = _script((JOINED, "d", DOC, 0, 0), (JOINED, "p", PAT, 1000, 1001))
+    at = T0 + 10_000
+    applied = replica.applied
+    room = SnapshotRoom("another-room", "x0", ())
+    replica.receive(Snapshot("evt_s0000001-0000-4000-8000-000000000000", at, OTHER,
+                             "other-boot", 1, (room,), 30), at + 5)  # fmt: skip
+    assert replica.applied == applied  # not the call's: not applied
+    full = replica.full
+    visitor = RoomEvent("evt_s0000002-0000-4000-8000-000000000000", JOINED, T0 + 20_000,
+                        OTHER, "other-boot", 2, ROOM, "m0",
+                        Occupant("x", "interpreter"))  # fmt: skip
+    replica.receive(visitor, T0 + 20_000)
+    assert replica.full == full + 1
+    replica.receive(_event(13, LEFT, T0 + 21_000, Occupant("p", PAT), "left"), T0 + 400_000)
+    assert replica.sessions["x"].end_reason is EndReason.HOST_SILENT

@@ -11,6 +11,7 @@ from service import calls, tracking
 from service.config import Settings
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.presence import derive_call
+from service.store import events as event_store
 from service.store.models import DerivationState, OccupantSession, VideoCall
 from tests.clock import FrozenClock
 from tests.usecases.support import Prosody, appointment, derived_from, read, write
@@ -159,16 +160,22 @@ def test_anything_else_derives_in_full_and_agrees(
     c.send(c.prosody.left(c.room, "pat-2", "pat", clock.ms))
     assert len(full_derivations) == steps_from + 2
     assert c.stored() == c.expected()
-    # Everyone leaves (steps); a snapshot listing only another room is then not applied to
-    # this call (nobody is open in it), and the next event notices it by count.
+    # Everyone leaves (steps). The call stays watched on its host: a snapshot listing only
+    # another room is applied from the summary (it confirms the empty room).
     for session, uid in (("pat-1", "pat"), ("doc-1", "doc")):
         clock.advance(1_000)
         c.send(c.prosody.left(c.room, session, uid, clock.ms))
     assert len(full_derivations) == steps_from + 2
     clock.advance(5_000)
+    c.send(c.prosody.snapshot(clock.ms - 10, {"appointment_elsewhere": []}, interval_s=60))
+    assert len(full_derivations) == steps_from + 2
+    assert c.stored() == c.expected()
+    # One stored but never applied to the call (a crash between its steps) is noticed by
+    # the next event's counts.
+    clock.advance(5_000)
     snapshot = c.prosody.snapshot(clock.ms - 10, {"appointment_elsewhere": []}, interval_s=60)
     c.sent.append(snapshot)
-    tracking.ingest(settings, snapshot, "contract")
+    write(lambda: event_store.insert(snapshot, "contract", clock.ms))
     clock.advance(5_000)
     derived_before = len(full_derivations)
     c.send(c.prosody.joined(c.room, "pat-3", "pat", clock.ms))

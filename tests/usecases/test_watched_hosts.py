@@ -10,8 +10,8 @@ import pytest
 from service import calls, tracking
 from service.config import Settings
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
-from service.domain.record import EVERY_HOST
-from service.store.models import VideoCall
+from service.store import events as event_store
+from service.store.models import CallHost, VideoCall
 from tests.clock import FrozenClock
 from tests.usecases.support import Prosody, appointment, derived_from, read, write
 
@@ -76,9 +76,12 @@ def test_each_call_is_watched_on_the_host_of_its_sessions(
     settings: Settings, clock: FrozenClock
 ) -> None:
     fleet = Fleet(settings, clock)
-    assert {c: fleet.row(c).watched_host for c in fleet.rooms} == {
+    assert {c: fleet.row(c).watched_hosts for c in fleet.rooms} == {
         c: host for c, (host, _) in fleet.rooms.items()
     }
+    assert read(lambda: sorted((r.host, r.call_id) for r in CallHost.select())) == sorted(
+        (host, c) for c, (host, _) in fleet.rooms.items()
+    )
 
 
 def test_a_snapshot_is_applied_to_its_own_hosts_calls_only(
@@ -99,7 +102,7 @@ def test_a_snapshot_is_applied_to_its_own_hosts_calls_only(
     fleet.assert_as_specified()
     # Its sessions were closed by a repair, which B's later inputs may still move: it stays
     # watched on B until it settles.
-    assert fleet.row(on_b).watched_host == B
+    assert fleet.row(on_b).watched_hosts == B
     assert fleet.send(fleet.snapshot(B, clock.ms - 400, [])).calls == 1
 
 
@@ -122,10 +125,18 @@ def test_calls_open_before_the_migration_take_every_hosts_snapshots_once(
     is applied to them, and says which host they are on."""
     fleet = Fleet(settings, clock)
     first = fleet.on(A)[0]
-    write(lambda: VideoCall.update(watched_host=EVERY_HOST).where(VideoCall.id == first).execute())
+    every = event_store.EVERY_HOST
+
+    def as_migrated() -> None:
+        VideoCall.update(watched_hosts=every).where(VideoCall.id == first).execute()
+        CallHost.delete().where(CallHost.call_id == first).execute()
+        CallHost.insert(host=every, call_id=first).execute()
+
+    write(as_migrated)
     clock.advance(10_000)
     assert fleet.send(fleet.snapshot(B, clock.ms - 500, fleet.on(B))).calls == 2
-    assert fleet.row(first).watched_host == A
+    assert fleet.row(first).watched_hosts == A
+    assert read(lambda: [r.host for r in CallHost.select().where(CallHost.call_id == first)]) == [A]
     fleet.assert_as_specified()
 
 
@@ -139,4 +150,5 @@ def test_a_settled_call_is_watched_on_no_host(settings: Settings, clock: FrozenC
     clock.advance(settings.call_end_grace * 1000 + 5_000)
     tracking.sweep(settings)
     call = fleet.row(call_id)
-    assert (call.status, call.watched_host) == ("COMPLETED", None)
+    assert (call.status, call.watched_hosts) == ("COMPLETED", None)
+    assert read(lambda: CallHost.select().where(CallHost.call_id == call_id).count()) == 0
