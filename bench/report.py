@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from bench import fleet
+from bench.profiles import PROFILE_S
 from bench.results import FleetPoint, Measurement, Results
 
 P99_MS = 25.0
@@ -304,13 +305,21 @@ def render(r: Results) -> str:
             "is not logged).", ""]  # fmt: skip
     for key, sqls in r.queries.items():
         out += [f"- **{key}**: {len(sqls)} statements: " + "; ".join(f"`{_head(s)}`" for s in sqls)]
-    out += ["", "## Profiles (1 worker, 32 connections, py-spy `--gil`)", ""]
+    out += ["", "## Profiles (1 worker, 32 connections, CPU time by stack)", ""]
+    out += [
+        "Sampled inside the worker (`bench/sampler.py`): every 2 ms, each thread's CPU time "
+        "since the last look is charged to the stack it is in; waiting threads weigh "
+        "nothing; CPU used just before a wait is charged to the wait, so the worker lock, "
+        "query calls and the event loop's poll are over-counted as leaves. (py-spy cannot "
+        "read another process's memory on this machine kind.)",
+        "",
+    ]
     if not r.profiles:
         out += ["No profiles in this run: " + "; ".join(r.skipped) + "."]
     for key, prof in r.profiles.items():
-        out += [f"**{key}** ({prof.samples:,} samples of the thread holding the GIL):", ""]
+        out += [f"**{key}** ({prof.cpu_us / 1e6:.1f} s of CPU time in {PROFILE_S} s):", ""]
         out += _table(
-            ["where the GIL time goes", "share"],
+            ["where the CPU time goes", "share"],
             [(n, f"{s:.0%}") for n, s in prof.centres if s >= 0.01],
         )
         out += [

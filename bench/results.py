@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bench.growth import HistoryPoint, SnapshotPoint
 from bench.load import LogCounts, WrkResult
-from bench.pyspy import Profile
+from bench.profiles import Profile
 
 
 @dataclass(frozen=True)

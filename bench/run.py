@@ -31,7 +31,7 @@ from typing import Any
 
 import jwt
 
-from bench import data, fleet, growth, load, pyspy, report, servers
+from bench import data, fleet, growth, load, profiles, report, servers
 from bench.load import Request
 from bench.results import Measurement, Plan, Results, ServerStat
 
@@ -40,7 +40,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / ".results"
 OUTPUT = REPO / "docs" / "benchmarks.md"
 CONNECTIONS = 32
 WARMUP_S = 2
-PROFILE_S = 6
 EVENTS_PER_RUN = 60_000
 PAGE = 50
 LIST_INDEX = "video_calls_doctor_uid_created_at_id"
@@ -59,7 +58,7 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.seconds: float = args.seconds
         self.serial_seconds: float = max(2.0, args.seconds / 2)
-        self.profile: bool = args.profile and pyspy.available()
+        self.profile: bool = args.profile
         self.secrets = {
             "DEV_AUTH_SECRET": secrets.token_hex(32),
             "JITSI_APP_SECRET": secrets.token_hex(32),
@@ -313,18 +312,29 @@ def measure(
 def profiled(ctx: Context, server: servers.Server, key: str, requests: Path) -> None:
     if not ctx.profile:
         return
-    raw = ctx.log_dir / f"profile-{key.replace(' ', '-')}.txt"
-    spy = pyspy.start(server.worker_pids[0], PROFILE_S, raw)
+    assert server.workers == 1, "profiles are of one worker (bench/sampler.py)"
+    control, output = _sampler_files(ctx, server.name)
+    output.unlink(missing_ok=True)
+    control.touch()
     try:
-        load.wrk(server.url, requests, PROFILE_S, CONNECTIONS)
-        spy.wait(timeout=PROFILE_S + 30)
+        load.wrk(server.url, requests, profiles.PROFILE_S, CONNECTIONS)
     finally:
-        if spy.poll() is None:
-            spy.terminate()
-            spy.wait(timeout=10)
-    summary = pyspy.summarize(raw)
+        control.unlink()
+    for _ in range(200):  # the sampler writes its stacks once it sees the file gone
+        if output.exists():
+            break
+        time.sleep(0.05)
+    raw = ctx.log_dir / f"profile-{key.replace(' ', '-')}.txt"
+    if output.exists():
+        output.replace(raw)
+    summary = profiles.summarize(raw)
     if summary is not None:
         ctx.results.profiles[key] = summary
+
+
+def _sampler_files(ctx: Context, server_name: str) -> tuple[Path, Path]:
+    """The file that turns a server's sampler on while it exists, and the one it writes."""
+    return ctx.log_dir / f"{server_name}.sampling", ctx.log_dir / f"{server_name}.stacks"
 
 
 def record_server(ctx: Context, server: servers.Server, kind: str, role: str) -> None:
@@ -334,9 +344,13 @@ def record_server(ctx: Context, server: servers.Server, kind: str, role: str) ->
 
 
 def service(ctx: Context, name: str, url: str, workers: int) -> servers.Server:
-    return servers.start(
-        f"svc-{name}", ["-m", "service", "serve"], ctx.env(url), ctx.log_dir, workers
-    )
+    """The service, started through bench/sampler.py where it may be profiled (one worker,
+    profiles on): its sampler is idle until `profiled` turns it on."""
+    args = ["-m", "service", "serve"]
+    if ctx.profile and workers == 1:
+        control, output = _sampler_files(ctx, f"svc-{name}")
+        args = ["-m", "bench.sampler", str(control), str(output), "serve"]
+    return servers.start(f"svc-{name}", args, ctx.env(url), ctx.log_dir, workers)
 
 
 def block(ctx: Context, kind: str, workers: int, history: dict[str, data.Dataset]) -> None:
@@ -539,11 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx.results.skipped.append(f"PostgreSQL ({data.postgres_base()}): {reason}")
             kinds.remove("postgresql")
     if not ctx.profile:
-        ctx.results.skipped.append(
-            "profiles: py-spy is not installed (`.venv/bin/pip install py-spy`)"
-            if args.profile
-            else "profiles: --no-profile"
-        )
+        ctx.results.skipped.append("profiles: --no-profile")
     try:
         machine_and_versions(ctx, kinds)
         for kind in kinds:

@@ -1,19 +1,20 @@
-"""Where a worker's time goes under load: py-spy samples of the thread holding the GIL.
+"""Where a worker's time goes under load: its threads' CPU time by stack (bench/sampler.py).
 
-One uvicorn worker is one Python process, so the thread holding the GIL is what bounds its
-throughput. Samples are grouped into cost centres by the frames on their stack (the first
-matching rule wins, in the order of CENTRES), and the hottest leaf functions are listed.
+One uvicorn worker is one Python process, and nearly all of its CPU time is spent holding
+the GIL, so CPU time is what bounds its throughput. Stacks are grouped into cost centres by
+their frames (the first matching rule wins, in the order of CENTRES), and the hottest leaf
+functions are listed.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Each profile samples a run of this long at 32 connections.
+PROFILE_S = 6
 
 # (name, substrings of a frame "function (file:line)" that put a sample in it)
 CENTRES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -34,29 +35,9 @@ CENTRES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass(frozen=True)
 class Profile:
-    samples: int
+    cpu_us: int  # CPU time sampled, all threads
     centres: list[tuple[str, float]]  # name, share of samples
     leaves: list[tuple[str, float]]  # hottest innermost frames
-
-
-def available() -> bool:
-    return _py_spy() is not None
-
-
-def _py_spy() -> str | None:
-    venv = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "py-spy"
-    return str(venv) if venv.exists() else shutil.which("py-spy")
-
-
-def start(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
-    binary = _py_spy()
-    assert binary is not None
-    return subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
-         "--gil", "--nonblocking", "--format", "raw", "--output", str(output)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def summarize(raw: Path, top: int = 8) -> Profile | None:
