@@ -449,8 +449,8 @@ ANALYSIS = [
     "rewrite its sessions, save the record).",
     "4. **Events are applied from a per-call summary** when they arrive in order "
     "(`service/domain/incremental.py`): a join or a left is a few statements (lock the call, "
-    "read its summary, two counts, write the session, the summary and the record), whatever "
-    "the room's history; anything else derives the call from all its room's events.",
+    "read its summary, three counts, write the session, the summary and the record), "
+    "whatever the room's history; anything else derives the call from all its room's events.",
     "5. **p99 at 32 connections is queueing.** With 32 connections in a closed loop the mean "
     "latency is 32 / throughput (Little's law), so p99 < 25 ms needs more than 1,280 req/s "
     "even with no variance: the p99 and the ratio targets are the same target. SQLite writers "
@@ -484,27 +484,30 @@ ANALYSIS = [
     "the first half second, while the body is parsed and its listings stored (the "
     "`worst sent at` column). Each storing step is short, so what remains is CPU: the strict "
     "JSON reader and the event parser take about 100-150 ms for a 1.6 MB body, in one thread "
-    "that shares the GIL with the token request. SQLite's WAL checkpoint, run by whichever "
-    "commit crosses 1,000 pages, is a second suspect.",
+    "that shares the GIL with the token request. The worst delay, though, came later and "
+    "was the garbage collector: a full collection walked every object of the process (the "
+    "modules' and the snapshot's) with all threads stopped, about 40 ms. The worker now "
+    "freezes what exists at startup (`gc.freeze()` in `service/app.py`), which took the "
+    "5,000-room snapshot's worst token request on SQLite from 58 ms to 17-19 ms.",
     "9. **In the fleet run a host's snapshot holds up that host's events.** The module "
     "sends one event at a time in `seq` order, and a snapshot is answered only once it is "
-    "applied, so the events of that host queue behind it: room events themselves take a few "
-    "ms, the lag p99 is the snapshot's apply time (the `snapshots` row). A snapshot is "
-    "applied to the calls it lists and to every call with someone in the room, on any host "
-    "(`tracking._affected_calls`): here all 2,000 calls, not only its host's 500. Each of "
-    "them is confirmed from its summary (`incremental.confirm`) rather than derived again, "
-    "but still costs about ten statements in its own short step (lock, appointment, "
-    "summary, two counts, record, webhook state). Frontend requests stay under 50 ms "
-    "meanwhile.",
+    "applied, so the events of that host queue behind it: the lag p99 is about the "
+    "snapshot's apply time (the `snapshots` row). A snapshot used to be applied to every "
+    "call with someone present on any host (all 2,000 here), each in its own step of about "
+    "ten statements: lag p99 1.2 s on SQLite, 9 s on PostgreSQL. Now it is applied to the "
+    "calls of the rooms it lists and those watched on its host (`call_hosts`: the hosts "
+    "their sessions and knocks came from, `presence.watched_hosts`), its 500 here; no "
+    "other host's input can change them, which a property test checks "
+    "(`tests/unit/test_incremental.py`). They are confirmed from their summaries twenty at a "
+    "time (`tracking._confirm`: one lock, appointment, summary read and write for the "
+    "twenty; two counts and the record each). Frontend requests stay under 50 ms meanwhile.",
     "",
     "**What would close the rest** (in the order of expected gain):",
     "",
-    "- Fleet lag: apply a snapshot only to the calls of its own host (store each session's "
-    "host, and count a summary's snapshots per host), a quarter of the calls here; and "
-    "confirm them in batches, a few statements per batch of 100 "
-    "calls instead of ten per call (read the summaries and counts of the batch in one query, "
-    "write its records in one); or acknowledge a snapshot once stored and apply it behind "
-    "the 204, if the contract lets 204 mean stored rather than applied.",
+    "- Fleet lag, if fleets grow: the counts and the record are still a statement or two "
+    "per call (the counts of a batch could be one grouped query, the records one "
+    "multi-row update); or acknowledge a snapshot once stored and apply it behind the 204, "
+    "if the contract lets 204 mean stored rather than applied.",
     "- Calls with a repaired session (one lost `left`) derive in full at every event; a "
     "repaired session whose repair cannot move any more could be summarised too.",
     "- Snapshots: a faster parser for the snapshot body (msgspec with the same limits), and "

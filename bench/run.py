@@ -213,7 +213,7 @@ def count_queries(ctx: Context, kind: str, ops_url: str, small_url: str) -> None
 def doctor_cursors(url: str) -> list[str | None]:
     """The `cursor` of every page of the bench doctor's calls, as the service encodes it."""
     from service.api.common import encode_cursor
-    from service.store.repo import Cursor
+    from service.store.call_lists import Cursor
 
     database = _bind(url)
     with database.connection_context():

@@ -14,8 +14,8 @@ from service.config import Settings
 from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.store import call_lists, repo, uow
 from service.store import events as event_store
-from service.store import repo, uow
 from service.store.models import Appointment, User, VideoCall
 from service.store.records import (
     AppointmentRecord,
@@ -51,7 +51,7 @@ class CallView:
 @dataclass(frozen=True)
 class CallPage:
     items: list[CallView]
-    next_cursor: repo.Cursor | None
+    next_cursor: call_lists.Cursor | None
 
 
 def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
@@ -295,39 +295,26 @@ def _user(row: User | None) -> UserRecord | None:
     return None if row is None else record_of(UserRecord, row)
 
 
-def _views(calls: list[VideoCall]) -> list[CallView]:
-    appointments = repo.get_appointments(c.appointment_id for c in calls)
-    users = repo.get_users(uid for c in calls for uid in (c.doctor_uid, c.patient_uid))
-    return [
-        CallView(
-            record_of(CallRecord, c),
-            record_of(AppointmentRecord, appointments[c.appointment_id]),
-            _user(users.get(c.doctor_uid)),
-            _user(users.get(c.patient_uid)),
-        )
-        for c in calls
-        if c.appointment_id in appointments
-    ]
-
-
-def _paged(calls: list[VideoCall], limit: int) -> CallPage:
-    has_more = len(calls) > limit
-    calls = calls[:limit]
-    cursor = repo.Cursor(calls[-1].created_at, calls[-1].id) if has_more and calls else None
-    return CallPage(_views(calls), cursor)
+def _paged(listed: list[call_lists.Listed], limit: int) -> CallPage:
+    has_more = len(listed) > limit
+    views = [CallView(*item) for item in listed[:limit]]
+    last = views[-1].call if has_more and views else None
+    return CallPage(views, call_lists.Cursor(last.created_at, last.id) if last else None)
 
 
 def list_for_user(
-    uid: str, status: CallStatus | None, cursor: repo.Cursor | None, limit: int
+    uid: str, status: CallStatus | None, cursor: call_lists.Cursor | None, limit: int
 ) -> CallPage:
     with uow.read():
         _require_active_caller(uid)
-        return _paged(repo.list_calls_for_user(uid, status, cursor, limit + 1), limit)
+        return _paged(call_lists.for_user(uid, status, cursor, limit + 1), limit)
 
 
-def list_for_admin(status: CallStatus | None, cursor: repo.Cursor | None, limit: int) -> CallPage:
+def list_for_admin(
+    status: CallStatus | None, cursor: call_lists.Cursor | None, limit: int
+) -> CallPage:
     with uow.read():
-        return _paged(repo.list_calls_by_status(status, cursor, limit + 1), limit)
+        return _paged(call_lists.by_status(status, cursor, limit + 1), limit)
 
 
 @dataclass(frozen=True)

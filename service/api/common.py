@@ -31,8 +31,8 @@ from service.errors import (
     Unavailable,
 )
 from service.requests import CursorValue
+from service.store.call_lists import Cursor
 from service.store.db import DatabaseUnavailable
-from service.store.repo import Cursor
 
 T = TypeVar("T")
 log = logging.getLogger("service.api")

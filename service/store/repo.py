@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import peewee
@@ -26,6 +26,7 @@ from service.store.models import (
     User,
     VideoCall,
 )
+from service.store.records import AppointmentRecord, UserRecord, records_of
 
 
 def new_call_id() -> str:
@@ -78,6 +79,22 @@ def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> i
     SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
     ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
     return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
+
+
+def appointment_records(ids: Iterable[str]) -> dict[str, AppointmentRecord]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    query = Appointment.select().where(Appointment.id.in_(wanted))
+    return {a.id: a for a in records_of(AppointmentRecord, query)}
+
+
+def user_records(uids: Iterable[str]) -> dict[str, UserRecord]:
+    wanted = list(set(uids))
+    if not wanted:
+        return {}
+    query = User.select().where(User.uid.in_(wanted))
+    return {u.uid: u for u in records_of(UserRecord, query)}
 
 
 def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:
@@ -397,47 +414,6 @@ def save_presence(call_id: str, record: PresenceRecord, now_ms: int) -> None:
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class Cursor:
-    created_at: int
-    id: str
-
-
-def _page(
-    query: peewee.ModelSelect[VideoCall], cursor: Cursor | None, limit: int
-) -> list[VideoCall]:
-    if cursor is not None:
-        # Row-value comparison keeps the keyset condition on the index's leading columns.
-        query = query.where(
-            peewee.Tuple(VideoCall.created_at, VideoCall.id) < (cursor.created_at, cursor.id)
-        )
-    return list(query.order_by(VideoCall.created_at.desc(), VideoCall.id.desc()).limit(limit))
-
-
-def list_calls_for_user(
-    uid: str, status: CallStatus | None, cursor: Cursor | None, limit: int
-) -> list[VideoCall]:
-    """Newest first. Two index range scans (as doctor, as patient) merged: cheaper than OR."""
-    rows: list[VideoCall] = []
-    for column in (VideoCall.doctor_uid, VideoCall.patient_uid):
-        query = VideoCall.select().where(column == uid)
-        if status is not None:
-            query = query.where(VideoCall.status == status.value)
-        rows.extend(_page(query, cursor, limit))
-    unique = {row.id: row for row in rows}
-    ordered = sorted(unique.values(), key=lambda c: (c.created_at, c.id), reverse=True)
-    return ordered[:limit]
-
-
-def list_calls_by_status(
-    status: CallStatus | None, cursor: Cursor | None, limit: int
-) -> list[VideoCall]:
-    query = VideoCall.select()
-    if status is not None:
-        query = query.where(VideoCall.status == status.value)
-    return _page(query, cursor, limit)
 
 
 def doctor_stats(

@@ -20,8 +20,8 @@ from service.api import shapes
 from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
+from service.store import call_lists, repo, uow
 from service.store import events as event_store
-from service.store import repo, uow
 from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
 from service.store.records import MessageRecord, record_of
 from service.webhooks import messages
@@ -135,10 +135,10 @@ def _insert(call: VideoCall, item: Planned, sequence: int, record: dict[str, Any
 @dataclass(frozen=True)
 class MessagePage:
     items: list[MessageRecord]
-    next_cursor: repo.Cursor | None
+    next_cursor: call_lists.Cursor | None
 
 
-def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) -> MessagePage:
+def list_messages(status: str | None, cursor: call_lists.Cursor | None, limit: int) -> MessagePage:
     with uow.read():
         query = WebhookMessage.select()
         if status is not None:
@@ -155,7 +155,7 @@ def list_messages(status: str | None, cursor: repo.Cursor | None, limit: int) ->
         )
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = repo.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    next_cursor = call_lists.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return MessagePage([record_of(MessageRecord, row) for row in rows], next_cursor)
 
 

@@ -11,7 +11,7 @@ from service.domain import rules
 from service.domain.model import AppointmentStatus, CallStatus, EndReason, Missing, Role
 from service.domain.presence import LobbyVisit, RecordingSpan
 from service.domain.record import PresenceRecord
-from service.store import repo, uow
+from service.store import call_lists, repo, uow
 from service.store.models import (
     Appointment,
     AuditEvent,
@@ -289,25 +289,25 @@ def test_lists_page_newest_first(clock: FrozenClock) -> None:
     ids = [call_for(a, clock.ms + n * 1_000).id for n, a in enumerate(["a1", "a2", "a3"])]
     same_time = call_for("a4", clock.ms + 2_000).id
     newest_pair = sorted([ids[2], same_time], reverse=True)
-    assert [c.id for c in repo.list_calls_by_status(None, None, 10)] == [
+    assert [c[0].id for c in call_lists.by_status(None, None, 10)] == [
         *newest_pair,
         ids[1],
         ids[0],
     ]
-    first = repo.list_calls_by_status(None, None, 1)[0]
-    cursor = repo.Cursor(first.created_at, first.id)
-    assert [c.id for c in repo.list_calls_by_status(None, cursor, 1)] == [newest_pair[1]]
-    assert [c.id for c in repo.list_calls_for_user("pat", None, None, 10)] == [
+    first = call_lists.by_status(None, None, 1)[0][0]
+    cursor = call_lists.Cursor(first.created_at, first.id)
+    assert [c[0].id for c in call_lists.by_status(None, cursor, 1)] == [newest_pair[1]]
+    assert [c[0].id for c in call_lists.for_user("pat", None, None, 10)] == [
         *newest_pair,
         ids[0],
     ]
-    assert [c.id for c in repo.list_calls_for_user("doc", None, None, 2)] == [same_time, ids[1]]
+    assert [c[0].id for c in call_lists.for_user("doc", None, None, 2)] == [same_time, ids[1]]
     repo.transition_call(ids[0], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
-    cancelled = repo.list_calls_for_user("pat", CallStatus.CANCELLED, None, 10)
-    assert [c.id for c in cancelled] == [ids[0]]
-    after = repo.Cursor(clock.ms + 1_000, ids[1])
-    assert [c.id for c in repo.list_calls_for_user("doc", None, after, 10)] == [ids[0]]
-    assert repo.list_calls_by_status(CallStatus.FAILED, None, 10) == []
+    cancelled = call_lists.for_user("pat", CallStatus.CANCELLED, None, 10)
+    assert [c[0].id for c in cancelled] == [ids[0]]
+    after = call_lists.Cursor(clock.ms + 1_000, ids[1])
+    assert [c[0].id for c in call_lists.for_user("doc", None, after, 10)] == [ids[0]]
+    assert call_lists.by_status(CallStatus.FAILED, None, 10) == []
 
 
 def test_doctor_stats(clock: FrozenClock) -> None:

@@ -21,8 +21,7 @@ def up(migrator, db):  # type: ignore[no-untyped-def]
     )
     db.create_tables([CallHost])
     db.execute_sql(
-        "UPDATE video_calls SET watched_hosts = '*' "
-        "WHERE tracked_by_server AND open_sessions > 0"
+        "UPDATE video_calls SET watched_hosts = '*' WHERE tracked_by_server AND open_sessions > 0"
     )
     db.execute_sql(
         "INSERT INTO call_hosts (host, call_id) SELECT '*', id FROM video_calls "
