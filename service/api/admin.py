@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service import calls, directory, tracking
 from service.api import shapes
 from service.api.common import (
+    JSONResponse,
     encode_cursor,
     in_thread,
     json_object,

@@ -12,11 +12,11 @@ from datetime import date
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service import clock, directory, fields
-from service.api.common import in_thread, require_admin, settings_of
+from service.api.common import JSONResponse, in_thread, require_admin, settings_of
 from service.api.shapes import call_full, iso, lobby_of
 from service.api.webhooks import message_summary
 from service.config import Settings

@@ -15,7 +15,8 @@ import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 
 from service import strict_json
 from service.auth import Authenticator, AuthError, bearer_token
@@ -39,6 +40,17 @@ log = logging.getLogger("service.api")
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
+
+
+_JSON = msgspec.json.Encoder()
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Every JSON answer of the API, encoded by msgspec (the same compact UTF-8 JSON as
+    Starlette's; json.dumps took a seventh of a list page's time)."""
+
+    def render(self, content: Any) -> bytes:
+        return _JSON.encode(content)
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service import metrics, tracking
-from service.api.common import in_thread, require_bearer_key, settings_of
+from service.api.common import JSONResponse, in_thread, require_bearer_key, settings_of
 from service.clock import now_ms
 from service.domain.events import Event
 from service.errors import AppError, BadRequest, NotFound, Unauthorized

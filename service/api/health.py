@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from service.api.common import JSONResponse
 from service.errors import RETRY_AFTER_S
 from service.store import uow
 

@@ -12,11 +12,11 @@ from typing import Any, Final
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api import openapi_console
-from service.api.common import DEFAULT_PAGE, MAX_PAGE
+from service.api.common import DEFAULT_PAGE, MAX_PAGE, JSONResponse
 from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.video_calls import MAX_REF_LENGTH

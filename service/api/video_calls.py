@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service import calls
 from service.api import shapes
 from service.api.common import (
+    JSONResponse,
     as_caller,
     encode_cursor,
     page_cursor,

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from service.api.common import encode_cursor, in_thread, page_cursor, page_limit, require_admin
+from service.api.common import (
+    JSONResponse,
+    encode_cursor,
+    in_thread,
+    page_cursor,
+    page_limit,
+    require_admin,
+)
 from service.api.shapes import iso
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN

@@ -57,13 +57,13 @@ def _compiled(branch: str | None, status: bool, cursor: bool) -> Compiled:
             VideoCall.select(VideoCall, Appointment, _DOCTOR, _PATIENT)
             .join(Appointment, on=(Appointment.id == VideoCall.appointment_id))
             .join_from(
-                VideoCall, _DOCTOR, peewee.JOIN.LEFT_OUTER, on=(_DOCTOR.uid == VideoCall.doctor_uid)
+                VideoCall, _DOCTOR, peewee.JOIN.LEFT_OUTER, on=(VideoCall.doctor_uid == _DOCTOR.uid)
             )
             .join_from(
                 VideoCall,
                 _PATIENT,
                 peewee.JOIN.LEFT_OUTER,
-                on=(_PATIENT.uid == VideoCall.patient_uid),
+                on=(VideoCall.patient_uid == _PATIENT.uid),
             )
         )
         if column is not None:
