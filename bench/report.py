@@ -449,8 +449,9 @@ ANALYSIS = [
     "rewrite its sessions, save the record).",
     "4. **Events are applied from a per-call summary** when they arrive in order "
     "(`service/domain/incremental.py`): a join or a left is a few statements (lock the call, "
-    "read its summary, three counts, write the session, the summary and the record), "
-    "whatever the room's history; anything else derives the call from all its room's events.",
+    "read its summary, its counts in one statement, write the session, the summary and the "
+    "record), whatever the room's history; anything else derives the call from all its "
+    "room's events.",
     "5. **p99 at 32 connections is queueing.** With 32 connections in a closed loop the mean "
     "latency is 32 / throughput (Little's law), so p99 < 25 ms needs more than 1,280 req/s "
     "even with no variance: the p99 and the ratio targets are the same target. SQLite writers "

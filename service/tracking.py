@@ -280,13 +280,14 @@ def _advance(
     left) can take it."""
     assert event.occupant is not None
     stored = states.session_rows(call.id, event.occupant.session)
+    room_events, counts = states.event_counts(state, call.room_name)
     step = advance(
         state,
         event,
         params=params,
         now_ms=at,
-        room_events=states.room_events(call.room_name),
-        counts=states.counts(state, call.room_name),
+        room_events=room_events,
+        counts=counts,
         session_known=bool(stored),
     )
     if step is not None:

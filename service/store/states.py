@@ -11,6 +11,7 @@ import peewee
 from service.domain.events import EventType
 from service.domain.incremental import CallState, Counts
 from service.store.compiled import Compiled
+from service.store.db import current
 from service.store.models import DerivationState, OccupantSession, ProsodyEvent, SnapshotRoom
 
 # Bump when CallState's fields or meaning change: an older summary is then ignored (the
@@ -26,30 +27,48 @@ class _Stored(msgspec.Struct, frozen=True):
 _DECODER = msgspec.json.Decoder(_Stored)
 _COUNT = peewee.fn.COUNT(peewee.SQL("*"))
 _STATE = Compiled(lambda call: DerivationState.select().where(DerivationState.call_id == call), "c")
-_ROOM_EVENTS = Compiled(
-    lambda room: ProsodyEvent.select(_COUNT).where(ProsodyEvent.room_name == room), "r"
-)
-_INPUTS = Compiled(
-    lambda snapshot, started, host, start: ProsodyEvent.select(_COUNT).where(
+
+
+def _room_events(room: str) -> peewee.ModelSelect[ProsodyEvent]:
+    return ProsodyEvent.select(_COUNT).where(ProsodyEvent.room_name == room)
+
+
+def _inputs(snapshot: str, started: str, host: str, start: int) -> peewee.ModelSelect[ProsodyEvent]:
+    return ProsodyEvent.select(_COUNT).where(
         ProsodyEvent.type.in_([snapshot, started])
         & (ProsodyEvent.host == host)
         & (ProsodyEvent.occurred_at >= start)
-    ),
-    "s",
-    "p",
-    "h",
-    -1,
-)
-# Listings count once their snapshot's header is stored (see store/events.py's load_for_room).
-_LISTINGS = Compiled(
-    lambda room, start: (
+    )
+
+
+def _listings(room: str, start: int) -> peewee.ModelSelect[SnapshotRoom]:
+    # Listings count once their snapshot's header is stored (store/events.py's load_for_room).
+    return (
         SnapshotRoom.select(_COUNT)
         .join(ProsodyEvent, on=SnapshotRoom.event_id == ProsodyEvent.id)
         .where((SnapshotRoom.room_name == room) & (SnapshotRoom.occurred_at >= start))
-    ),
-    "r",
-    -1,
-)
+    )
+
+
+_ROOM_EVENTS = Compiled(_room_events, "r")
+_INPUTS = Compiled(_inputs, "s", "p", "h", -1)
+_LISTINGS = Compiled(_listings, "r", -1)
+
+
+def _for_one_host(
+    room: str, room_again: str, start: int, snapshot: str, started: str, host: str, since: int
+) -> peewee.Select:
+    """`room_events` and `counts` of a call on one host (nearly all), in one statement."""
+    return peewee.Select(
+        columns=[
+            _room_events(room),
+            _listings(room_again, start),
+            _inputs(snapshot, started, host, since),
+        ]
+    ).bind(current())
+
+
+_EVENT_COUNTS = Compiled(_for_one_host, "r", "r2", -1, "s", "p", "h", -2)
 _SESSION = Compiled(
     lambda call, session: OccupantSession.select().where(
         (OccupantSession.call_id == call) & (OccupantSession.session == session)
@@ -128,6 +147,19 @@ def counts(state: CallState, room_name: str) -> Counts:
             for host, _ in state.counts.inputs
         ),
     )
+
+
+def event_counts(state: CallState, room_name: str) -> tuple[int, Counts]:
+    """`room_events` and `counts` together, for an occupant event."""
+    if len(state.counts.inputs) != 1:
+        return room_events(room_name), counts(state, room_name)
+    ((host, _),) = state.counts.inputs
+    start = state.window_start
+    snapshot, started = EventType.ROOMS_SNAPSHOT.value, EventType.PROSODY_STARTED.value
+    events, listings, inputs = _EVENT_COUNTS.execute(
+        room_name, room_name, start, snapshot, started, host, start
+    ).fetchone()
+    return int(events), Counts(int(listings), ((host, int(inputs)),))
 
 
 def session_rows(call_id: str, session: str) -> list[OccupantSession]:

@@ -10,11 +10,13 @@ import pytest
 from service import calls, tracking
 from service.config import Settings
 from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
+from service.domain.incremental import Counts
 from service.domain.presence import derive_call
 from service.store import events as event_store
+from service.store import states
 from service.store.models import DerivationState, OccupantSession, VideoCall
 from tests.clock import FrozenClock
-from tests.usecases.support import Prosody, appointment, derived_from, read, write
+from tests.usecases.support import HOST, Prosody, appointment, derived_from, read, write
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -181,3 +183,33 @@ def test_anything_else_derives_in_full_and_agrees(
     c.send(c.prosody.joined(c.room, "pat-3", "pat", clock.ms))
     assert len(full_derivations) == derived_before + 1
     assert c.stored() == c.expected()
+
+
+def test_an_events_counts_in_one_statement_are_the_counts(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """`states.event_counts` reads in one statement what `room_events` and `counts` read in
+    three, for a call on one host: the room's events, the snapshots listing it and its
+    host's snapshots and restarts since its window began (another host's do not count)."""
+    c = Consultation(settings, clock)
+    t0 = clock.advance(0)
+    c.send(c.prosody.created(c.room, t0))
+    c.send(c.prosody.joined(c.room, "doc-1", "doc", t0 + 1_000))
+    c.send(c.prosody.joined(c.room, "pat-1", "pat", t0 + 2_000))
+    clock.advance(30_000)
+    listing: dict[str, list[tuple[str, str | None, int]]] = {
+        c.room: [("doc-1", "doc", t0 + 1_000), ("pat-1", "pat", t0 + 2_000)]
+    }
+    c.send(c.prosody.snapshot(clock.ms - 10, listing, interval_s=60))
+    # The same host's next one lists it too (one that did not would close its sessions).
+    c.send(c.prosody.snapshot(clock.ms - 5, {**listing, "appointment_x": []}, interval_s=60))
+    c.send(Prosody(host="muc.other.test").snapshot(clock.ms - 5, {}, interval_s=60))
+
+    def both() -> tuple[object, object]:
+        state = states.load(c.call_id)
+        assert state is not None and len(state.counts.inputs) == 1
+        separate = (states.room_events(c.room), states.counts(state, c.room))
+        return states.event_counts(state, c.room), separate
+
+    combined, separate = read(both)
+    assert combined == separate == (3, Counts(2, ((HOST, 2),)))
