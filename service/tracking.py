@@ -415,7 +415,7 @@ def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: 
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
     record = presence_record(derived, settled)
     repo.save_presence(call_id, record, at)
-    event_store.watch(call_id, record.watched_hosts, call.watched_hosts)
+    repo.watch(call_id, record.watched_hosts, call.watched_hosts)
     _move_status(call, current, derived.status, at, cause, actor)
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 

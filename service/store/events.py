@@ -288,16 +288,6 @@ def calls_watched_on(host: str) -> list[str]:
     return [row.call_id for row in query]
 
 
-def watch(call_id: str, hosts: Sequence[str], stored: str | None) -> None:
-    """Make the call's rows in call_hosts `hosts`, if they differ from what the call row
-    says they are (`stored`: its watched_hosts before this derivation)."""
-    if (" ".join(hosts) or None) == stored:
-        return
-    CallHost.delete().where(CallHost.call_id == call_id).execute()
-    if hosts:
-        CallHost.insert_many([{"host": h, "call_id": call_id} for h in hosts]).execute()
-
-
 def sessions_of(call_id: str) -> list[OccupantSession]:
     return _SESSIONS.rows(OccupantSession, call_id)
 

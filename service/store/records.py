@@ -18,12 +18,6 @@ R = TypeVar("R")
 _NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
-def records_of(cls: type[R], query: peewee.ModelSelect[Any]) -> list[R]:
-    """The records of a query that selects all of its model's columns (`Model.select()`),
-    built from plain tuples: hydrating model instances was most of a list page's time."""
-    return [cls(*row) for row in query.tuples()]
-
-
 def record_of(cls: type[R], row: peewee.Model) -> R:
     """The record of class `cls` holding `row`'s column values."""
     names = _NAMES.get(cls)

@@ -26,7 +26,6 @@ from service.store.models import (
     User,
     VideoCall,
 )
-from service.store.records import AppointmentRecord, UserRecord, records_of
 
 
 def new_call_id() -> str:
@@ -79,22 +78,6 @@ def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> i
     SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
     ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
     return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
-
-
-def appointment_records(ids: Iterable[str]) -> dict[str, AppointmentRecord]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    query = Appointment.select().where(Appointment.id.in_(wanted))
-    return {a.id: a for a in records_of(AppointmentRecord, query)}
-
-
-def user_records(uids: Iterable[str]) -> dict[str, UserRecord]:
-    wanted = list(set(uids))
-    if not wanted:
-        return {}
-    query = User.select().where(User.uid.in_(wanted))
-    return {u.uid: u for u in records_of(UserRecord, query)}
 
 
 def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:
@@ -407,9 +390,24 @@ def save_presence(call_id: str, record: PresenceRecord, now_ms: int) -> None:
             ]
         ),
         "recordings": _compact([asdict(r) for r in record.recordings]),
-        "watched_hosts": " ".join(record.watched_hosts) or None,
+        "watched_hosts": _watched_column(record.watched_hosts),
     }
     _SAVE_PRESENCE.execute(call_id, *(values[name] for name in PRESENCE_FIELDS))
+
+
+def _watched_column(hosts: Sequence[str]) -> str | None:
+    """video_calls.watched_hosts: the hosts space-separated, NULL for none."""
+    return " ".join(hosts) or None
+
+
+def watch(call_id: str, hosts: Sequence[str], stored: str | None) -> None:
+    """Make the call's rows in call_hosts `hosts`, if they differ from what the call row
+    says they are (`stored`: its watched_hosts before this derivation)."""
+    if _watched_column(hosts) == stored:
+        return
+    CallHost.delete().where(CallHost.call_id == call_id).execute()
+    if hosts:
+        CallHost.insert_many([{"host": h, "call_id": call_id} for h in hosts]).execute()
 
 
 def _compact(value: Any) -> str:

@@ -151,7 +151,7 @@ def test_calls_for_rooms_and_open_calls(clock: FrozenClock) -> None:
     watched = {"a1": ("muc.a",), "a2": (), "a3": (events.EVERY_HOST,)}
     for name, hosts in watched.items():
         repo.save_presence(ids[name], presence(open_sessions=1, watched_hosts=hosts), clock.ms)
-        events.watch(ids[name], hosts, None)
+        repo.watch(ids[name], hosts, None)
     repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
     assert events.open_tracked_calls() == sorted(ids.values())
     assert len(events.open_tracked_calls(limit=1)) == 1

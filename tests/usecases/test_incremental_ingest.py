@@ -32,6 +32,12 @@ class Consultation:
         self.room = grant.call.room_name
         self.call_id = grant.call.id
 
+    def start(self, t0: int) -> None:
+        """The room created, then doctor and patient joined a second apart: in progress."""
+        self.send(self.prosody.created(self.room, t0))
+        self.send(self.prosody.joined(self.room, "doc-1", "doc", t0 + 1_000))
+        self.send(self.prosody.joined(self.room, "pat-1", "pat", t0 + 2_000))
+
     def send(self, event: RoomEvent | Snapshot | ProsodyStarted) -> None:
         self.sent.append(event)
         tracking.ingest(self.settings, event, "contract")
@@ -134,9 +140,7 @@ def test_anything_else_derives_in_full_and_agrees(
 ) -> None:
     c = Consultation(settings, clock)
     t0 = clock.advance(0)
-    c.send(c.prosody.created(c.room, t0))
-    c.send(c.prosody.joined(c.room, "doc-1", "doc", t0 + 1_000))
-    c.send(c.prosody.joined(c.room, "pat-1", "pat", t0 + 2_000))
+    c.start(t0)
     clock.advance(60_000)
     c.send(c.prosody.joined(c.room, "other-1", None, clock.ms - 100))
     assert c.stored() == c.expected()
@@ -193,9 +197,7 @@ def test_an_events_counts_in_one_statement_are_the_counts(
     host's snapshots and restarts since its window began (another host's do not count)."""
     c = Consultation(settings, clock)
     t0 = clock.advance(0)
-    c.send(c.prosody.created(c.room, t0))
-    c.send(c.prosody.joined(c.room, "doc-1", "doc", t0 + 1_000))
-    c.send(c.prosody.joined(c.room, "pat-1", "pat", t0 + 2_000))
+    c.start(t0)
     clock.advance(30_000)
     listing: dict[str, list[tuple[str, str | None, int]]] = {
         c.room: [("doc-1", "doc", t0 + 1_000), ("pat-1", "pat", t0 + 2_000)]
