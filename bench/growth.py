@@ -102,8 +102,8 @@ def _joined(room: str, meeting: str, boot: str, seq: int, who: str, at: int) -> 
 def _store(settings: Any, events: Sequence[dict[str, Any]]) -> None:
     """Store version-1 events as the receiver would, then derive their calls once each."""
     from service import tracking
-    from service.events.parse import parse_v1
-    from service.store import events as event_store
+    from service.receiver.parse import parse_v1
+    from service.store import event_log as event_store
     from service.store import uow
 
     now = int(time.time() * 1000)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.events.signing import sign
+from service.receiver.signing import sign
 
 LUA = Path(__file__).resolve().parent / "lua" / "replay.lua"
 WRK_THREADS = 1  # two cores: one wrk thread (far from its limit here) leaves the rest to servers

@@ -20,7 +20,7 @@ PROFILE_S = 6
 CENTRES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("request log (service/logs.py, logging)", ("service/logs.py", "/logging/")),
     ("JWT sign/verify (PyJWT, hmac)", ("/jwt/", "hmac.py")),
-    ("event verify/parse (service/events)", ("service/events/",)),
+    ("event verify/parse (service/events)", ("service/receiver/",)),
     ("presence derivation (service/domain)", ("service/domain/",)),
     ("database: driver (sqlite3, psycopg2)", ("sqlite3", "psycopg2")),
     ("database: peewee (query building, rows)", ("peewee.py", "playhouse/")),

@@ -187,7 +187,7 @@ def _bind(url: str) -> Any:
 def count_queries(ctx: Context, kind: str, ops_url: str, small_url: str) -> None:
     from service import calls, tracking
     from service.config import load_settings
-    from service.events.parse import parse_v1
+    from service.receiver.parse import parse_v1
 
     settings = load_settings(ctx.env(ops_url))
     database = _bind(ops_url)

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 
-from service.events.signing import sign
+from service.receiver.signing import sign
 
 DEFAULT_URL = "http://127.0.0.1:8000/api/prosody/events"
 TEST_ROOM = "videocalls-selftest"

@@ -18,10 +18,10 @@ from service.api import (
     admin,
     admin_views,
     console,
-    events,
     health,
     openapi,
     prometheus,
+    prosody,
     video_calls,
     webhooks,
 )
@@ -87,7 +87,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             )
         )
     middleware.append(
-        Middleware(BodyLimit, overrides={"/api/prosody/events": events.MAX_EVENT_BODY})
+        Middleware(BodyLimit, overrides={"/api/prosody/events": prosody.MAX_EVENT_BODY})
     )
 
     app = Starlette(
@@ -98,7 +98,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             *webhooks.routes,
             *admin_views.routes,
             *console.routes,
-            *events.routes,
+            *prosody.routes,
             *openapi.routes,
             *prometheus.routes,
         ],

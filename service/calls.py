@@ -1,5 +1,5 @@
 """Use cases for video calls: each runs in one unit of work (store/uow.py) and returns plain
-records (store/records.py) that the HTTP layer shapes.
+records (store/rows.py) that the HTTP layer shapes.
 
 Functions here are synchronous (peewee is); the web layer runs them in a worker thread.
 """
@@ -15,9 +15,9 @@ from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import call_lists, repo, uow
-from service.store import events as event_store
+from service.store import event_log as event_store
 from service.store.models import Appointment, User, VideoCall
-from service.store.records import (
+from service.store.rows import (
     AppointmentRecord,
     CallRecord,
     SessionRecord,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
-from service.events.signing import SECRET_PREFIX, secret_key
+from service.receiver.signing import SECRET_PREFIX, secret_key
 
 MIN_SECRET_BYTES = 32
 # Standard Webhooks keys are the base64 after `whsec_`; 24 bytes (192 bits) is the size

@@ -17,14 +17,6 @@ from dataclasses import dataclass
 from service.clock import now_ms
 from service.config import Settings
 from service.domain import rules
-from service.domain.events import (
-    RECORDING_EVENT_TYPES,
-    Event,
-    RoomEvent,
-    Snapshot,
-    SnapshotRoom,
-    type_of,
-)
 from service.domain.incremental import (
     INCREMENTAL_TYPES,
     CallState,
@@ -36,11 +28,19 @@ from service.domain.incremental import (
 )
 from service.domain.model import CallStatus, missing_party
 from service.domain.presence import CallDerivation, derive_call
+from service.domain.prosody import (
+    RECORDING_EVENT_TYPES,
+    Event,
+    RoomEvent,
+    Snapshot,
+    SnapshotRoom,
+    type_of,
+)
 from service.domain.record import SettledEnd, presence_record
-from service.store import db, hosts, operations, repo, states, uow
-from service.store import events as event_store
+from service.store import db, hosts, operations, repo, summaries, uow
+from service.store import event_log as event_store
 from service.store.models import Appointment, VideoCall
-from service.store.records import HostRecord, record_of
+from service.store.rows import HostRecord, record_of
 from service.transitions import record_transition
 from service.webhooks import outbox
 
@@ -279,8 +279,8 @@ def _advance(
     """The event applied from the call's stored summary, if `advance` (an in-order join or
     left) can take it."""
     assert event.occupant is not None
-    stored = states.session_rows(call.id, event.occupant.session)
-    room_events, counts = states.event_counts(state, call.room_name)
+    stored = summaries.session_rows(call.id, event.occupant.session)
+    room_events, counts = summaries.event_counts(state, call.room_name)
     step = advance(
         state,
         event,
@@ -293,7 +293,7 @@ def _advance(
     if step is not None:
         if step.session is not None:
             event_store.replace_sessions(call.id, [step.session], stored)
-        states.save(call.id, step.state)
+        summaries.save(call.id, step.state)
     return step
 
 
@@ -310,12 +310,12 @@ def _confirm(
     `listed`: the snapshot's entries by room."""
     calls = repo.lock_calls(call_ids)
     appointments = repo.get_appointments(call.appointment_id for call in calls.values())
-    summaries = states.load_many(call_ids)
+    loaded = summaries.load_many(call_ids)
     in_full = []
     confirmed: list[tuple[VideoCall, Step]] = []
     for call_id in call_ids:
         call = calls.get(call_id)
-        state = summaries.get(call_id)
+        state = loaded.get(call_id)
         if call is None or state is None:
             in_full.append(call_id)
             continue
@@ -325,13 +325,13 @@ def _confirm(
             listed.get(call.room_name, []),
             params=_params(settings, call, appointments.get(call.appointment_id)),
             now_ms=at,
-            counts=states.counts(state, call.room_name),
+            counts=summaries.counts(state, call.room_name),
         )
         if step is None:
             in_full.append(call_id)
         else:
             confirmed.append((call, step))
-    states.save_many([(call.id, step.state) for call, step in confirmed])
+    summaries.save_many([(call.id, step.state) for call, step in confirmed])
     for call, step in confirmed:
         _save(call, step.record, at, cause, SERVER)
     return in_full
@@ -376,7 +376,7 @@ def _derive_in_full(
                     "latest": repair.latest,
                 },
             )
-    states.save(call.id, state_of(derived, events, snapshots, restarts, params, at), summary)
+    summaries.save(call.id, state_of(derived, events, snapshots, restarts, params, at), summary)
     return derived
 
 
@@ -396,7 +396,7 @@ def _derive_and_apply(
     step = None
     summary = True  # unknown unless read: the sweeper and restarts do not read it
     if arrival is not None and arrival.type in INCREMENTAL_TYPES and arrival.occupant:
-        state = states.load(call.id)
+        state = summaries.load(call.id)
         summary = state is not None
         if state is not None:
             step = _advance(call, params, state, arrival, at)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.clock import now_s
-from service.events.signing import sign
+from service.receiver.signing import sign
 
 HOST = "muc.meet.jitsi"
 

@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from service.api import openapi_console
 from service.api.common import DEFAULT_PAGE, MAX_PAGE, JSONResponse
-from service.api.events import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.middleware import MAX_BODY_BYTES
+from service.api.prosody import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.video_calls import MAX_REF_LENGTH
 from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Missing, Role
 from service.requests import REQUEST_MODELS

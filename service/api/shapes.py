@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.jitsi import describe_lifetime
 from service.store.models import Appointment, OccupantSession, User, VideoCall
-from service.store.records import (
+from service.store.rows import (
     AppointmentRecord,
     CallRecord,
     HostRecord,

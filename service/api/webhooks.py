@@ -20,7 +20,7 @@ from service.api.shapes import iso
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN
 from service.store.models import WebhookMessage
-from service.store.records import MessageRecord
+from service.store.rows import MessageRecord
 from service.webhooks import outbox
 
 

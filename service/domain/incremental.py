@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot, SnapshotRoom
 from service.domain.model import CallStatus, Role, role_in
 from service.domain.presence import (
     CallDerivation,
@@ -46,6 +45,7 @@ from service.domain.presence import (
     _unique,
     silent_from,
 )
+from service.domain.prosody import EventType, ProsodyStarted, RoomEvent, Snapshot, SnapshotRoom
 from service.domain.rules import whole_seconds
 
 Block = tuple[int, int]

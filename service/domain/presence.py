@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from service.domain.events import EventType, ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus, EndReason, Missing, Role, missing_party, role_in
+from service.domain.prosody import EventType, ProsodyStarted, RoomEvent, Snapshot
 from service.domain.rules import whole_seconds
 
 Interval = tuple[float, float]

@@ -16,7 +16,7 @@ import peewee
 from service.domain.model import CallStatus
 from service.store.compiled import Compiled
 from service.store.models import Appointment, User, VideoCall
-from service.store.records import AppointmentRecord, CallRecord, UserRecord
+from service.store.rows import AppointmentRecord, CallRecord, UserRecord
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
 from service.store import call_lists, repo, uow
-from service.store import events as event_store
+from service.store import event_log as event_store
 from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
-from service.store.records import MessageRecord, record_of
+from service.store.rows import MessageRecord, record_of
 from service.webhooks import messages
 from service.webhooks.messages import CallFacts, Planned, RecordingFacts, SessionFacts, Told
 

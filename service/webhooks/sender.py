@@ -25,7 +25,7 @@ import peewee
 from service import metrics
 from service.clock import now_ms, now_s
 from service.config import WebhookSettings
-from service.events.signing import sign
+from service.receiver.signing import sign
 from service.store import uow
 from service.store.db import DatabaseUnavailable, current, is_postgres
 from service.store.models import WebhookMessage

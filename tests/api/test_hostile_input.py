@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.events.signing import sign
+from service.receiver.signing import sign
 from service.store import uow
 from service.store.models import OccupantSession, ProsodyEvent, User
 from tests.api.conftest import Api

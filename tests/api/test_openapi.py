@@ -38,8 +38,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from service.api import openapi
-from service.api.events import EVENT_SYNC_KINDS
 from service.api.middleware import MAX_BODY_BYTES
+from service.api.prosody import EVENT_SYNC_KINDS
 from service.app import create_app
 from service.auth.dev import DEV_AUDIENCE, DEV_ISSUER, mint_dev_token
 from service.clock import now_s

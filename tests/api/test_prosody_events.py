@@ -107,7 +107,7 @@ def test_bodies_that_can_never_be_valid_are_400(call: Api) -> None:
     mismatched = Stream().joined(ROOM, "m1", "s1", "doc", call.clock.ms)
     body, headers = signed(secret, mismatched)
     headers["webhook-id"] = "evt_00000000-0000-0000-0000-000000000000"
-    from service.events.signing import sign
+    from service.receiver.signing import sign
 
     headers["webhook-signature"] = sign(
         secret, headers["webhook-id"], int(headers["webhook-timestamp"]), body

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import RecordingSpan, derive_call
-from service.events.parse import parse_v1
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
+from service.receiver.parse import parse_v1
 from tests.prosody.prosody_harness import (
     LOBBY,
     MUC,

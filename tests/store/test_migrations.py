@@ -9,7 +9,7 @@ import peewee
 import pytest
 from playhouse.migrations import Runner
 
-from service.store import db, events, uow
+from service.store import db, event_log, uow
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import SnapshotRoom, VideoCall
 
@@ -76,7 +76,7 @@ def test_migration_0010_watches_calls_with_someone_present_on_every_host(
             VideoCall.insert(row).execute()
         runner.up()
         stored = {row.id: row.watched_hosts for row in VideoCall.select()}
-        return stored, events.calls_watched_on("muc.any.test")
+        return stored, event_log.calls_watched_on("muc.any.test")
 
     try:
         assert uow.run(migrate_and_read) == (

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain.events import Event
 from service.domain.model import CallStatus
-from service.store import events, operations, repo
+from service.domain.prosody import Event
+from service.store import event_log, operations, repo
 from service.store.models import OccupantSession
 from tests.clock import HOUR_MS, FrozenClock, shift_days
 from tests.store.support import appointment_row, call_for, user_row
@@ -116,8 +116,8 @@ def test_host_health_counts_events_gaps_and_restarts(clock: FrozenClock) -> None
     unnumbered = Prosody(host="c.example.test")
     sync = unnumbered.created(ROOM, t + 100)
     for event in stream:
-        events.insert(event, "contract", clock.ms)
-    events.insert(sync, "event_sync", clock.ms)
+        event_log.insert(event, "contract", clock.ms)
+    event_log.insert(sync, "event_sync", clock.ms)
     health = {h.host: h for h in operations.host_health(t)}
     assert sorted(health) == ["b.example.test", "c.example.test", prosody.host]
     main = health[prosody.host]

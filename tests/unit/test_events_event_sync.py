@@ -1,4 +1,4 @@
-"""Tests for service.events.parse.parse_event_sync, on the payloads of event_sync's README."""
+"""Tests for service.receiver.parse.parse_event_sync, on the payloads of event_sync's README."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from service.domain.events import EventType, RoomEvent
 from service.domain.model import CallStatus
 from service.domain.presence import derive_call
-from service.events.parse import InvalidEvent, parse_event_sync
+from service.domain.prosody import EventType, RoomEvent
+from service.receiver.parse import InvalidEvent, parse_event_sync
 
 ROOM_JID = "Appointment_A1@conference.meet.example.com"
 OCCUPANT: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Tests for service.events.parse.parse_v1: every type, and every way a body can be wrong."""
+"""Tests for service.receiver.parse.parse_v1: every type, and every way a body can be wrong."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.domain.events import (
+from service.domain.prosody import (
     EventType,
     Occupant,
     ProsodyStarted,
@@ -17,7 +17,7 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.events.parse import MAX_BODY_BYTES, InvalidEvent, parse_v1
+from service.receiver.parse import MAX_BODY_BYTES, InvalidEvent, parse_v1
 
 EVENT_ID = "evt_3f0c2f7e-5b1d-4c59-9a43-0b6f2d0e2a11"
 WHEN = 1_795_504_319_123  # a fixed instant: parsing reads no clock

@@ -2,7 +2,7 @@
 
 A `Replica` plays the service's part for one call: it stores what arrives (a repeated id is
 ignored, as the store does), applies a room event with `advance` when it can and derives in
-full otherwise, and reads its inputs in the window that store/events.py's `load_for_room`
+full otherwise, and reads its inputs in the window that store/event_log.py's `load_for_room`
 reads. After every room event its record and sessions must be exactly `derive_call`'s over
 everything stored, at the same `now`. A snapshot or restart is applied only where the
 service applies it (it lists the room, or the call is watched on its host: other hosts'
@@ -18,7 +18,10 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.events import (
+from service.domain.incremental import CallState, Counts, Params, advance, confirm, state_of
+from service.domain.model import CallStatus, EndReason
+from service.domain.presence import CallDerivation, PresenceSession, derive_call
+from service.domain.prosody import (
     EventType,
     Occupant,
     ProsodyStarted,
@@ -27,9 +30,6 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.domain.incremental import CallState, Counts, Params, advance, confirm, state_of
-from service.domain.model import CallStatus, EndReason
-from service.domain.presence import CallDerivation, PresenceSession, derive_call
 from service.domain.record import watched_hosts
 from tests.unit.test_presence_properties import (
     BOOT,
@@ -71,7 +71,7 @@ class Replica:
         self.applied = 0
 
     def load(self) -> tuple[list[RoomEvent], list[Snapshot], list[ProsodyStarted]]:
-        """As store/events.py's load_for_room: snapshots from the room's first event or
+        """As store/event_log.py's load_for_room: snapshots from the room's first event or
         listing to its last plus the longest call, restarts from that first one on."""
         events = [i for i in self.stored.values() if isinstance(i, RoomEvent)]
         snaps = [i for i in self.stored.values() if isinstance(i, Snapshot)]
@@ -114,7 +114,7 @@ class Replica:
         self.state = state_of(full, *self.load(), self.params, now)
 
     def counts(self, state: CallState) -> Counts:
-        """As store/states.py's `counts`."""
+        """As store/summaries.py's `counts`."""
         since = [i for i in self.stored.values() if i.occurred_at >= state.window_start]
         return Counts(
             sum(1 for i in since if isinstance(i, Snapshot) and _lists_room(i)),

@@ -14,9 +14,9 @@ import pytest
 
 from service.auth import AuthError
 from service.domain import rules
-from service.domain.events import EventType, Occupant, ProsodyStarted, RoomEvent, Snapshot, type_of
 from service.domain.model import CallStatus, EndReason, Missing, Role, missing_party, role_in
 from service.domain.presence import CallDerivation, LobbyVisit, PresenceSession, Waiting
+from service.domain.prosody import EventType, Occupant, ProsodyStarted, RoomEvent, Snapshot, type_of
 from service.domain.record import SettledEnd, presence_record
 
 SERVICE = Path(__file__).resolve().parents[2] / "service"
@@ -129,7 +129,7 @@ def test_type_of_every_kind_of_event() -> None:
     sources = _sources()
     assert sum(text.count("def type_of(") for text in sources.values()) == 1
     switches = [n for n, t in sources.items() if "return EventType.PROSODY_STARTED" in t]
-    assert switches == ["domain/events.py"]
+    assert switches == ["domain/prosody.py"]
 
 
 # --- auth errors -------------------------------------------------------------------------------

@@ -6,7 +6,15 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from service.domain.events import (
+from service.domain.model import CallStatus, EndReason, Role
+from service.domain.presence import (
+    CallDerivation,
+    LobbyVisit,
+    RecordingSpan,
+    Waiting,
+    derive_call,
+)
+from service.domain.prosody import (
     EventType,
     Occupant,
     ProsodyStarted,
@@ -15,14 +23,6 @@ from service.domain.events import (
     Snapshot,
     SnapshotOccupant,
     SnapshotRoom,
-)
-from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import (
-    CallDerivation,
-    LobbyVisit,
-    RecordingSpan,
-    Waiting,
-    derive_call,
 )
 
 ROOM = "appointment_a1"

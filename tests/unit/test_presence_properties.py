@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain.events import (
+from service.domain.model import CallStatus, EndReason, Role
+from service.domain.presence import CallDerivation, Waiting, derive_call
+from service.domain.prosody import (
     EventType,
     Occupant,
     ProsodyStarted,
@@ -27,8 +29,6 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import CallDerivation, Waiting, derive_call
 
 ROOM = "appointment_prop"
 HOST = "muc.meet.test"

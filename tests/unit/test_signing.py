@@ -1,4 +1,4 @@
-"""Tests for service.events.signing against the standardwebhooks package and fixed vectors."""
+"""Tests for service.receiver.signing against the standardwebhooks package and fixed vectors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from service.clock import now_s
-from service.events.signing import SignatureError, secret_key, sign, verify
+from service.receiver.signing import SignatureError, secret_key, sign, verify
 
 KEY = bytes(range(32))
 SECRET = "whsec_" + base64.b64encode(KEY).decode()

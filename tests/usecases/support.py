@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from service import directory
 from service.config import Settings
-from service.domain.events import (
+from service.domain.presence import CallDerivation, derive_call
+from service.domain.prosody import (
     EventType,
     Occupant,
     ProsodyStarted,
@@ -21,7 +22,6 @@ from service.domain.events import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.domain.presence import CallDerivation, derive_call
 from service.store import uow
 from service.store.models import Appointment, AuditEvent, VideoCall
 from tests.clock import FrozenClock, appointment_around

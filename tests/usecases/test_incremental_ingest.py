@@ -9,11 +9,11 @@ import pytest
 
 from service import calls, tracking
 from service.config import Settings
-from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
 from service.domain.incremental import Counts
 from service.domain.presence import derive_call
-from service.store import events as event_store
-from service.store import states
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
+from service.store import event_log as event_store
+from service.store import summaries
 from service.store.models import DerivationState, OccupantSession, VideoCall
 from tests.clock import FrozenClock
 from tests.usecases.support import HOST, Prosody, appointment, derived_from, read, write
@@ -192,7 +192,7 @@ def test_anything_else_derives_in_full_and_agrees(
 def test_an_events_counts_in_one_statement_are_the_counts(
     settings: Settings, clock: FrozenClock
 ) -> None:
-    """`states.event_counts` reads in one statement what `room_events` and `counts` read in
+    """`summaries.event_counts` reads in one statement what `room_events` and `counts` read in
     three, for a call on one host: the room's events, the snapshots listing it and its
     host's snapshots and restarts since its window began (another host's do not count)."""
     c = Consultation(settings, clock)
@@ -208,10 +208,10 @@ def test_an_events_counts_in_one_statement_are_the_counts(
     c.send(Prosody(host="muc.other.test").snapshot(clock.ms - 5, {}, interval_s=60))
 
     def both() -> tuple[object, object]:
-        state = states.load(c.call_id)
+        state = summaries.load(c.call_id)
         assert state is not None and len(state.counts.inputs) == 1
-        separate = (states.room_events(c.room), states.counts(state, c.room))
-        return states.event_counts(state, c.room), separate
+        separate = (summaries.room_events(c.room), summaries.counts(state, c.room))
+        return summaries.event_counts(state, c.room), separate
 
     combined, separate = read(both)
     assert combined == separate == (3, Counts(2, ((HOST, 2),)))

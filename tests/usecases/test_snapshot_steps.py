@@ -11,9 +11,9 @@ import pytest
 
 from service import calls, tracking
 from service.config import Settings
-from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
 from service.store import db, uow
-from service.store import events as event_store
+from service.store import event_log as event_store
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 from tests.clock import FrozenClock
 from tests.usecases.support import Prosody, appointment, derived_from, read

@@ -9,8 +9,8 @@ import pytest
 
 from service import calls, tracking
 from service.config import Settings
-from service.domain.events import ProsodyStarted, RoomEvent, Snapshot
-from service.store import events as event_store
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
+from service.store import event_log as event_store
 from service.store.models import CallHost, VideoCall
 from tests.clock import FrozenClock
 from tests.usecases.support import Prosody, appointment, derived_from, read, write

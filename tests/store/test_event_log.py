@@ -1,4 +1,4 @@
-"""service.store.events: storing Prosody's events once, reading a room's back for
+"""service.store.event_log: storing Prosody's events once, reading a room's back for
 derivation, the derived sessions, and pruning old snapshots."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from service.domain.events import Event, EventType
 from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import PresenceSession
+from service.domain.prosody import Event, EventType
 from service.domain.record import PresenceRecord
-from service.store import events, repo
+from service.store import event_log, repo
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom
 from tests.clock import HOUR_MS, FrozenClock
 from tests.store.support import appointment_row, call_for, user_row
@@ -33,8 +33,8 @@ def seed(clock: FrozenClock, *appointment_ids: str) -> dict[str, str]:
 def test_insert_stores_an_event_once(clock: FrozenClock) -> None:
     prosody = Prosody()
     event = prosody.joined(ROOM, "s1", "doc", clock.ms - 5)
-    assert events.insert(event, "contract", clock.ms)
-    assert not events.insert(event, "event_sync", clock.ms + 1)
+    assert event_log.insert(event, "contract", clock.ms)
+    assert not event_log.insert(event, "event_sync", clock.ms + 1)
     row = ProsodyEvent.get_by_id(event.id)
     assert (row.type, row.source, row.host, row.boot_id, row.seq) == (
         "occupant.joined",
@@ -56,7 +56,7 @@ def test_snapshots_store_one_listing_per_room(clock: FrozenClock) -> None:
     snapshot = prosody.snapshot(
         clock.ms, {ROOM: [("s1", "doc", clock.ms - 10)], "appointment_a2": []}, interval_s=30
     )
-    assert events.insert(snapshot, "contract", clock.ms)
+    assert event_log.insert(snapshot, "contract", clock.ms)
     row = ProsodyEvent.get_by_id(snapshot.id)
     assert (row.type, row.room_name, row.data) == ("rooms.snapshot", None, '{"interval_s":30}')
     listings = sorted((r.room_name, r.occupants, r.lobby) for r in SnapshotRoom.select())
@@ -69,27 +69,27 @@ def test_snapshots_store_one_listing_per_room(clock: FrozenClock) -> None:
         ("appointment_a2", "[]", None),
     ]
     empty = prosody.snapshot(clock.ms + 1)
-    assert events.insert(empty, "contract", clock.ms)
+    assert event_log.insert(empty, "contract", clock.ms)
     assert SnapshotRoom.select().count() == 2
     restart = prosody.started(clock.ms + 2)
-    assert events.insert(restart, "contract", clock.ms)
+    assert event_log.insert(restart, "contract", clock.ms)
     assert ProsodyEvent.get_by_id(restart.id).type == "prosody.started"
 
 
 def test_seq_gap(clock: FrozenClock) -> None:
     prosody = Prosody()
     first = prosody.created(ROOM, clock.ms)
-    assert not events.seq_gap(first)
-    events.insert(first, "contract", clock.ms)
+    assert not event_log.seq_gap(first)
+    event_log.insert(first, "contract", clock.ms)
     second = prosody.joined(ROOM, "s1", "doc", clock.ms)
-    assert not events.seq_gap(second)
+    assert not event_log.seq_gap(second)
     prosody.seq += 1
     fourth = prosody.left(ROOM, "s1", "doc", clock.ms)
-    assert events.seq_gap(fourth)
+    assert event_log.seq_gap(fourth)
     other_boot = Prosody(boot="boot-2", seq=7).created(ROOM, clock.ms)
-    assert events.seq_gap(other_boot)
+    assert event_log.seq_gap(other_boot)
     unnumbered = replace(Prosody().created(ROOM, clock.ms), boot_id=None, seq=None)
-    assert not events.seq_gap(unnumbered)
+    assert not event_log.seq_gap(unnumbered)
 
 
 def test_load_for_room_returns_the_events_as_they_came(clock: FrozenClock) -> None:
@@ -115,14 +115,14 @@ def test_load_for_room_returns_the_events_as_they_came(clock: FrozenClock) -> No
         too_late,
         restart,
     ):
-        events.insert(event, "contract", clock.ms)
-    room_events, snapshots, restarts = events.load_for_room(ROOM, 10_000)
+        event_log.insert(event, "contract", clock.ms)
+    room_events, snapshots, restarts = event_log.load_for_room(ROOM, 10_000)
     assert room_events == [created, joined, recording]
     assert [s.id for s in snapshots] == [before.id, listing.id, not_listed.id]
     assert snapshots[1] == listing
     assert snapshots[2].rooms == ()
     assert restarts == [restart]
-    assert events.load_for_room("appointment_none", 10_000) == ([], [], [])
+    assert event_log.load_for_room("appointment_none", 10_000) == ([], [], [])
 
 
 def presence(**fields: Any) -> PresenceRecord:
@@ -142,24 +142,24 @@ def presence(**fields: Any) -> PresenceRecord:
 
 def test_calls_for_rooms_and_open_calls(clock: FrozenClock) -> None:
     ids = seed(clock, "a1", "a2", "a3")
-    assert events.calls_for_rooms(["appointment_a1"]) == [ids["a1"]]
-    assert sorted(events.calls_for_rooms(["appointment_a1", "appointment_a2", "x"])) == sorted(
+    assert event_log.calls_for_rooms(["appointment_a1"]) == [ids["a1"]]
+    assert sorted(event_log.calls_for_rooms(["appointment_a1", "appointment_a2", "x"])) == sorted(
         [ids["a1"], ids["a2"]]
     )
-    assert events.calls_for_rooms(["x"]) == []
-    assert events.open_tracked_calls() == []
-    watched = {"a1": ("muc.a",), "a2": (), "a3": (events.EVERY_HOST,)}
+    assert event_log.calls_for_rooms(["x"]) == []
+    assert event_log.open_tracked_calls() == []
+    watched = {"a1": ("muc.a",), "a2": (), "a3": (event_log.EVERY_HOST,)}
     for name, hosts in watched.items():
         repo.save_presence(ids[name], presence(open_sessions=1, watched_hosts=hosts), clock.ms)
         repo.watch(ids[name], hosts, None)
     repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
-    assert events.open_tracked_calls() == sorted(ids.values())
-    assert len(events.open_tracked_calls(limit=1)) == 1
+    assert event_log.open_tracked_calls() == sorted(ids.values())
+    assert len(event_log.open_tracked_calls(limit=1)) == 1
     # A call watched on every host ("*", as the migration marks open calls) is every host's.
-    assert sorted(events.calls_watched_on("muc.a")) == sorted([ids["a1"], ids["a3"]])
-    assert events.calls_watched_on("muc.b") == [ids["a3"]]
+    assert sorted(event_log.calls_watched_on("muc.a")) == sorted([ids["a1"], ids["a3"]])
+    assert event_log.calls_watched_on("muc.b") == [ids["a3"]]
     repo.transition_call(ids["a1"], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
-    assert events.open_tracked_calls() == sorted([ids["a2"], ids["a3"]])
+    assert event_log.open_tracked_calls() == sorted([ids["a2"], ids["a3"]])
 
 
 def session(name: str, joined: int | None, left: int | None = None) -> PresenceSession:
@@ -181,19 +181,19 @@ def session(name: str, joined: int | None, left: int | None = None) -> PresenceS
 def test_replace_sessions_rewrites_only_what_changed(clock: FrozenClock) -> None:
     call_id = seed(clock, "a1")["a1"]
     t = clock.ms
-    events.replace_sessions(call_id, [session("s2", t + 200), session("s1", t + 100)], [])
-    stored = events.sessions_of(call_id)
+    event_log.replace_sessions(call_id, [session("s2", t + 200), session("s1", t + 100)], [])
+    stored = event_log.sessions_of(call_id)
     assert [(s.session, s.joined_at, s.left_at) for s in stored] == [
         ("s1", t + 100, None),
         ("s2", t + 200, None),
     ]
     kept_id = stored[0].id
-    events.replace_sessions(
+    event_log.replace_sessions(
         call_id,
         [session("s1", t + 100), session("s2", t + 200, t + 300), session("s3", None)],
         stored,
     )
-    again = events.sessions_of(call_id)
+    again = event_log.sessions_of(call_id)
     assert [(s.session, s.left_at, s.end_reason) for s in again] == [
         ("s1", None, None),
         ("s2", t + 300, "left"),
@@ -205,8 +205,8 @@ def test_replace_sessions_rewrites_only_what_changed(clock: FrozenClock) -> None
         (False, True),
         (False, False),
     ]
-    events.replace_sessions(call_id, [session("s3", None)], again)
-    assert [s.session for s in events.sessions_of(call_id)] == ["s3"]
+    event_log.replace_sessions(call_id, [session("s3", None)], again)
+    assert [s.session for s in event_log.sessions_of(call_id)] == ["s3"]
     assert OccupantSession.select().count() == 1
 
 
@@ -218,9 +218,9 @@ def test_prune_snapshots_keeps_room_events_and_recent_snapshots(clock: FrozenClo
     room_event = prosody.created(ROOM, cutoff - HOUR_MS)
     batch: list[Event] = [*old, recent, room_event]
     for event in batch:
-        events.insert(event, "contract", clock.ms)
-    assert events.prune_snapshots(cutoff, batch=2) == 2
-    assert events.prune_snapshots(cutoff) == 1
-    assert events.prune_snapshots(cutoff) == 0
+        event_log.insert(event, "contract", clock.ms)
+    assert event_log.prune_snapshots(cutoff, batch=2) == 2
+    assert event_log.prune_snapshots(cutoff) == 1
+    assert event_log.prune_snapshots(cutoff) == 0
     assert sorted(e.id for e in ProsodyEvent.select()) == sorted([recent.id, room_event.id])
     assert [r.event_id for r in SnapshotRoom.select()] == [recent.id]

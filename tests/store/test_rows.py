@@ -7,7 +7,7 @@ import dataclasses
 import peewee
 import pytest
 
-from service.store import records
+from service.store import rows
 from service.store.models import (
     Appointment,
     OccupantSession,
@@ -18,12 +18,12 @@ from service.store.models import (
 )
 
 PAIRS: list[tuple[type[object], type[peewee.Model]]] = [
-    (records.UserRecord, User),
-    (records.AppointmentRecord, Appointment),
-    (records.CallRecord, VideoCall),
-    (records.SessionRecord, OccupantSession),
-    (records.HostRecord, ProsodyHost),
-    (records.MessageRecord, WebhookMessage),
+    (rows.UserRecord, User),
+    (rows.AppointmentRecord, Appointment),
+    (rows.CallRecord, VideoCall),
+    (rows.SessionRecord, OccupantSession),
+    (rows.HostRecord, ProsodyHost),
+    (rows.MessageRecord, WebhookMessage),
 ]
 
 
@@ -37,7 +37,7 @@ def test_record_of_copies_a_row_into_a_frozen_value() -> None:
     row = ProsodyHost(
         host="meet", boot_id="b", last_heard=5, interval_s=60, silent=False, updated_at=6
     )
-    copy = records.record_of(records.HostRecord, row)
-    assert copy == records.HostRecord("meet", "b", 5, 60, False, 6)
+    copy = rows.record_of(rows.HostRecord, row)
+    assert copy == rows.HostRecord("meet", "b", 5, 60, False, 6)
     with pytest.raises(dataclasses.FrozenInstanceError):
         copy.host = "other"  # type: ignore[misc]

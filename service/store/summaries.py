@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import msgspec
 import peewee
 
-from service.domain.events import EventType
 from service.domain.incremental import CallState, Counts
+from service.domain.prosody import EventType
 from service.store.compiled import Compiled
 from service.store.db import current
 from service.store.models import DerivationState, OccupantSession, ProsodyEvent, SnapshotRoom
@@ -42,7 +42,7 @@ def _inputs(snapshot: str, started: str, host: str, start: int) -> peewee.ModelS
 
 
 def _listings(room: str, start: int) -> peewee.ModelSelect[SnapshotRoom]:
-    # Listings count once their snapshot's header is stored (store/events.py's load_for_room).
+    # Listings count once their snapshot's header is stored (store/event_log.py's load_for_room).
     return (
         SnapshotRoom.select(_COUNT)
         .join(ProsodyEvent, on=SnapshotRoom.event_id == ProsodyEvent.id)

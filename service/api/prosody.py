@@ -15,12 +15,12 @@ from starlette.routing import Route
 from service import metrics, tracking
 from service.api.common import JSONResponse, in_thread, require_bearer_key, settings_of
 from service.clock import now_ms
-from service.domain.events import Event
+from service.domain.prosody import Event
 from service.errors import AppError, BadRequest, NotFound, Unauthorized
-from service.events.parse import InvalidEvent, parse_event_sync, parse_v1
-from service.events.signing import SignatureError, verify
+from service.receiver.parse import InvalidEvent, parse_event_sync, parse_v1
+from service.receiver.signing import SignatureError, verify
 
-log = logging.getLogger("service.events")
+log = logging.getLogger("service.receiver")
 
 EVENT_SYNC_KINDS = ("room/created", "room/destroyed", "occupant/joined", "occupant/left")
 # Snapshots of a busy Prosody list every live room; the request limit is larger here.

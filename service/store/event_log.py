@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from service.domain.events import (
+from service.domain.model import CallStatus
+from service.domain.presence import PresenceSession
+from service.domain.prosody import (
     Event,
     EventType,
     Occupant,
@@ -18,9 +20,7 @@ from service.domain.events import (
     SnapshotOccupant,
     type_of,
 )
-from service.domain.events import SnapshotRoom as SnapshotRoomValue
-from service.domain.model import CallStatus
-from service.domain.presence import PresenceSession
+from service.domain.prosody import SnapshotRoom as SnapshotRoomValue
 from service.store.compiled import Compiled, unconverted
 from service.store.models import CallHost, OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 

@@ -2,7 +2,7 @@
 
 A peewee row is live (it can be saved, it lazily loads, it belongs to a connection); these
 are values. Each record has exactly its table's columns under the same names
-(tests/store/test_records.py checks that they stay in step with store/models.py).
+(tests/store/test_rows.py checks that they stay in step with store/models.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from service import strict_json
-from service.domain.events import (
+from service.domain.prosody import (
     LOBBY_EVENT_TYPES,
     OCCUPANT_EVENT_TYPES,
     RECORDING_EVENT_TYPES,
