@@ -27,17 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.deploy.deploy_support import (
-    OWN_BASE,
-    REPO,
-    Checkout,
-    datamanager_encode,
-    make_checkout,
-    render_muc_configuration,
-    split_list,
-)
-from tests.prosody.prosody_harness import (
+from harness.prosody import (
     CANDIDATES,
     DOMAIN,
     MUC,
@@ -47,6 +37,16 @@ from tests.prosody.prosody_harness import (
     free_port,
     lua,
     wait_until,
+)
+from tests.conftest import require
+from tests.deploy.deploy_support import (
+    OWN_BASE,
+    REPO,
+    Checkout,
+    datamanager_encode,
+    make_checkout,
+    render_muc_configuration,
+    split_list,
 )
 
 EVENTS_PATH = "/api/prosody/events"

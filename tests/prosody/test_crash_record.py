@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from harness.prosody import StackFactory, wait_until
 from service.domain.model import CallStatus, EndReason
 from service.domain.presence import derive_call
 from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
 from service.receiver.parse import parse_v1
-from tests.prosody.prosody_harness import StackFactory, wait_until
 
 pytestmark = pytest.mark.prosody
 

@@ -13,11 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import RecordingSpan, derive_call
-from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
-from service.receiver.parse import parse_v1
-from tests.prosody.prosody_harness import (
+from harness.prosody import (
     LOBBY,
     MUC,
     Client,
@@ -25,6 +21,10 @@ from tests.prosody.prosody_harness import (
     new_secret,
     wait_until,
 )
+from service.domain.model import CallStatus, EndReason, Role
+from service.domain.presence import RecordingSpan, derive_call
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
+from service.receiver.parse import parse_v1
 
 pytestmark = pytest.mark.prosody
 
