@@ -45,6 +45,7 @@ from tests.deploy.deploy_support import (
     Checkout,
     datamanager_encode,
     make_checkout,
+    mounted_plugins,
     render_muc_configuration,
     split_list,
 )
@@ -117,10 +118,13 @@ class OverlayProsody(Prosody):
 
     muc_modules: str = ""
     muc_configuration: str = ""
+    # The container's /prosody-plugins-custom as the overlay's mounts fill it (mounted_plugins).
+    custom_plugins: Path | None = None
 
     def write_config(self) -> Path:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        plugins = [str(REPO / "prosody"), str(REPO / "tests" / "prosody")]
+        ours = self.custom_plugins or REPO / "prosody"
+        plugins = [str(ours), str(REPO / "tests" / "prosody")]
         modules = available_modules(split_list(self.muc_modules))
         config = CONFIG.format(
             pidfile=lua(str(self.dir / "prosody.pid")),
@@ -277,6 +281,10 @@ def test_overlay_options_load_in_prosody_and_events_reach_the_service(
         secret="",
         muc_modules=prosody_env["XMPP_MUC_MODULES"],
         muc_configuration=prosody_env["XMPP_MUC_CONFIGURATION"],
+        # Only what the overlay mounts: a helper file it left out fails module:require here.
+        custom_plugins=mounted_plugins(
+            checkout.compose_config()["services"]["prosody"]["volumes"], workdir / "plugins"
+        ),
     )
     loop = Loop()
     client: Client | None = None
