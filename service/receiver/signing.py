@@ -28,15 +28,23 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key: the base64-decoded part of a `whsec_...` secret."""
+def decode_secret(secret: str) -> bytes:
+    """The base64-decoded part of a `whsec_...` secret, empty or not (ValueError if not base64).
+
+    The one decoding: the signer, the receiver and the settings' checks (service/config.py)
+    read a secret alike."""
     # Unpadded secrets are common: normalise the padding before a strict decode.
     encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
     encoded += "=" * (-len(encoded) % 4)
     try:
-        key = base64.b64decode(encoded, validate=True)
+        return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("webhook secret is not base64 after whsec_") from None
+        raise ValueError(f"webhook secret is not base64 after {SECRET_PREFIX}") from None
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key: the base64-decoded part of a `whsec_...` secret."""
+    key = decode_secret(secret)
     if not key:
         raise ValueError("webhook secret is empty")
     return key
