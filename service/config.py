@@ -6,8 +6,6 @@ README with its default; a bad value stops the process with a one-line reason.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import os
@@ -16,11 +14,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
-from service.receiver.signing import SECRET_PREFIX, secret_key
+from service.receiver.signing import SECRET_PREFIX, decode_secret
 
 MIN_SECRET_BYTES = 32
 # Standard Webhooks keys are the base64 after `whsec_`; 24 bytes (192 bits) is the size
-# common generators (svix, standardwebhooks) make.
+# common generators (svix, standardwebhooks) make. Both kinds of secret (PROSODY_EVENTS_SECRET,
+# WEBHOOK_SECRET) are held to it.
 MIN_WEBHOOK_KEY_BYTES = 24
 # A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
 # long but guessable; real generated secrets have far more variety.
@@ -54,7 +53,6 @@ KNOWN_FEATURES = (
 # --- webhooks to the clinic's backend (service/webhooks) ---------------------------------
 
 DEFAULT_WEBHOOK_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-MIN_WEBHOOK_SECRET_BYTES = 24
 
 
 @dataclass(frozen=True)
@@ -72,17 +70,12 @@ class WebhookSettings:
 
 
 def _webhook_secret(item: str) -> None:
-    if not item.startswith("whsec_"):
-        raise ConfigError("WEBHOOK_SECRET entries must start with whsec_")
-    encoded = item.removeprefix("whsec_").rstrip("=")
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError("WEBHOOK_SECRET is not base64 after whsec_") from None
-    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+    _whsec_encoded("WEBHOOK_SECRET", item)
+    key = _whsec_key(item, f"WEBHOOK_SECRET is not base64 after {SECRET_PREFIX}")
+    if len(key) < MIN_WEBHOOK_KEY_BYTES:
         raise ConfigError(
-            f"WEBHOOK_SECRET is too short: use at least {MIN_WEBHOOK_SECRET_BYTES} random bytes "
-            "(whsec_ + openssl rand -base64 32)"
+            f"WEBHOOK_SECRET is too short: use at least {MIN_WEBHOOK_KEY_BYTES} random bytes "
+            f"({SECRET_PREFIX} + openssl rand -base64 32)"
         )
     if len(set(key)) < MIN_DISTINCT_CHARS:
         raise ConfigError("WEBHOOK_SECRET is too weak: generate it randomly")
@@ -207,15 +200,25 @@ def check_secret(name: str, value: str) -> None:
         raise ConfigError(f"{name} is too weak: generate it randomly (e.g. openssl rand -hex 32)")
 
 
-def check_webhook_secret(name: str, value: str) -> None:
-    """A Standard Webhooks secret: `whsec_` + base64 of at least 24 random bytes."""
+def _whsec_encoded(name: str, value: str) -> str:
+    """The part after `whsec_` of a Standard Webhooks secret: the one check of the prefix."""
     if not value.startswith(SECRET_PREFIX):
         raise ConfigError(f"{name} entries must start with {SECRET_PREFIX}")
-    check_secret(name, value.removeprefix(SECRET_PREFIX))
+    return value.removeprefix(SECRET_PREFIX)
+
+
+def _whsec_key(value: str, not_base64: str) -> bytes:
+    """The key of a secret whose prefix was checked, decoded as the signer decodes it."""
     try:
-        key = secret_key(value)
+        return decode_secret(value)
     except ValueError:
-        raise ConfigError(f"{name}: the part after {SECRET_PREFIX} is not valid base64") from None
+        raise ConfigError(not_base64) from None
+
+
+def check_webhook_secret(name: str, value: str) -> None:
+    """A Standard Webhooks secret: `whsec_` + base64 of at least 24 random bytes."""
+    check_secret(name, _whsec_encoded(name, value))
+    key = _whsec_key(value, f"{name}: the part after {SECRET_PREFIX} is not valid base64")
     if len(key) < MIN_WEBHOOK_KEY_BYTES:
         raise ConfigError(
             f"{name} is too short: the part after {SECRET_PREFIX} must decode to at least "

@@ -13,8 +13,9 @@ from typing import Annotated
 
 from msgspec import Meta
 
+# An id anywhere: a uid, an appointment's, a call's, and the ids in Prosody's events.
 MAX_ID_CHARS = 128
-ID_REGEX = r"^[A-Za-z0-9_.:@-]{1,128}$"
+ID_REGEX = rf"^[A-Za-z0-9_.:@-]{{1,{MAX_ID_CHARS}}}$"
 DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIME_REGEX = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
@@ -35,7 +36,7 @@ Id = Annotated[
         pattern=ID_REGEX,
         min_length=1,
         max_length=MAX_ID_CHARS,
-        description="1-128 of A-Z a-z 0-9 _ . : @ -",
+        description=f"1-{MAX_ID_CHARS} of A-Z a-z 0-9 _ . : @ -",
     ),
 ]
 Date = Annotated[str, Meta(pattern=DATE_REGEX, description="YYYY-MM-DD")]

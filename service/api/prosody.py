@@ -17,14 +17,17 @@ from service.api.common import JSONResponse, in_thread, require_bearer_key, sett
 from service.clock import now_ms
 from service.domain.prosody import Event
 from service.errors import AppError, BadRequest, NotFound, Unauthorized
-from service.receiver.parse import InvalidEvent, parse_event_sync, parse_v1
+from service.fields import MAX_ID_CHARS
+from service.receiver.parse import EVENT_SYNC_KINDS as EVENT_SYNC_KINDS
+from service.receiver.parse import MAX_BODY_BYTES, InvalidEvent, parse_event_sync, parse_v1
 from service.receiver.signing import SignatureError, verify
 
 log = logging.getLogger("service.receiver")
 
-EVENT_SYNC_KINDS = ("room/created", "room/destroyed", "occupant/joined", "occupant/left")
-# Snapshots of a busy Prosody list every live room; the request limit is larger here.
-MAX_EVENT_BODY = 4 * 1024 * 1024
+# Snapshots of a busy Prosody list every live room; the request limit is larger here: the
+# parser's own (service/receiver/parse.py). This name (app.py's body limit, the OpenAPI
+# document) and EVENT_SYNC_KINDS, re-exported above, say the parser's rules, never their own.
+MAX_EVENT_BODY = MAX_BODY_BYTES
 # Bodies up to this size (every room event, small snapshots) are parsed on the event loop.
 INLINE_PARSE = 64 * 1024
 
@@ -55,7 +58,8 @@ async def prosody_events(request: Request) -> Response:
             extra={
                 "fields": {
                     "reason": exc.reason,
-                    "webhook_id": request.headers.get("webhook-id", "")[:128],
+                    # As much of it as a valid event id can be.
+                    "webhook_id": request.headers.get("webhook-id", "")[:MAX_ID_CHARS],
                 }
             },
         )

@@ -6,6 +6,10 @@
   const KEY = "videocalls.adminKey";
   const POLL_MS = 4000;
   const SVG = "http://www.w3.org/2000/svg";
+  // The console's words for the service's values: one table per enum, keyed by every value of
+  // it (tests/unit/test_console_rules.py checks the keys against service/domain). words() reads
+  // them; a value a table lacks is shown as it came, never given a meaning of its own.
+  // Attention (service/domain/attention.py): the day's groups, in the order the API sends them.
   const GROUPS = {
     waiting: { label: "Waiting", mark: "◐" },
     in_progress: { label: "In progress", mark: "●" },
@@ -16,13 +20,21 @@
     failed: { label: "Failed", mark: "⚠" },
     cancelled: { label: "Cancelled", mark: "⊘" },
   };
-  const LANES = [
-    ["doctor", "Doctor"],
-    ["patient", "Patient"],
-    ["other", "Others"],
-    ["lobby", "Lobby"],
-    ["recording", "Recording"],
-  ];
+  // Role (service/domain/model.py): a person's role in one appointment.
+  const ROLES = {
+    doctor: "Doctor",
+    patient: "Patient",
+    other: "Others",
+  };
+  // Missing (service/domain/model.py): who did not come to a NO_SHOW call.
+  const MISSING = {
+    doctor: "The doctor did not come",
+    patient: "The patient did not come",
+    both: "Neither came",
+    none: "Both came, but never at the same time",
+  };
+  // The timeline's lanes: one per role, then the lobby's knocks and the recordings.
+  const LANES = [...Object.entries(ROLES), ["lobby", "Lobby"], ["recording", "Recording"]];
   // Drawn only when the call has something in them.
   const OPTIONAL_LANES = new Set(["other", "lobby", "recording"]);
 
@@ -88,6 +100,10 @@
     const minutes = Math.floor(total / 60);
     if (minutes < 60) return `${minutes} min`;
     return `${Math.floor(minutes / 60)} h ${pad(minutes % 60)} min`;
+  }
+
+  function words(table, value) {
+    return Object.hasOwn(table, value) ? table[value] : String(value);
   }
 
   function clear(el) {
@@ -239,7 +255,7 @@
     const since = (iso) => span(now - Date.parse(iso));
     switch (item.attention) {
       case "waiting": {
-        const who = item.present.map((r) => (r === "doctor" ? "Doctor" : "Patient")).join(" and ");
+        const who = item.present.map((r) => words(ROLES, r)).join(" and ");
         return `${who} waiting for ${since(item.waitingSince)}`;
       }
       case "in_progress":
@@ -253,15 +269,13 @@
       case "completed":
         return call && call.duration !== null ? `Took ${span(call.duration * 1000)}` : "Completed";
       case "missed":
-        return {
-          doctor: "The doctor did not come",
-          patient: "The patient did not come",
-          both: "Neither came",
-        }[item.missing] || "Nobody came";
+        return words(MISSING, item.missing);
       case "failed":
         return "The call failed";
-      default:
+      case "cancelled":
         return "Cancelled";
+      default:
+        return String(item.attention);
     }
   }
 
@@ -421,14 +435,13 @@
       ["Duration", call.duration === null ? "–" : span(call.duration * 1000)],
       ["Doctor in the room", call.doctorPresence === null ? "–" : span(call.doctorPresence * 1000)],
       ["Patient in the room", call.patientPresence === null ? "–" : span(call.patientPresence * 1000)],
-      ["Who did not come", call.missing || "–"],
+      ["Who did not come", call.missing === null ? "–" : words(MISSING, call.missing)],
       ["Source", call.trackedByServer ? "Prosody's events" : "Client reports only"],
       ["Call id", call.id],
     ];
     for (const [term, value] of rows) facts.append(h("dt", { text: term }), h("dd", { text: value }));
     drawTimeline(data);
-    const lane = { doctor: "Doctor", patient: "Patient", other: "Others" };
-    fillTable("sessions-table", data.sessions.map((x) => [lane[x.role] || x.role, x.session, stamp(x.joinedAt), x.leftAt ? stamp(x.leftAt) : "still in the room", `${x.endReason || "–"}${x.repaired ? " (repaired by the service)" : ""}`]));
+    fillTable("sessions-table", data.sessions.map((x) => [words(ROLES, x.role), x.session, stamp(x.joinedAt), x.leftAt ? stamp(x.leftAt) : "still in the room", `${x.endReason || "–"}${x.repaired ? " (repaired by the service)" : ""}`]));
     fillTable("transitions-table", data.transitions.map((t) => [stamp(t.at), t.from || "–", t.to || "–", t.actor, t.cause || "–"]));
     fillTable("audit-table", data.audit.map((a) => [stamp(a.at), a.actor, a.action, Object.keys(a.detail).length ? JSON.stringify(a.detail) : "–"]));
     fillTable("call-webhooks-table", data.webhooks.map((m) => [m.sequence, m.type, m.status, m.attempts, answer(m), stamp(m.createdAt)]));

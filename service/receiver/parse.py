@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from service import strict_json
+from service.domain.model import EndReason
 from service.domain.prosody import (
     LOBBY_EVENT_TYPES,
     OCCUPANT_EVENT_TYPES,
@@ -28,12 +29,12 @@ from service.domain.prosody import (
     SnapshotOccupant,
     SnapshotRoom,
 )
-from service.fields import MAX_TIME_MS, MIN_TIME_MS
+from service.fields import MAX_ID_CHARS, MAX_TIME_MS, MIN_TIME_MS
 
 # A snapshot of a busy deployment lists every live room; 4 MiB is far above that and still
-# small enough to refuse abuse before json.loads allocates.
+# small enough to refuse abuse before json.loads allocates. The event route's request limit
+# too (service/api/prosody.py).
 MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 255
 MAX_ROOMS = 20_000
 MAX_OCCUPANTS = 1_000
@@ -43,6 +44,7 @@ EVENT_ID = re.compile(
     r"evt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
 )
 
+# The paths after /api/event-sync/events/ that the stock module posts, and what each is.
 EVENT_SYNC_KINDS: Mapping[str, EventType] = {
     "room/created": EventType.ROOM_CREATED,
     "room/destroyed": EventType.ROOM_DESTROYED,
@@ -50,7 +52,7 @@ EVENT_SYNC_KINDS: Mapping[str, EventType] = {
     "occupant/left": EventType.OCCUPANT_LEFT,
 }
 # event_sync's occupant.left carries no reason; the hook only fires for a real leave.
-EVENT_SYNC_LEFT_REASON = "left"
+EVENT_SYNC_LEFT_REASON = EndReason.LEFT.value
 
 
 class InvalidEvent(ValueError):

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 TOLERANCE_S = 5 * 60
-# Generous bounds that still stop a client from making us HMAC megabytes of header.
-MAX_ID_CHARS = 256
+# Generous bounds that still stop a client from making us HMAC megabytes of header. The
+# webhook-id header's bound is the standard's, not an id's (service/fields.py::MAX_ID_CHARS):
+# the receiver compares the two after verifying (service/api/prosody.py).
+MAX_WEBHOOK_ID_CHARS = 256
 MAX_SIGNATURES = 16
 
 
@@ -28,15 +30,23 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key: the base64-decoded part of a `whsec_...` secret."""
+def decode_secret(secret: str) -> bytes:
+    """The base64-decoded part of a `whsec_...` secret, empty or not (ValueError if not base64).
+
+    The one decoding: the signer, the receiver and the settings' checks (service/config.py)
+    read a secret alike."""
     # Unpadded secrets are common: normalise the padding before a strict decode.
     encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
     encoded += "=" * (-len(encoded) % 4)
     try:
-        key = base64.b64decode(encoded, validate=True)
+        return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("webhook secret is not base64 after whsec_") from None
+        raise ValueError(f"webhook secret is not base64 after {SECRET_PREFIX}") from None
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key: the base64-decoded part of a `whsec_...` secret."""
+    key = decode_secret(secret)
     if not key:
         raise ValueError("webhook secret is empty")
     return key
@@ -88,7 +98,7 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now:
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signature_header = _header(headers, "webhook-signature")
-    if not msg_id or len(msg_id) > MAX_ID_CHARS:
+    if not msg_id or len(msg_id) > MAX_WEBHOOK_ID_CHARS:
         raise SignatureError("invalid webhook-id header")
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError("invalid webhook-timestamp header")

@@ -7,8 +7,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from harness.env import base_env
 from harness.eventstream import Stream, signed
 from service.auth.dev import mint_dev_token
 from service.config import load_settings
+from service.domain.model import Missing
 from tests.clock import shift_days
 from tests.e2e.conftest import Server, free_port, start_server, stop_server
 
@@ -95,8 +98,7 @@ class Clinic:
         self.event(self.stream.created(room, "m1", real_now_ms() - ago_ms))
 
 
-@pytest.fixture
-def clinic(tmp_path: Path) -> Iterator[Clinic]:
+def running_clinic(tmp_path: Path, sweep_interval: str) -> Iterator[Clinic]:
     """A migrated SQLite database, a running server, four people (names shown in the page)."""
     from service.store import db
     from service.store.migrate import migrate
@@ -107,7 +109,7 @@ def clinic(tmp_path: Path) -> Iterator[Clinic]:
     # Webhooks aimed at a port nobody listens on: the console shows them being retried.
     env = base_env(
         DATABASE_URL=url,
-        SWEEP_INTERVAL="2",
+        SWEEP_INTERVAL=sweep_interval,
         WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hooks",
         WEBHOOK_SECRET=base_env()["PROSODY_EVENTS_SECRET"],
         WEBHOOK_RETRY_DELAYS="60",
@@ -120,6 +122,17 @@ def clinic(tmp_path: Path) -> Iterator[Clinic]:
         yield clinic
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Iterator[Clinic]:
+    yield from running_clinic(tmp_path, sweep_interval="2")
+
+
+@pytest.fixture
+def unswept_clinic(tmp_path: Path) -> Iterator[Clinic]:
+    """No sweeper: only Prosody's events derive a call, so none is settled before they came."""
+    yield from running_clinic(tmp_path, sweep_interval="0")
 
 
 @dataclass
@@ -319,5 +332,72 @@ def test_readable_at_phone_width(browser: Browser, clinic: Clinic, artifacts: Pa
     # The group is said in words and a symbol, not by colour alone.
     expect(group(page, "waiting").locator(".badge").first).to_contain_text("Waiting")
     page.screenshot(path=str(artifacts / "console-phone.png"), full_page=True)
+    assert watched.errors == []
+    page.context.close()
+
+
+# Who did not come, in the console's words: one NO_SHOW call for each value of `Missing`.
+MISSING_WORDS = {
+    Missing.DOCTOR: "The doctor did not come",
+    Missing.PATIENT: "The patient did not come",
+    Missing.BOTH: "Neither came",
+    Missing.NONE: "Both came, but never at the same time",
+}
+
+
+def test_every_no_show_says_who_did_not_come(
+    browser: Browser, unswept_clinic: Clinic, artifacts: Path
+) -> None:
+    clinic = unswept_clinic
+    # This morning's 08:00-10:00, over for two hours and past the no-show grace (15 min).
+    clinic.window = {**clinic.window, "startTime": "08:00", "endTime": "10:00"}
+    day = date.fromisoformat(clinic.window["appointmentDate"])
+    zone = ZoneInfo(clinic.window["timezone"])
+
+    def at(hour: int, minute: int) -> int:
+        return int(datetime.combine(day, time(hour, minute), zone).timestamp() * 1000)
+
+    # (doctor's stay, patient's stay): none for who never came.
+    stays = {
+        Missing.DOCTOR: (None, (5, 10)),
+        Missing.PATIENT: ((5, 10), None),
+        Missing.BOTH: (None, None),
+        Missing.NONE: ((5, 10), (20, 25)),  # both came, one after the other
+    }
+    assert set(stays) == set(Missing) == set(MISSING_WORDS)
+    calls = {}
+    for missing, (doctor, patient) in stays.items():
+        appointment = f"a-{missing.value}"
+        room = f"appointment_{appointment}"
+        clinic.book(appointment, "doc", "pat")
+        clinic.event(clinic.stream.created(room, "m1", at(8, 0)))
+        for uid, stay in (("doc", doctor), ("pat", patient)):
+            if stay is not None:
+                session = f"s-{uid}-{missing.value}"
+                clinic.event(clinic.stream.joined(room, "m1", session, uid, at(8, stay[0])))
+                clinic.event(clinic.stream.left(room, "m1", session, uid, at(8, stay[1])))
+        calls[missing] = clinic.initiate(appointment, "doc")
+        # The room's last event derives the call from all of them: a no-show by now.
+        clinic.event(clinic.stream.destroyed(room, "m1", at(8, 30)))
+
+    watched = open_console(browser, clinic, DESKTOP)
+    page = watched.page
+    sign_in_with_keyboard(page, clinic.admin_key)
+    missed = group(page, "missed")
+    expect(missed.locator("li")).to_have_count(len(Missing))
+    for missing, words in MISSING_WORDS.items():
+        item = missed.locator(f'li[data-appointment="a-{missing.value}"]')
+        expect(item.locator(".state")).to_have_text(f"✗ Missed {words}")
+    page.screenshot(path=str(artifacts / "console-missed.png"), full_page=True)
+
+    # The call's page says it in the same words.
+    for missing, words in MISSING_WORDS.items():
+        page.goto(f"{clinic.server.url}/console#/call/{calls[missing]}")
+        facts = page.locator("#call-facts")
+        expect(facts).to_contain_text("NO_SHOW")
+        row = facts.locator("dt", has_text="Who did not come").locator(
+            "xpath=following-sibling::dd[1]"
+        )
+        expect(row).to_have_text(words)
     assert watched.errors == []
     page.context.close()

@@ -1,11 +1,16 @@
-"""The console's pure rules: which group an appointment is shown in, and per-doctor totals."""
+"""The console's pure rules: which group an appointment is shown in, and per-doctor totals;
+and the console's words for the service's values (service/console/console.js)."""
 
 from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
 
 import pytest
 
 from service.domain.attention import STARTING_SOON_MS, Attention, Situation, attention
-from service.domain.model import AppointmentStatus, CallStatus, Role
+from service.domain.model import AppointmentStatus, CallStatus, Missing, Role
 from service.domain.totals import CallFacts, minutes_per_day, totals
 from tests.clock import FrozenClock, shift_days
 
@@ -100,3 +105,63 @@ def test_minutes_per_day_fills_every_day(clock: FrozenClock) -> None:
         (shift_days(today, -1), 0.0),
         (today, 1.5),
     ]
+
+
+# --- the console's words ---------------------------------------------------------------------
+
+CONSOLE_JS = Path(__file__).resolve().parents[2] / "service" / "console" / "console.js"
+
+
+def _script() -> str:
+    return CONSOLE_JS.read_text()
+
+
+def _table(name: str) -> dict[str, str]:
+    """A word table of console.js (`const NAME = { key: value, ... };`), one entry a line."""
+    match = re.search(
+        rf"^  const {name} = \{{\n(.*?)\n  \}};$", _script(), re.DOTALL | re.MULTILINE
+    )
+    assert match, f"console.js has no table {name}"
+    lines = match.group(1).splitlines()
+    entries = [re.fullmatch(r"    (\w+): (.+),", line) for line in lines]
+    assert all(entries), lines
+    return {e.group(1): e.group(2) for e in entries if e}
+
+
+@pytest.mark.parametrize(
+    ("table", "enum"), [("MISSING", Missing), ("ROLES", Role), ("GROUPS", Attention)]
+)
+def test_every_value_has_its_words_and_nothing_else_has(table: str, enum: type[StrEnum]) -> None:
+    words = _table(table)
+    assert list(words) == [member.value for member in enum]
+    # Each value its own words: two values never read alike.
+    assert len(set(words.values())) == len(words)
+
+
+def test_the_words_are_read_only_through_their_tables() -> None:
+    script = _script()
+    # No fallback that gives a value a meaning of its own: `words()` shows an unknown value as
+    # it came, and no lookup elsewhere falls back to invented words ("Nobody came" was one).
+    words = re.search(r"function words\(table, value\) \{\n(.*?)\n  \}", script, re.DOTALL)
+    assert words
+    assert words.group(1).strip() == (
+        "return Object.hasOwn(table, value) ? table[value] : String(value);"
+    )
+    assert not re.search(r"\}\[[\w.]+\]", script), "an inline table lookup"
+    assert not re.search(r"\b(MISSING|ROLES)\[", script), "a lookup around words()"
+    # `missing` is only ever shown in its words (or, for a call that is no no-show, a dash).
+    shown = re.sub(r"\w+\.missing === null \?", "", script)
+    in_words = re.findall(r"words\(MISSING, \w+\.missing\)", shown)
+    assert len(in_words) == len(re.findall(r"\.missing\b", shown)) == 2
+    # Roles and missing parties are compared nowhere: their tables say them.
+    values = "|".join(sorted({*Role, *Missing}))
+    assert not re.search(rf"[=!]==?\s*\"({values})\"", script)
+
+
+def test_every_group_has_its_state_in_words() -> None:
+    state = re.search(r"function stateText\(item, now\) \{\n(.*?)\n  \}\n", _script(), re.DOTALL)
+    assert state
+    cases = re.findall(r'case "(\w+)":', state.group(1))
+    assert cases == [group.value for group in Attention]
+    # An attention the console does not know is shown as it came, not called "Cancelled".
+    assert "default:\n        return String(item.attention);" in state.group(1)

@@ -1,11 +1,14 @@
 """Rules that once lived in several places, each with its one definition (issue 11).
 
-Each rule is tested on values, and a scan of `service/` checks that nobody grew a second copy:
-rounding arithmetic, role comparisons, the `missing` vocabulary and the type-name switch.
+Each rule is tested on values, and a scan of `service/` (its modules and the console's
+scripts) checks that nobody grew a second copy: rounding arithmetic, role comparisons, the
+`missing` vocabulary, the type-name switch, the `whsec_` prefix, the event body limit, the
+event_sync paths and the length of an id.
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from pathlib import Path
@@ -23,7 +26,43 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 
 
 def _sources() -> dict[str, str]:
-    return {str(p.relative_to(SERVICE)): p.read_text() for p in SERVICE.rglob("*.py")}
+    """Every module of service/ and the console's JavaScript, by path under service/."""
+    files = [*SERVICE.rglob("*.py"), *SERVICE.glob("console/*.js")]
+    return {str(p.relative_to(SERVICE)): p.read_text() for p in files}
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {name: ast.parse(text) for name, text in _sources().items() if name.endswith(".py")}
+
+
+def _literals(tree: ast.Module) -> list[str]:
+    """The module's string constants (f-strings' parts too), docstrings left out."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def _assigned(name: str) -> list[str]:
+    """The modules that assign `name` at their top level."""
+    found = []
+    for module, tree in _modules().items():
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                found.append(module)
+    return sorted(found)
 
 
 # --- whole seconds ---------------------------------------------------------------------------
@@ -244,3 +283,104 @@ def test_no_use_case_imports_another() -> None:
 def test_no_work_closures_for_the_database() -> None:
     found = [n for n, t in _sources().items() if re.search(r"db\.run\(|def work\(\)", t)]
     assert found == []
+
+
+# --- the console's words and role literals -------------------------------------------------
+
+ROLE_AND_MISSING = {*Role, *Missing}
+# Modules other changes of this issue are rewriting (service/api/openapi.py, shapes.py,
+# admin_views.py): their restatements are allowed here until those land, and no others.
+REWRITTEN_ELSEWHERE = {"api/openapi.py", "api/shapes.py", "api/admin_views.py"}
+
+
+def test_roles_and_missing_parties_are_compared_through_their_enums() -> None:
+    found = set()
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(
+                    isinstance(side, ast.Constant) and side.value in ROLE_AND_MISSING
+                    for side in sides
+                ):
+                    found.add(name)
+    assert found <= REWRITTEN_ELSEWHERE, found - REWRITTEN_ELSEWHERE
+    values = "|".join(sorted(ROLE_AND_MISSING))
+    scripts = {n: t for n, t in _sources().items() if n.endswith(".js")}
+    assert scripts
+    compare = re.compile(rf"[=!]==?\s*[\"']({values})[\"']")
+    assert [n for n, t in scripts.items() if compare.search(t)] == []
+
+
+# --- the whsec_ prefix -------------------------------------------------------------------------
+
+
+def test_the_whsec_prefix_is_written_and_checked_once() -> None:
+    sources = _sources()
+    written = sorted(
+        n for n, tree in _modules().items() if any("whsec_" in s for s in _literals(tree))
+    )
+    # logs.py's is the redaction pattern (a secret found in any text), not a check of one.
+    assert written == ["logs.py", "receiver/signing.py"]
+    assert not any("whsec_" in t for n, t in sources.items() if n.endswith(".js"))
+    checks = [n for n, t in sources.items() for _ in re.finditer(r"startswith\(SECRET_PREFIX\)", t)]
+    assert checks == ["config.py"]
+    assert sum(t.count("def _whsec_encoded(") for t in sources.values()) == 1
+    # One decoding of a secret's key: the signer's, which the settings' checks call too.
+    decoders = [n for n, t in sources.items() if re.search(r"\bbase64\.b64decode\(", t)]
+    assert decoders == ["receiver/signing.py"]
+
+
+# --- the limits and vocabulary of Prosody's events ---------------------------------------------
+
+FOUR_MIB = re.compile(
+    r"\b4\s*\*\s*1024\s*\*\s*1024\b|\b4_?194_?304\b|\b4\s*<<\s*20\b|\b2\s*\*\*\s*22\b"
+)
+
+
+def test_the_event_body_limit_is_written_once() -> None:
+    from service.api import prosody
+    from service.receiver import parse
+
+    assert [n for n, t in _sources().items() if FOUR_MIB.search(t)] == ["receiver/parse.py"]
+    assert _assigned("MAX_BODY_BYTES") == ["api/middleware.py", "receiver/parse.py"]
+    assert prosody.MAX_EVENT_BODY is parse.MAX_BODY_BYTES  # the route's limit is the parser's
+
+
+def test_the_event_sync_paths_are_listed_once() -> None:
+    from service.api import prosody
+    from service.receiver import parse
+
+    assert _assigned("EVENT_SYNC_KINDS") == ["receiver/parse.py"]
+    assert prosody.EVENT_SYNC_KINDS is parse.EVENT_SYNC_KINDS
+    for kind in parse.EVENT_SYNC_KINDS:
+        holders = [n for n, tree in _modules().items() if kind in _literals(tree)]
+        assert holders == ["receiver/parse.py"], kind
+
+
+def test_the_length_of_an_id_is_written_once() -> None:
+    from service import fields
+    from service.receiver import signing
+
+    assert _assigned("MAX_ID_CHARS") == ["fields.py"]
+    assert fields.ID_REGEX.endswith(f"{{1,{fields.MAX_ID_CHARS}}}$")
+    # The Standard Webhooks header's own bound is another rule, under its own name.
+    assert signing.MAX_WEBHOOK_ID_CHARS != fields.MAX_ID_CHARS
+    restated = re.compile(rf"\{{1,{fields.MAX_ID_CHARS}\}}|\b1-{fields.MAX_ID_CHARS}\b")
+    found = {n for n, t in _sources().items() if restated.search(t)}
+    # Beside those rewrites, restated in openapi_console.py's _ID pattern and directory.py's
+    # message (not this change's modules): none may be added.
+    assert found <= REWRITTEN_ELSEWHERE | {"api/openapi_console.py", "directory.py"}, found
+    numbers = {
+        name
+        for name, tree in _modules().items()
+        if not name.startswith("store/migrations/")  # frozen history: the columns as created
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value == fields.MAX_ID_CHARS
+    }
+    # Beside fields.py: cli.py's 128 + signum (a shell's exit status, another rule), and
+    # restatements in modules this change does not own (auth/dev.py's MAX_UID_LENGTH,
+    # store/models.py's column widths, the rewrites'): none may be added.
+    assert "fields.py" in numbers
+    allowed = {"fields.py", "cli.py", "auth/dev.py", "store/models.py"} | REWRITTEN_ELSEWHERE
+    assert numbers <= allowed, numbers - allowed
