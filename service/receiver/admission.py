@@ -47,10 +47,16 @@ def refused_peer(
     return None
 
 
-def refused_time(occurred_at_ms: int, now_ms: int, max_age_s: int) -> str | None:
-    """ "stale" or "future" when the event's time is more than `max_age_s` from now, else None."""
+def refused_time(
+    occurred_at_ms: int, now_ms: int, max_age_s: int, resolution_ms: int = 1000
+) -> str | None:
+    """Why an event's time is refused: "stale" or "future" when it is more than `max_age_s`
+    from now, else None.
+
+    event_sync's times are whole seconds (os.time(), rounded down): the time t names a moment
+    in [t, t + resolution_ms), which is stale only once all of it is over max_age ago."""
     bound = max_age_s * 1000
-    if occurred_at_ms < now_ms - bound:
+    if occurred_at_ms + resolution_ms - 1 < now_ms - bound:
         return "stale"
     if occurred_at_ms > now_ms + bound:
         return "future"
