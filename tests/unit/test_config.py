@@ -199,3 +199,17 @@ def test_a_bad_network_stops_the_service_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "configuration error: EVENT_SYNC_ALLOWED_NETWORKS: '300.1.2.3/32'" in result.stderr
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    """Each variable service/config.py reads has a row (name, default, what it does)."""
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (root / "service" / "config.py").read_text()))
+    read -= {"DEBUG", "INFO", "WARNING", "ERROR"}  # LOG_LEVEL's values
+    readme = (root / "README.md").read_text()
+    assert sorted(n for n in read if f"| `{n}` |" not in readme) == []
+    for name in ("EVENT_SYNC_ALLOWED_NETWORKS", "EVENT_SYNC_HOST", "EVENT_SYNC_MAX_AGE"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"Example: `{name}=" in row, name
+        example = row.split(f"Example: `{name}=", 1)[1].split("`", 1)[0]
+        load_settings(base_env(**{name: example}))  # the example works
