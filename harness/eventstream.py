@@ -165,3 +165,14 @@ def event_sync_consultation(
             },
         ),
     ]
+
+
+def event_sync_time(kind: str, payload: dict[str, Any]) -> int:
+    """The Unix second an event_sync request tells of: the receiver refuses it unless it
+    arrives within EVENT_SYNC_MAX_AGE of that (tests move their clock there first)."""
+    if kind == "room/created":
+        return int(payload["created_at"])
+    if kind == "room/destroyed":
+        return int(payload["destroyed_at"])
+    occupant = payload["occupant"]
+    return int(occupant["left_at"] if kind == "occupant/left" else occupant["joined_at"])

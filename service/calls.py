@@ -46,6 +46,8 @@ class CallView:
     doctor: UserRecord | None
     patient: UserRecord | None
     sessions: tuple[SessionRecord, ...] = ()
+    # The receiver its Prosody events came through (event_log.room_source); details only.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,12 +284,14 @@ def details(uid: str, ref: str) -> CallView:
         users = repo.get_users([call.doctor_uid, call.patient_uid])
         _require_active_caller(uid, users)
         sessions = tuple(record_of(SessionRecord, s) for s in event_store.sessions_of(call.id))
+        source = event_store.room_source(call.room_name)
     return CallView(
         record_of(CallRecord, call),
         record_of(AppointmentRecord, appointment),
         _user(users.get(call.doctor_uid)),
         _user(users.get(call.patient_uid)),
         sessions,
+        source,
     )
 
 

@@ -6,9 +6,11 @@ README with its default; a bad value stops the process with a one-line reason.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +26,24 @@ MIN_WEBHOOK_KEY_BYTES = 24
 # A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
 # long but guessable; real generated secrets have far more variety.
 MIN_DISTINCT_CHARS = 10
+
+# --- the stock event_sync receiver (service/api/prosody.py) --------------------------------
+
+# Peers whose event_sync requests are heard: loopback and the private ranges, where Prosody's
+# container (docker-jitsi-meet's meet.jitsi network) or a Prosody on the same host sends from.
+DEFAULT_EVENT_SYNC_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+# docker-jitsi-meet's MUC component (XMPP_MUC_DOMAIN), where event_sync is loaded.
+DEFAULT_EVENT_SYNC_HOST = "muc.meet.jitsi"
+# event_sync retries a failed request within seconds; two minutes also covers clock drift.
+DEFAULT_EVENT_SYNC_MAX_AGE = 120
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -146,6 +166,11 @@ class Settings:
     db_pool_size: int = 8
     prosody_events_secrets: tuple[str, ...] = field(default=(), repr=False)
     event_sync_token: str = field(default="", repr=False)
+    event_sync_allowed_networks: tuple[Network, ...] = tuple(
+        ipaddress.ip_network(n) for n in DEFAULT_EVENT_SYNC_NETWORKS
+    )
+    event_sync_host: str = DEFAULT_EVENT_SYNC_HOST
+    event_sync_max_age: int = DEFAULT_EVENT_SYNC_MAX_AGE
     call_end_grace: int = 120
     no_show_grace: int = 900
     max_call_duration: int = 14400
@@ -234,6 +259,36 @@ def _features(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tu
     if unknown:
         raise ConfigError(f"{name} has unknown features {unknown}; known: {list(KNOWN_FEATURES)}")
     return features
+
+
+def _networks(env: Mapping[str, str]) -> tuple[Network, ...]:
+    """EVENT_SYNC_ALLOWED_NETWORKS: comma-separated CIDRs (a bare address is one host)."""
+    raw = env.get("EVENT_SYNC_ALLOWED_NETWORKS", "").strip()
+    items = _list(raw) if raw else DEFAULT_EVENT_SYNC_NETWORKS
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            raise ConfigError(
+                f"EVENT_SYNC_ALLOWED_NETWORKS: {item!r} is not a network in CIDR notation "
+                f"({exc}); e.g. 172.16.0.0/12,127.0.0.1/32"
+            ) from None
+    return tuple(networks)
+
+
+# A DNS name as Prosody's components are named: labels of letters, digits and hyphens.
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _event_sync_host(env: Mapping[str, str]) -> str:
+    host = env.get("EVENT_SYNC_HOST", "").strip().lower() or DEFAULT_EVENT_SYNC_HOST
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ConfigError(
+            f"EVENT_SYNC_HOST must be the MUC component's host name (e.g. "
+            f"{DEFAULT_EVENT_SYNC_HOST}), got {host!r}"
+        )
+    return host
 
 
 def _project_from_credentials(path: str) -> str:
@@ -342,6 +397,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
         prosody_events_secrets=events_secrets,
         event_sync_token=event_sync_token,
+        event_sync_allowed_networks=_networks(env),
+        event_sync_host=_event_sync_host(env),
+        event_sync_max_age=_int(env, "EVENT_SYNC_MAX_AGE", DEFAULT_EVENT_SYNC_MAX_AGE, minimum=1),
         call_end_grace=_int(env, "CALL_END_GRACE", 120),
         no_show_grace=_int(env, "NO_SHOW_GRACE", 900),
         max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),

@@ -55,7 +55,8 @@ HTTP_DURATION = Histogram(
 EVENTS_RECEIVED = Counter(
     "videocalls_events_received",
     "Prosody events received, by receiver (v1, event_sync) and result "
-    "(new, duplicate, rejected: bad signature or token, invalid: not a valid event)",
+    "(new, duplicate, rejected: bad signature or token or a peer not allowed, invalid: not a "
+    "valid event, stale: an event_sync time beyond EVENT_SYNC_MAX_AGE)",
     ["source", "result"],
     registry=_REGISTRY,
 )

@@ -189,6 +189,30 @@ def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
     _note_host(event, at)
 
 
+def refused(event: RoomEvent, source: str, reason: str, at: int, max_age_s: int) -> None:
+    """Audit an event the receiver refused for its time (`reason`: stale or future) and store
+    nothing else; the audit names the room's call if there is one, so a forged event aimed
+    at a consultation shows in that call's trail."""
+    with uow.write():
+        call_ids = event_store.calls_for_rooms([event.room_name])
+        repo.audit(
+            SERVER,
+            "event.refused",
+            at,
+            call_ids[0] if len(call_ids) == 1 else None,
+            detail={
+                "id": event.id,
+                "type": event.type.value,
+                "source": source,
+                "host": event.host,
+                "room": event.room_name,
+                "occurred_at": event.occurred_at,
+                "reason": reason,
+                "max_age_s": max_age_s,
+            },
+        )
+
+
 def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
     """Whether and when a consultation was recorded is what an auditor asks: one row per
     start and stop, on each call of the room."""

@@ -405,7 +405,25 @@ SCHEMAS: Final[JSON] = {
                     additionalProperties=False,
                 ),
             },
+            "source": {
+                "type": ["string", "null"],
+                "enum": ["v1", "event_sync", None],
+                "description": "Call details only: the receiver Prosody's events of this call "
+                "came through: `v1` (the signed module), `event_sync` (the stock module, "
+                "unsigned; also when only some events came that way), null (none yet)",
+            },
         },
+        # `source` is in the details answer, not in webhook bodies.
+        required=[
+            "trackedByServer",
+            "doctorPresence",
+            "patientPresence",
+            "missing",
+            "durationUncertain",
+            "waiting",
+            "lobby",
+            "sessions",
+        ],
         additionalProperties=False,
         description="What Prosody saw: each role's time in the room and its occupant sessions",
     ),
@@ -888,9 +906,17 @@ def _event_sync(kind: str) -> JSON:
             "requestBody": EVENT_SYNC_BODY,
             "responses": {
                 "200": _ok("Stored (or a repeat)", _schema("EventSyncAccepted")),
-                "400": _error("Not a valid event", ["invalid_event", "bad_request"]),
+                "400": _error(
+                    "Not a valid event, or its time is more than EVENT_SYNC_MAX_AGE seconds "
+                    "from the server's clock (audited as event.refused)",
+                    ["invalid_event", "bad_request", "stale_event", "future_event"],
+                ),
                 "401": _error("Missing token", ["missing_token"]),
-                "403": _error("Wrong token", ["invalid_token"]),
+                "403": _error(
+                    "Wrong token, or a peer outside EVENT_SYNC_ALLOWED_NETWORKS or a request "
+                    "through a proxy (a forwarding header)",
+                    ["invalid_token", "network_not_allowed"],
+                ),
                 "404": _error(
                     "The receiver is disabled (EVENT_SYNC_TOKEN unset)", ["receiver_disabled"]
                 ),

@@ -15,9 +15,10 @@ from starlette.routing import Route
 from service import metrics, tracking
 from service.api.common import JSONResponse, in_thread, require_bearer_key, settings_of
 from service.clock import now_ms
-from service.domain.prosody import Event
-from service.errors import AppError, BadRequest, NotFound, Unauthorized
+from service.domain.prosody import Event, RoomEvent
+from service.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized
 from service.fields import MAX_ID_CHARS
+from service.receiver import admission
 from service.receiver.parse import EVENT_SYNC_KINDS as EVENT_SYNC_KINDS
 from service.receiver.parse import MAX_BODY_BYTES, InvalidEvent, parse_event_sync, parse_v1
 from service.receiver.signing import SignatureError, verify
@@ -82,9 +83,26 @@ async def prosody_events(request: Request) -> Response:
 
 
 async def event_sync(request: Request) -> Response:
-    token = settings_of(request).event_sync_token
+    settings = settings_of(request)
+    token = settings.event_sync_token
     if not token:
         raise NotFound("event_sync receiver is disabled: set EVENT_SYNC_TOKEN", "receiver_disabled")
+    # Before the token: from outside Prosody's network the token cannot even be tried.
+    peer = request.client.host if request.client is not None else None
+    refused = admission.refused_peer(peer, request.headers, settings.event_sync_allowed_networks)
+    if refused is not None:
+        log.warning(
+            "event rejected",
+            extra={
+                "fields": {"source": "event_sync", "reason": refused, "peer": (peer or "")[:64]}
+            },
+        )
+        metrics.event_received("event_sync", "rejected")
+        raise Forbidden(
+            "event_sync is accepted only directly from Prosody's network "
+            "(EVENT_SYNC_ALLOWED_NETWORKS), never through a proxy",
+            "network_not_allowed",
+        )
     try:
         require_bearer_key(request, token, "invalid_token", "event_sync token")
     except AppError:
@@ -94,12 +112,42 @@ async def event_sync(request: Request) -> Response:
     if kind not in EVENT_SYNC_KINDS:
         raise NotFound("Unknown event_sync event", "not_found")
     try:
-        event = parse_event_sync(kind, await request.body())
+        event = parse_event_sync(kind, await request.body(), host=settings.event_sync_host)
     except InvalidEvent as exc:
         metrics.event_received("event_sync", "invalid")
         raise BadRequest(str(exc), "invalid_event") from None
+    await _refuse_out_of_time(request, event)
     result = await _ingest(request, event, "event_sync")
     return JSONResponse({"status": "ok", "duplicate": not result.new})
+
+
+async def _refuse_out_of_time(request: Request, event: RoomEvent) -> None:
+    """A backdated (or future) event_sync event: 400, audited, nothing else stored."""
+    max_age = settings_of(request).event_sync_max_age
+    arrived = now_ms()
+    reason = admission.refused_time(event.occurred_at, arrived, max_age)
+    if reason is None:
+        return
+    log.warning(
+        "event rejected",
+        extra={
+            "fields": {
+                "source": "event_sync",
+                "reason": reason,
+                "type": event.type.value,
+                "room": event.room_name,
+                "occurred_at": event.occurred_at,
+            }
+        },
+    )
+    metrics.event_received("event_sync", "stale")
+    await in_thread(lambda: tracking.refused(event, "event_sync", reason, arrived, max_age))
+    when = "before" if reason == "stale" else "after"
+    raise BadRequest(
+        f"event time is more than {max_age} seconds {when} the server's clock "
+        "(EVENT_SYNC_MAX_AGE); check that Prosody's and the service's clocks are synchronised",
+        f"{reason}_event",
+    )
 
 
 routes = [

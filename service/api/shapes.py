@@ -181,7 +181,8 @@ def call_details(view: CallView) -> dict[str, Any]:
         "videoCall": call_full(view.call),
         "doctor": user(view.doctor),
         "patient": user(view.patient),
-        "presence": presence(view),
+        # Which receiver Prosody's events came through: "v1" (signed), "event_sync", None.
+        "presence": {**presence(view), "source": view.source},
     }
 
 

@@ -298,8 +298,9 @@ def _jid_parts(room_jid: str) -> tuple[str, str]:
     return node, domain.partition("/")[0]
 
 
-def parse_event_sync(kind: str, body: bytes) -> RoomEvent:
-    """Parse one request of the stock `event_sync` module; `kind` is the path after /events/.
+def parse_event_sync(kind: str, body: bytes, *, host: str) -> RoomEvent:
+    """Parse one request of the stock `event_sync` module; `kind` is the path after /events/,
+    `host` the MUC component it runs on (EVENT_SYNC_HOST).
 
     The module sends no id, session or meeting id, so they are derived deterministically:
     - `id`: "es_" + sha256 of the kind and the fields that identify the event, so the module's
@@ -310,7 +311,8 @@ def parse_event_sync(kind: str, body: bytes) -> RoomEvent:
       room's `created_at`; presence then tells meetings of one room apart by time. Breakout
       rooms get "breakout_<breakout_room_id>" so their destruction never closes sessions of
       the main room (their occupants still count as present in the call).
-    - `host`: the room JID's domain; `boot_id` and `seq` are None.
+    - `host`: the configured `host`, whatever domain `room_jid` names (event_sync signs
+      nothing, so a body naming its own host could invent hosts); `boot_id` and `seq` are None.
     """
     event_type = EVENT_SYNC_KINDS.get(kind)
     if event_type is None:
@@ -318,9 +320,9 @@ def parse_event_sync(kind: str, body: bytes) -> RoomEvent:
     data = _load(body)
     room_jid = _opt_str(data, "room_jid", "", limit=2 * MAX_NAME_CHARS)
     if room_jid is not None:
-        node, host = _jid_parts(room_jid)
+        node, _ = _jid_parts(room_jid)
     else:
-        node, host = _str(data, "room_name", ""), "event_sync"
+        node = _str(data, "room_name", "")
     room_name = node.lower()
     breakout = None
     if _opt_bool(data, "is_breakout", ""):

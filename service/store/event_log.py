@@ -288,6 +288,24 @@ def calls_watched_on(host: str) -> list[str]:
     return [row.call_id for row in query]
 
 
+_ROOM_SOURCES = Compiled(
+    lambda room: (
+        ProsodyEvent.select(ProsodyEvent.source).where(ProsodyEvent.room_name == room).distinct()
+    ),
+    "r",
+)
+
+
+def room_source(room_name: str) -> str | None:
+    """Which receiver the room's events came through: "event_sync" if any did (the record
+    is then only as trustworthy as those unsigned events), "v1" if all came signed, None
+    if none was stored."""
+    sources = {row.source for row in _ROOM_SOURCES.rows(ProsodyEvent, room_name)}
+    if not sources:
+        return None
+    return "event_sync" if "event_sync" in sources else "v1"
+
+
 def sessions_of(call_id: str) -> list[OccupantSession]:
     return _SESSIONS.rows(OccupantSession, call_id)
 

@@ -62,7 +62,11 @@ class Api:
 
 @pytest.fixture
 def api(settings: Settings, clock: FrozenClock) -> Iterator[Api]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    # A loopback peer (TestClient's default is the name "testclient"): the event_sync
+    # receiver admits only addresses in EVENT_SYNC_ALLOWED_NETWORKS.
+    with TestClient(
+        create_app(settings), raise_server_exceptions=False, client=("127.0.0.1", 50000)
+    ) as client:
         yield Api(client, settings, clock)
 
 

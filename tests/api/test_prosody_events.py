@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.eventstream import Stream, consultation, event_sync_consultation, signed
+from harness.eventstream import (
+    Stream,
+    consultation,
+    event_sync_consultation,
+    event_sync_time,
+    signed,
+)
 from service import tracking
 from service.store import uow
 from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
@@ -45,6 +51,7 @@ def test_a_signed_stream_produces_the_documented_record(call: Api) -> None:
     assert record["duration"] == 600
     presence = body["presence"]
     assert presence["trackedByServer"] is True
+    assert presence["source"] == "v1"
     assert presence["doctorPresence"] == 670
     assert presence["patientPresence"] == 600
     assert [(s["role"], s["endReason"]) for s in presence["sessions"]] == [
@@ -184,16 +191,20 @@ def test_out_of_order_delivery_gives_the_same_record(call: Api) -> None:
 
 
 def test_event_sync_gives_the_same_record_to_the_second(call: Api) -> None:
-    t0_s = call.clock.s - 700
+    t0_s = call.clock.s
     headers = {"Authorization": f"Bearer {call.settings.event_sync_token}"}
     for kind, payload in event_sync_consultation(ROOM, "doc", "pat", t0_s):
+        # Each request when it happens (the receiver refuses times beyond EVENT_SYNC_MAX_AGE).
+        call.clock.set(event_sync_time(kind, payload) * 1000 + 400)
         for _ in range(2):  # event_sync retries: deduplicated by a derived id
             response = call.client.post(
                 f"/api/event-sync/events/{kind}", json=payload, headers=headers
             )
             assert response.status_code == 200, response.text
     assert stored() == 6
-    record = details(call)["videoCall"]
+    body = details(call)
+    assert body["presence"]["source"] == "event_sync"
+    record = body["videoCall"]
     assert record["status"] == "COMPLETED"
     assert record["startedAt"] == iso((t0_s + 61) * 1000)
     assert record["endedAt"] == iso((t0_s + 661) * 1000)

@@ -80,6 +80,24 @@ def test_service_environment_is_accepted_by_the_service_settings(checkout: Check
     assert settings.patient_features == DEFAULT_PATIENT_FEATURES
     assert settings.admin_api_key == checkout.env()["VIDEOCALLS_ADMIN_API_KEY"]
     assert env["VIDEOCALLS_WORKERS"] == "2"
+    # event_sync: off until its token is set; its host is docker-jitsi-meet's MUC component.
+    assert settings.event_sync_token == ""
+    assert settings.event_sync_host == "muc.meet.jitsi"
+    assert settings.event_sync_max_age == 120
+    assert "172.16.0.0/12" in [str(n) for n in settings.event_sync_allowed_networks]
+
+
+def test_event_sync_settings_pass_through(checkout: Checkout) -> None:
+    token = "0123456789abcdef0123456789abcdef"
+    checkout.set("VIDEOCALLS_EVENT_SYNC_TOKEN", token)
+    checkout.set("VIDEOCALLS_EVENT_SYNC_ALLOWED_NETWORKS", "172.18.0.0/16")
+    checkout.set("VIDEOCALLS_EVENT_SYNC_MAX_AGE", "60")
+    checkout.set("XMPP_MUC_DOMAIN", "conference.meet.example.com")
+    settings = load_settings(environment(checkout.compose_config()["services"]["videocalls"]))
+    assert settings.event_sync_token == token
+    assert [str(n) for n in settings.event_sync_allowed_networks] == ["172.18.0.0/16"]
+    assert settings.event_sync_max_age == 60
+    assert settings.event_sync_host == "conference.meet.example.com"
 
 
 def test_every_service_variable_is_one_the_service_reads() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -140,8 +141,18 @@ def test_two_replicas_receiving_every_event_agree(postgres_database_url: str) ->
         stop_server(second)
 
 
-def test_event_sync_stream_over_http_matches_the_signed_one(server: Server) -> None:
+@pytest.fixture
+def replaying(env: dict[str, str]) -> Iterator[Server]:
+    """A server that takes event_sync events up to an hour old: this test replays a
+    consultation that ended minutes ago (the default EVENT_SYNC_MAX_AGE is 120 s)."""
+    running = start_server({**env, "EVENT_SYNC_MAX_AGE": "3600"})
+    yield running
+    stop_server(running)
+
+
+def test_event_sync_stream_over_http_matches_the_signed_one(replaying: Server) -> None:
     """The same consultation through both receivers gives the same record (whole seconds)."""
+    server = replaying
     tokens = seed(server)
     initiate(server, tokens)
     t0_s = real_now_ms() // 1000 - 700

@@ -123,3 +123,93 @@ def test_env_example_states_the_service_defaults() -> None:
             assert load_settings({**env, name: claims[variable]}) == baseline, variable
             checked += 1
     assert checked >= 6
+
+
+# --- the stock event_sync receiver --------------------------------------------------------
+
+
+def test_event_sync_defaults() -> None:
+    settings = load_settings(base_env())
+    assert [str(n) for n in settings.event_sync_allowed_networks] == [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ]
+    assert settings.event_sync_host == "muc.meet.jitsi"  # docker-jitsi-meet's XMPP_MUC_DOMAIN
+    assert settings.event_sync_max_age == 120
+
+
+def test_event_sync_settings() -> None:
+    settings = load_settings(
+        base_env(
+            EVENT_SYNC_ALLOWED_NETWORKS=" 172.18.0.0/16, 10.1.2.3 ,fd00::/8",
+            EVENT_SYNC_HOST="Conference.Meet.Example.COM",
+            EVENT_SYNC_MAX_AGE="30",
+        )
+    )
+    assert [str(n) for n in settings.event_sync_allowed_networks] == [
+        "172.18.0.0/16",
+        "10.1.2.3/32",
+        "fd00::/8",
+    ]
+    assert settings.event_sync_host == "conference.meet.example.com"
+    assert settings.event_sync_max_age == 30
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"EVENT_SYNC_ALLOWED_NETWORKS": "10.0.0.0/33"}, "'10.0.0.0/33' is not a network"),
+        ({"EVENT_SYNC_ALLOWED_NETWORKS": "172.16.0.1/12"}, "'172.16.0.1/12' is not a network"),
+        ({"EVENT_SYNC_ALLOWED_NETWORKS": "127.0.0.0/8,prosody"}, "'prosody' is not a network"),
+        ({"EVENT_SYNC_ALLOWED_NETWORKS": "10.0.0.0/8;192.168.0.0/16"}, "CIDR notation"),
+        ({"EVENT_SYNC_HOST": "https://muc.meet.jitsi"}, "EVENT_SYNC_HOST must be"),
+        ({"EVENT_SYNC_HOST": "muc..meet.jitsi"}, "EVENT_SYNC_HOST must be"),
+        ({"EVENT_SYNC_HOST": "room@muc.meet.jitsi"}, "EVENT_SYNC_HOST must be"),
+        ({"EVENT_SYNC_MAX_AGE": "0"}, "EVENT_SYNC_MAX_AGE must be at least 1"),
+        ({"EVENT_SYNC_MAX_AGE": "2m"}, "EVENT_SYNC_MAX_AGE must be a whole number"),
+    ],
+)
+def test_event_sync_refusals(change: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        load_settings(base_env(**change))
+
+
+def test_a_bad_network_stops_the_service_with_one_line(tmp_path: Path) -> None:
+    """`videocalls serve` refuses to start on a bad CIDR, saying which entry and why."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        **base_env(DATABASE_URL=f"sqlite:///{tmp_path}/v.db"),
+        "EVENT_SYNC_ALLOWED_NETWORKS": "10.0.0.0/8,300.1.2.3/32",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "configuration error: EVENT_SYNC_ALLOWED_NETWORKS: '300.1.2.3/32'" in result.stderr
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    """Each variable service/config.py reads has a row (name, default, what it does)."""
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (root / "service" / "config.py").read_text()))
+    read -= {"DEBUG", "INFO", "WARNING", "ERROR"}  # LOG_LEVEL's values
+    readme = (root / "README.md").read_text()
+    assert sorted(n for n in read if f"| `{n}` |" not in readme) == []
+    for name in ("EVENT_SYNC_ALLOWED_NETWORKS", "EVENT_SYNC_HOST", "EVENT_SYNC_MAX_AGE"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"Example: `{name}=" in row, name
+        example = row.split(f"Example: `{name}=", 1)[1].split("`", 1)[0]
+        load_settings(base_env(**{name: example}))  # the example works

@@ -21,6 +21,8 @@ OCCUPANT: dict[str, Any] = {
     "joined_at": 1825823996,
 }
 BASE = {"room_name": "Appointment_A1", "room_jid": ROOM_JID, "is_breakout": False}
+# EVENT_SYNC_HOST: the host every event is attributed to, whatever the body names.
+HOST = "muc.meet.example.com"
 
 
 def created(at: int = 1825823990) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def left(occupant: dict[str, Any] | None = None, left_at: int = 1825824035) -> d
 
 
 def parse(kind: str, data: dict[str, Any]) -> RoomEvent:
-    return parse_event_sync(kind, json.dumps(data).encode())
+    return parse_event_sync(kind, json.dumps(data).encode(), host=HOST)
 
 
 def test_room_created() -> None:
@@ -64,7 +66,7 @@ def test_room_created() -> None:
     assert event.type is EventType.ROOM_CREATED
     assert event.occurred_at == 1825823990_000
     assert event.room_name == "appointment_a1"
-    assert event.host == "conference.meet.example.com"
+    assert event.host == HOST  # the configured host, not the JID's domain
     assert (event.boot_id, event.seq, event.meeting_id, event.occupant) == (None, None, None, None)
     assert event.id.startswith("es_")
 
@@ -131,7 +133,19 @@ def test_breakout_rooms_count_for_the_main_room_under_their_own_meeting() -> Non
 def test_room_name_without_jid() -> None:
     data = {k: v for k, v in created().items() if k != "room_jid"}
     event = parse("room/created", data)
-    assert (event.room_name, event.host) == ("appointment_a1", "event_sync")
+    assert (event.room_name, event.host) == ("appointment_a1", HOST)
+
+
+def test_the_host_a_body_names_changes_neither_the_host_nor_the_ids() -> None:
+    """event_sync signs nothing: a body naming another host is still the configured host's
+    event, with the same derived ids (a retry through another name is the same event)."""
+    forged = {**joined(), "room_jid": "Appointment_A1@muc.evil"}
+    event, honest = parse("occupant/joined", forged), parse("occupant/joined", joined())
+    assert event.host == honest.host == HOST
+    assert event.id == honest.id
+    assert event.occupant == honest.occupant
+    other = parse_event_sync("occupant/joined", json.dumps(joined()).encode(), host="muc.other")
+    assert other.host == "muc.other"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +173,7 @@ def test_invalid_event_sync_bodies(kind: str, data: dict[str, Any]) -> None:
 
 def test_malformed_json() -> None:
     with pytest.raises(InvalidEvent):
-        parse_event_sync("room/created", b"{nope")
+        parse_event_sync("room/created", b"{nope", host=HOST)
 
 
 def test_an_event_sync_stream_gives_the_record_in_whole_seconds() -> None:
