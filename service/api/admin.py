@@ -7,10 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import calls, directory, tracking
-from service.api import shapes
 from service.api.common import (
     JSONResponse,
-    encode_cursor,
     in_thread,
     json_object,
     page_cursor,
@@ -18,6 +16,8 @@ from service.api.common import (
     require_admin,
     status_filter,
 )
+from service.api.video_calls import call_list
+from service.wire import admin as wire
 
 
 async def put_user(request: Request) -> Response:
@@ -25,7 +25,7 @@ async def put_user(request: Request) -> Response:
     body = await json_object(request)
     uid: str = request.path_params["uid"]
     row = await in_thread(lambda: directory.upsert_user(uid, body))
-    return JSONResponse({"message": "User saved", "user": shapes.user_admin(row)})
+    return JSONResponse(wire.user_saved(row))
 
 
 async def put_appointment(request: Request) -> Response:
@@ -33,9 +33,7 @@ async def put_appointment(request: Request) -> Response:
     body = await json_object(request)
     appointment_id: str = request.path_params["id"]
     row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body))
-    return JSONResponse(
-        {"message": "Appointment saved", "appointment": shapes.appointment_admin(row)}
-    )
+    return JSONResponse(wire.appointment_saved(row))
 
 
 async def list_calls(request: Request) -> Response:
@@ -44,23 +42,13 @@ async def list_calls(request: Request) -> Response:
     limit = page_limit(request)
     cursor = page_cursor(request)
     page = await in_thread(lambda: calls.list_for_admin(status, cursor, limit))
-    return JSONResponse(
-        {
-            "message": "Video calls retrieved successfully",
-            "count": len(page.items),
-            "videoCalls": [shapes.call_list_item(v) for v in page.items],
-            "nextCursor": encode_cursor(page.next_cursor),
-        }
-    )
+    return JSONResponse(call_list(page))
 
 
 async def list_prosody_hosts(request: Request) -> Response:
     require_admin(request)
     found = await in_thread(tracking.prosody_hosts)
-    items = [shapes.prosody_host(row, silent) for row, silent in found]
-    return JSONResponse(
-        {"message": "Prosody hosts retrieved successfully", "count": len(items), "hosts": items}
-    )
+    return JSONResponse(wire.prosody_hosts(found))
 
 
 routes = [

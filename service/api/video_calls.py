@@ -9,7 +9,6 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service import calls
-from service.api import shapes
 from service.api.common import (
     JSONResponse,
     as_caller,
@@ -24,6 +23,7 @@ from service.domain.model import Action
 from service.errors import BadRequest
 from service.fields import DATE_PATTERN, ID_PATTERN, MAX_ID_CHARS
 from service.requests import InitiateRequest, StatusRequest, decode
+from service.wire import calls as wire
 
 # Ids are at most this long (fields.Id); the OpenAPI document states it too.
 MAX_REF_LENGTH = MAX_ID_CHARS
@@ -53,13 +53,23 @@ async def initiate(request: Request) -> Response:
         return calls.initiate(settings, uid, request_body.appointment_id)
 
     grant = await as_caller(request, initiate_for)
-    return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
+    return JSONResponse(_grant("Video call initiated successfully", grant))
 
 
 async def token(request: Request) -> Response:
     settings = settings_of(request)
     grant = await as_caller(request, lambda uid: calls.refresh_token(settings, uid, _ref(request)))
-    return JSONResponse(shapes.token_grant("Token retrieved successfully", grant))
+    return JSONResponse(_grant("Token retrieved successfully", grant))
+
+
+def _grant(message: str, grant: calls.TokenGrant) -> wire.TokenGrant:
+    return wire.token_grant(message, grant.call, grant.role, grant.token, grant.link, grant.domain)
+
+
+def call_list(page: calls.CallPage) -> wire.VideoCallList:
+    """A page of calls, for the caller's list and the admin's."""
+    items = [wire.list_item(v.call, v.appointment, v.doctor, v.patient) for v in page.items]
+    return wire.video_call_list(items, encode_cursor(page.next_cursor))
 
 
 def _action(raw: bytes) -> Action:
@@ -75,14 +85,16 @@ async def update_status(request: Request) -> Response:
         request, lambda uid: calls.report_status(uid, _ref(request), _action(raw))
     )
     return JSONResponse(
-        {"message": "Video call status updated successfully", "videoCall": shapes.call_full(call)}
+        wire.StatusUpdated(
+            message="Video call status updated successfully", video_call=wire.call_full(call)
+        )
     )
 
 
 async def details(request: Request) -> Response:
     view = await as_caller(request, lambda uid: calls.details(uid, _ref(request)))
     return JSONResponse(
-        {"message": "Video call details retrieved successfully", **shapes.call_details(view)}
+        wire.details(view.call, view.appointment, view.doctor, view.patient, view.sessions)
     )
 
 
@@ -92,14 +104,7 @@ async def list_calls(request: Request) -> Response:
         return calls.list_for_user(uid, status, cursor, limit)
 
     page = await as_caller(request, page_for)
-    return JSONResponse(
-        {
-            "message": "Video calls retrieved successfully",
-            "count": len(page.items),
-            "videoCalls": [shapes.call_list_item(v) for v in page.items],
-            "nextCursor": encode_cursor(page.next_cursor),
-        }
-    )
+    return JSONResponse(call_list(page))
 
 
 def _date(request: Request, name: str) -> str | None:
@@ -117,7 +122,13 @@ async def stats(request: Request) -> Response:
         lambda uid: calls.stats_for_doctor(uid, _date(request, "from"), _date(request, "to")),
     )
     return JSONResponse(
-        {"message": "Video call statistics retrieved successfully", **shapes.stats(result)}
+        wire.stats(
+            result.total_calls,
+            result.total_duration,
+            result.avg_duration,
+            result.avg_patient_wait,
+            result.by_status,
+        )
     )
 
 

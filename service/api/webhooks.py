@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,29 +14,10 @@ from service.api.common import (
     page_limit,
     require_admin,
 )
-from service.api.shapes import iso
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN
-from service.store.models import WebhookMessage
-from service.store.rows import MessageRecord
 from service.webhooks import outbox
-
-
-def message_summary(row: MessageRecord | WebhookMessage) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "videoCallId": row.call_id,
-        "appointmentId": row.appointment_id,
-        "sequence": row.sequence,
-        "status": row.status,
-        "attempts": row.attempts,
-        "lastHttpStatus": row.last_status,
-        "lastError": row.last_error,
-        "nextAttemptAt": iso(row.next_attempt_at) if row.status == outbox.PENDING else None,
-        "createdAt": iso(row.created_at),
-        "deliveredAt": iso(row.delivered_at),
-    }
+from service.wire import admin as wire
 
 
 def _status(request: Request) -> str | None:
@@ -55,12 +34,12 @@ async def list_messages(request: Request) -> Response:
     status, limit, cursor = _status(request), page_limit(request), page_cursor(request)
     page = await in_thread(lambda: outbox.list_messages(status, cursor, limit))
     return JSONResponse(
-        {
-            "message": "Webhook messages retrieved successfully",
-            "count": len(page.items),
-            "messages": [message_summary(m) for m in page.items],
-            "nextCursor": encode_cursor(page.next_cursor),
-        }
+        wire.WebhookMessageList(
+            message="Webhook messages retrieved successfully",
+            count=len(page.items),
+            messages=[wire.message_summary(m) for m in page.items],
+            next_cursor=encode_cursor(page.next_cursor),
+        )
     )
 
 
@@ -75,7 +54,9 @@ async def retry_message(request: Request) -> Response:
     if row.status == outbox.DELIVERED:
         raise Conflict("Webhook message was already delivered", "message_delivered")
     return JSONResponse(
-        {"message": "Webhook message queued", "webhookMessage": message_summary(row)}
+        wire.WebhookMessageQueued(
+            message="Webhook message queued", webhook_message=wire.message_summary(row)
+        )
     )
 
 
