@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service import calls, directory, tracking
+from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
     in_thread,
@@ -57,3 +60,101 @@ routes = [
     Route("/api/admin/video-calls", list_calls, methods=["GET"]),
     Route("/api/admin/prosody-hosts", list_prosody_hosts, methods=["GET"]),
 ]
+
+# --- the document's facts about these operations (service/api/openapi.py gathers them) ------
+
+
+def _saved(
+    operation_id: str, summary: str, parameter: doc.JSON, request: str, answer: str, **by: Any
+) -> doc.JSON:
+    """A PUT of the directory: idempotent, a JSON body, 200 with what was saved."""
+    name = parameter["name"]
+    return {
+        "put": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["admin"],
+            "security": doc.ADMIN,
+            "parameters": [parameter],
+            "requestBody": doc.body(request),
+            "responses": doc.admin_responses(
+                **{
+                    "200": doc.ok("Saved", doc.ref(answer)),
+                    "404": doc.error(
+                        f"The admin API is disabled, or the {name} holds a '/'",
+                        ["admin_api_disabled", doc.ROUTE_NOT_FOUND],
+                    ),
+                    "413": doc.TOO_LARGE,
+                    **by,
+                }
+            ),
+        }
+    }
+
+
+def _listing(
+    operation_id: str,
+    summary: str,
+    answer: str,
+    description: str,
+    parameters: list[doc.JSON] | None = None,
+    **by_status: doc.JSON,
+) -> doc.JSON:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["admin"],
+            "security": doc.ADMIN,
+            **({"parameters": parameters} if parameters is not None else {}),
+            "responses": doc.admin_responses(
+                **{"200": doc.ok(description, doc.ref(answer))}, **by_status
+            ),
+        }
+    }
+
+
+OPERATIONS: Final[doc.JSON] = {
+    "/api/admin/users/{uid}": _saved(
+        "upsertUser",
+        "Create or replace a user (idempotent)",
+        doc.id_parameter("uid", "The Firebase uid"),
+        "UserUpsert",
+        "UserSaved",
+        **{
+            "400": doc.error(
+                "Malformed uid or body", [*doc.BODY_CODES, "invalid_id", "invalid_body"]
+            )
+        },
+    ),
+    "/api/admin/appointments/{id}": _saved(
+        "upsertAppointment",
+        "Create or replace an appointment (idempotent)",
+        doc.id_parameter("id", "The appointment id"),
+        "AppointmentUpsert",
+        "AppointmentSaved",
+        **{
+            "400": doc.error(
+                "Malformed id or body, or `unknown_user`: doctorUid or patientUid names a "
+                "user not yet created with PUT /api/admin/users/{uid}",
+                [*doc.BODY_CODES, "invalid_id", "invalid_body", "unknown_user"],
+            )
+        },
+    ),
+    "/api/admin/video-calls": _listing(
+        "adminListVideoCalls",
+        "Every video call, or those in one status, newest first",
+        "VideoCallList",
+        "One page",
+        [doc.STATUS_QUERY, doc.LIMIT_QUERY, doc.CURSOR_QUERY],
+        **{"400": doc.error("Bad status, limit or cursor", doc.PAGING_CODES)},
+    ),
+    "/api/admin/prosody-hosts": _listing(
+        "adminListProsodyHosts",
+        "Every Prosody host heard from: boot, last heard, snapshot interval, silent",
+        "ProsodyHostList",
+        "Hosts, by name",
+    ),
+}
+# The answers' schemas: components generated from these types.
+SHAPES: Final = (wire.UserSaved, wire.AppointmentSaved, wire.ProsodyHostList)

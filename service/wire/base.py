@@ -14,11 +14,12 @@ import msgspec
 from msgspec import Meta
 
 from service.domain.model import AppointmentStatus, CallStatus, Role
+from service.fields import DATE_REGEX, TIME_REGEX
 
 # iso(): ISO-8601 in UTC, always with milliseconds and "Z".
 ISO_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
-DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-TIME_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+DATE_PATTERN: Final = DATE_REGEX
+TIME_PATTERN: Final = TIME_REGEX
 
 CALL_STATUSES: Final = [s.value for s in CallStatus]
 APPOINTMENT_STATUSES: Final = [s.value for s in AppointmentStatus]

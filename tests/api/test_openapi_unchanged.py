@@ -4,7 +4,8 @@ tests/api/openapi_before.json is the document as written by hand, committed befo
 moved. Every path, operation, webhook and security scheme of the live document must equal it
 once each `$ref` is replaced by what it names, on both sides: moving a schema into
 `components` or renaming a component is no difference, a change to what a path accepts or
-answers is.
+answers is. The one other liberty: `required` is a set in JSON Schema, compared as one (a
+generated schema lists its fields in the order the answer sends them).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def resolved(node: Any, document: dict[str, Any], seen: tuple[str, ...] = ()) ->
         target = document["components"]["schemas"][name]
         rest = {k: v for k, v in node.items() if k != "$ref"}
         return resolved({**target, **rest}, document, (*seen, name))
-    return {key: resolved(value, document, seen) for key, value in node.items()}
+    return {
+        key: sorted(value) if key == "required" and isinstance(value, list) else value
+        for key, value in ((k, resolved(v, document, seen)) for k, v in node.items())
+    }
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str]]:
