@@ -13,6 +13,7 @@ from service.clock import now_ms, now_s
 from service.config import Settings
 from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
+from service.domain.names import display_name
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import call_lists, repo, uow
 from service.store import event_log as event_store
@@ -79,15 +80,10 @@ def _require_active_caller(uid: str, users: dict[str, User] | None = None) -> No
         raise Forbidden("Your account is not active", "account_inactive")
 
 
-def _display_name(user: UserRecord, role: Role) -> str:
-    name = f"{user.first_name} {user.last_name}".strip() or user.uid
-    return f"Dr. {name}" if role is Role.DOCTOR and not name.startswith("Dr.") else name
-
-
 def _grant(settings: Settings, call: CallRecord, user: UserRecord, role: Role) -> TokenGrant:
     participant = jitsi.Participant(
         uid=user.uid,
-        name=_display_name(user, role),
+        name=display_name(user.uid, user.first_name, user.last_name, role),
         email=user.email,
         avatar=user.profile_image_url,
         role=role,

@@ -37,6 +37,11 @@ class IssuedToken:
     lifetime: int  # seconds
 
 
+def is_moderator(role: Role) -> bool:
+    """The doctor moderates (token claims, `isModerator` of a token grant); nobody else."""
+    return role is Role.DOCTOR
+
+
 def features_for(settings: Settings, role: Role) -> dict[str, bool]:
     granted = settings.doctor_features if role is Role.DOCTOR else settings.patient_features
     return {feature: feature in granted for feature in KNOWN_FEATURES}
@@ -44,11 +49,12 @@ def features_for(settings: Settings, role: Role) -> dict[str, bool]:
 
 def mint_token(settings: Settings, participant: Participant, room: str, now_s: int) -> IssuedToken:
     is_doctor = participant.role is Role.DOCTOR
+    moderator = is_moderator(participant.role)
     user: dict[str, Any] = {
         "id": participant.uid,
         "name": participant.name,
-        "moderator": is_doctor,
-        "affiliation": "owner" if is_doctor else "member",
+        "moderator": moderator,
+        "affiliation": "owner" if moderator else "member",
         "lobby_bypass": (
             settings.doctor_lobby_bypass if is_doctor else settings.patient_lobby_bypass
         ),
@@ -67,7 +73,7 @@ def mint_token(settings: Settings, participant: Participant, room: str, now_s: i
         "nbf": now_s - NBF_LEEWAY_SECONDS,
         "exp": expires_at,
         "jti": uuid.uuid4().hex,
-        "moderator": is_doctor,
+        "moderator": moderator,
         "context": {"user": user, "features": features_for(settings, participant.role)},
     }
     token = jwt.encode(claims, settings.jitsi_app_secret, algorithm="HS256")

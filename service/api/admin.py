@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service import calls, directory, tracking
-from service.api import shapes
+from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
-    encode_cursor,
     in_thread,
     json_object,
     page_cursor,
@@ -18,6 +19,8 @@ from service.api.common import (
     require_admin,
     status_filter,
 )
+from service.api.video_calls import call_list
+from service.wire import admin as wire
 
 
 async def put_user(request: Request) -> Response:
@@ -25,7 +28,7 @@ async def put_user(request: Request) -> Response:
     body = await json_object(request)
     uid: str = request.path_params["uid"]
     row = await in_thread(lambda: directory.upsert_user(uid, body))
-    return JSONResponse({"message": "User saved", "user": shapes.user_admin(row)})
+    return JSONResponse(wire.user_saved(row))
 
 
 async def put_appointment(request: Request) -> Response:
@@ -33,9 +36,7 @@ async def put_appointment(request: Request) -> Response:
     body = await json_object(request)
     appointment_id: str = request.path_params["id"]
     row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body))
-    return JSONResponse(
-        {"message": "Appointment saved", "appointment": shapes.appointment_admin(row)}
-    )
+    return JSONResponse(wire.appointment_saved(row))
 
 
 async def list_calls(request: Request) -> Response:
@@ -44,23 +45,13 @@ async def list_calls(request: Request) -> Response:
     limit = page_limit(request)
     cursor = page_cursor(request)
     page = await in_thread(lambda: calls.list_for_admin(status, cursor, limit))
-    return JSONResponse(
-        {
-            "message": "Video calls retrieved successfully",
-            "count": len(page.items),
-            "videoCalls": [shapes.call_list_item(v) for v in page.items],
-            "nextCursor": encode_cursor(page.next_cursor),
-        }
-    )
+    return JSONResponse(call_list(page))
 
 
 async def list_prosody_hosts(request: Request) -> Response:
     require_admin(request)
     found = await in_thread(tracking.prosody_hosts)
-    items = [shapes.prosody_host(row, silent) for row, silent in found]
-    return JSONResponse(
-        {"message": "Prosody hosts retrieved successfully", "count": len(items), "hosts": items}
-    )
+    return JSONResponse(wire.prosody_hosts(found))
 
 
 routes = [
@@ -69,3 +60,101 @@ routes = [
     Route("/api/admin/video-calls", list_calls, methods=["GET"]),
     Route("/api/admin/prosody-hosts", list_prosody_hosts, methods=["GET"]),
 ]
+
+# --- the document's facts about these operations (service/api/openapi.py gathers them) ------
+
+
+def _saved(
+    operation_id: str, summary: str, parameter: doc.JSON, request: str, answer: str, **by: Any
+) -> doc.JSON:
+    """A PUT of the directory: idempotent, a JSON body, 200 with what was saved."""
+    name = parameter["name"]
+    return {
+        "put": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["admin"],
+            "security": doc.ADMIN,
+            "parameters": [parameter],
+            "requestBody": doc.body(request),
+            "responses": doc.admin_responses(
+                **{
+                    "200": doc.ok("Saved", doc.ref(answer)),
+                    "404": doc.error(
+                        f"The admin API is disabled, or the {name} holds a '/'",
+                        ["admin_api_disabled", doc.ROUTE_NOT_FOUND],
+                    ),
+                    "413": doc.TOO_LARGE,
+                    **by,
+                }
+            ),
+        }
+    }
+
+
+def _listing(
+    operation_id: str,
+    summary: str,
+    answer: str,
+    description: str,
+    parameters: list[doc.JSON] | None = None,
+    **by_status: doc.JSON,
+) -> doc.JSON:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["admin"],
+            "security": doc.ADMIN,
+            **({"parameters": parameters} if parameters is not None else {}),
+            "responses": doc.admin_responses(
+                **{"200": doc.ok(description, doc.ref(answer))}, **by_status
+            ),
+        }
+    }
+
+
+OPERATIONS: Final[doc.JSON] = {
+    "/api/admin/users/{uid}": _saved(
+        "upsertUser",
+        "Create or replace a user (idempotent)",
+        doc.id_parameter("uid", "The Firebase uid"),
+        "UserUpsert",
+        "UserSaved",
+        **{
+            "400": doc.error(
+                "Malformed uid or body", [*doc.BODY_CODES, "invalid_id", "invalid_body"]
+            )
+        },
+    ),
+    "/api/admin/appointments/{id}": _saved(
+        "upsertAppointment",
+        "Create or replace an appointment (idempotent)",
+        doc.id_parameter("id", "The appointment id"),
+        "AppointmentUpsert",
+        "AppointmentSaved",
+        **{
+            "400": doc.error(
+                "Malformed id or body, or `unknown_user`: doctorUid or patientUid names a "
+                "user not yet created with PUT /api/admin/users/{uid}",
+                [*doc.BODY_CODES, "invalid_id", "invalid_body", "unknown_user"],
+            )
+        },
+    ),
+    "/api/admin/video-calls": _listing(
+        "adminListVideoCalls",
+        "Every video call, or those in one status, newest first",
+        "VideoCallList",
+        "One page",
+        [doc.STATUS_QUERY, doc.LIMIT_QUERY, doc.CURSOR_QUERY],
+        **{"400": doc.error("Bad status, limit or cursor", doc.PAGING_CODES)},
+    ),
+    "/api/admin/prosody-hosts": _listing(
+        "adminListProsodyHosts",
+        "Every Prosody host heard from: boot, last heard, snapshot interval, silent",
+        "ProsodyHostList",
+        "Hosts, by name",
+    ),
+}
+# The answers' schemas: components generated from these types.
+SHAPES: Final = (wire.UserSaved, wire.AppointmentSaved, wire.ProsodyHostList)

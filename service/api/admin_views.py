@@ -1,40 +1,28 @@
 """Read-only admin endpoints the operator console draws (GET /api/admin/console/...).
 
-Each answers one view: a day's appointments grouped by what needs attention, one call's
-record, per-doctor totals, and the health of what feeds the record (Prosody, the sweeper).
-Guarded by ADMIN_API_KEY like the rest of /api/admin.
+HTTP only: the query parameters are checked here, the views are read by service/views.py
+and sent in their wire shapes (service/wire/console.py). Guarded by ADMIN_API_KEY like the
+rest of /api/admin.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import clock, directory, fields
+from service import clock, directory, fields, views
+from service.api import apidoc as doc
 from service.api.common import JSONResponse, in_thread, require_admin, settings_of
-from service.api.shapes import call_full, iso, lobby_of
-from service.api.webhooks import message_summary
-from service.config import Settings
-from service.domain import attention as attention_rules
-from service.domain import totals as totals_rules
-from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
-from service.errors import BadRequest, NotFound
-from service.store import operations, repo, uow
-from service.store.models import Appointment, OccupantSession, User, VideoCall
-from service.webhooks import outbox
+from service.errors import BadRequest
+from service.fields import DATE_REGEX as DATE_PATTERN
+from service.fields import ID_REGEX
+from service.wire import console as wire
 
 MAX_RANGE_DAYS = 366
-HEALTH_WINDOW_MS = 24 * 3_600_000
-# The sweeper is overdue after missing this many of its intervals.
-SWEEPER_OVERDUE_INTERVALS = 3
-# The health view lists this many of the newest failing webhook messages (the admin list has all).
-FAILING_WEBHOOKS_SHOWN = 10
-AXIS_CONTEXT_MS = 30 * 60_000
 
 
 # --- query parameters ---------------------------------------------------------------------
@@ -64,128 +52,7 @@ def _doctor_param(request: Request) -> str | None:
     return raw
 
 
-# --- shared shapes --------------------------------------------------------------------------
-
-
-def _person(uid: str, users: dict[str, User]) -> dict[str, Any]:
-    user = users.get(uid)
-    name = f"{user.first_name} {user.last_name}".strip() if user is not None else ""
-    return {"uid": uid, "name": name or uid}
-
-
-def _bounds(appointment: Appointment) -> tuple[int, int]:
-    starts = directory.appointment_starts_at(
-        appointment.appointment_date, appointment.start_time, appointment.timezone
-    )
-    return starts, appointment.ends_at
-
-
-# --- the day --------------------------------------------------------------------------------
-
-
-def _present(call: VideoCall | None, sessions: list[OccupantSession]) -> dict[Role, int]:
-    """Who is in the room now, and since when (their earliest open session)."""
-    if call is None:
-        return {}
-    here: dict[Role, int] = {}
-    if call.tracked_by_server:
-        for s in sessions:
-            role = Role(s.role)
-            if role in (Role.DOCTOR, Role.PATIENT) and s.joined_at is not None:
-                here[role] = min(here.get(role, s.joined_at), s.joined_at)
-    elif CallStatus(call.status) is CallStatus.SCHEDULED:
-        # Client reports only: a reported join is the best knowledge there is.
-        for role, joined in (
-            (Role.DOCTOR, call.doctor_joined_at),
-            (Role.PATIENT, call.patient_joined_at),
-        ):
-            if joined is not None:
-                here[role] = joined
-    return here
-
-
-def _day_item(
-    appointment: Appointment,
-    call: VideoCall | None,
-    sessions: list[OccupantSession],
-    users: dict[str, User],
-    now: int,
-) -> dict[str, Any]:
-    starts, ends = _bounds(appointment)
-    present = _present(call, sessions)
-    status = CallStatus(call.status) if call is not None else None
-    group = attention_rules.attention(
-        attention_rules.Situation(
-            appointment_status=AppointmentStatus(appointment.status),
-            call_status=status,
-            starts_at=starts,
-            ends_at=ends,
-            present=frozenset(present),
-        ),
-        now,
-    )
-    missing = None
-    if group is attention_rules.Attention.MISSED:
-        missing = (call.missing if call is not None else None) or missing_party(
-            doctor_came=call is not None and call.doctor_joined_at is not None,
-            patient_came=call is not None and call.patient_joined_at is not None,
-        )
-    waiting_since = min(present.values()) if group is attention_rules.Attention.WAITING else None
-    return {
-        "appointmentId": appointment.id,
-        "appointmentStatus": appointment.status,
-        "appointmentDate": appointment.appointment_date,
-        "startTime": appointment.start_time,
-        "endTime": appointment.end_time,
-        "timezone": appointment.timezone,
-        "startsAt": iso(starts),
-        "endsAt": iso(ends),
-        "attention": group.value,
-        "doctor": _person(appointment.doctor_uid, users),
-        "patient": _person(appointment.patient_uid, users),
-        "present": sorted(role.value for role in present),
-        "waitingSince": iso(waiting_since),
-        "missing": missing,
-        "videoCall": _call_brief(call) if call is not None else None,
-    }
-
-
-def _call_brief(call: VideoCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "status": call.status,
-        "startedAt": iso(call.started_at),
-        "endedAt": iso(call.ended_at),
-        "duration": call.duration,
-        "trackedByServer": bool(call.tracked_by_server),
-    }
-
-
-def day_view(day: str, doctor: str | None, now: int) -> dict[str, Any]:
-    with uow.read():
-        rows = operations.day_appointments(day, doctor)
-        doctors = operations.doctors_on(day)
-        users = repo.get_users(
-            [*doctors, *(uid for a, _ in rows for uid in (a.doctor_uid, a.patient_uid))]
-        )
-        open_by_call: dict[str, list[OccupantSession]] = {}
-        for session in operations.open_sessions(c.id for _, c in rows if c is not None):
-            open_by_call.setdefault(session.call_id, []).append(session)
-        items = [
-            _day_item(a, c, open_by_call.get(c.id, []) if c else [], users, now) for a, c in rows
-        ]
-        counts = {group.value: 0 for group in attention_rules.Attention}
-        for item in items:
-            counts[item["attention"]] += 1
-        return {
-            "date": day,
-            "now": iso(now),
-            "doctor": doctor,
-            "doctors": [_person(uid, users) for uid in doctors],
-            "groups": [group.value for group in attention_rules.Attention],
-            "counts": counts,
-            "appointments": sorted(items, key=lambda i: (i["startsAt"], i["appointmentId"])),
-        }
+# --- the views ------------------------------------------------------------------------------
 
 
 async def get_day(request: Request) -> Response:
@@ -193,110 +60,7 @@ async def get_day(request: Request) -> Response:
     now = clock.now_ms()
     day = _date_param(request, "date", clock.today_utc().isoformat())
     doctor = _doctor_param(request)
-    return JSONResponse(await in_thread(lambda: day_view(day, doctor, now)))
-
-
-# --- one call -------------------------------------------------------------------------------
-
-
-def _audit_detail(raw: str) -> dict[str, Any]:
-    value = json.loads(raw or "{}")
-    return value if isinstance(value, dict) else {}
-
-
-def _axis(starts: int, ends: int, sessions: list[OccupantSession], now: int) -> tuple[int, int]:
-    """The time axis of a call's timeline: its sessions, and the appointment around them.
-
-    Without sessions, the appointment. With them, the appointment widens the axis by at most
-    AXIS_CONTEXT_MS on either side, so that a long booking does not shrink a short call.
-    """
-    times: list[int] = []
-    for s in sessions:
-        if s.joined_at is None:
-            continue
-        times += [s.joined_at, s.left_at if s.left_at is not None else now]
-    if not times:
-        return starts, ends
-    low, high = min(times), max(times)
-    return max(min(low, starts), low - AXIS_CONTEXT_MS), min(
-        max(high, ends), high + AXIS_CONTEXT_MS
-    )
-
-
-def _transition(entry: dict[str, Any]) -> dict[str, Any]:
-    detail: dict[str, Any] = entry["detail"]
-    return {
-        "at": entry["at"],
-        "from": detail.get("from"),
-        "to": detail.get("to"),
-        "actor": entry["actor"],
-        "cause": detail.get("cause"),
-    }
-
-
-def call_view(ref: str, now: int) -> dict[str, Any]:
-    with uow.read():
-        call = repo.find_call(ref)
-        if call is None:
-            raise NotFound("Video call not found", "video_call_not_found")
-        appointment = repo.get_appointment(call.appointment_id)
-        if appointment is None:
-            raise NotFound("Appointment not found", "appointment_not_found")
-        users = repo.get_users([call.doctor_uid, call.patient_uid])
-        sessions = operations.sessions_of(call.id)
-        trail = repo.audit_trail(call.id)
-        starts, ends = _bounds(appointment)
-        low, high = _axis(starts, ends, sessions, now)
-        audit = [
-            {
-                "at": iso(entry.at),
-                "actor": entry.actor,
-                "action": entry.action,
-                "detail": _audit_detail(entry.detail),
-            }
-            for entry in trail
-        ]
-        return {
-            "now": iso(now),
-            "videoCall": {
-                **call_full(call),
-                "trackedByServer": bool(call.tracked_by_server),
-                "doctorPresence": call.doctor_presence,
-                "patientPresence": call.patient_presence,
-                "missing": call.missing,
-                "openSessions": call.open_sessions,
-            },
-            "appointment": {
-                "id": appointment.id,
-                "appointmentDate": appointment.appointment_date,
-                "startTime": appointment.start_time,
-                "endTime": appointment.end_time,
-                "timezone": appointment.timezone,
-                "status": appointment.status,
-                "startsAt": iso(starts),
-                "endsAt": iso(ends),
-            },
-            "doctor": _person(call.doctor_uid, users),
-            "patient": _person(call.patient_uid, users),
-            "axis": {"from": iso(low), "to": iso(high)},
-            "sessions": [
-                {
-                    "session": s.session,
-                    "role": s.role,
-                    "userId": s.user_id,
-                    "joinedAt": iso(s.joined_at),
-                    "leftAt": iso(s.left_at),
-                    "endReason": s.end_reason,
-                    "repaired": bool(s.repaired),
-                    "counted": bool(s.counted),
-                }
-                for s in sessions
-            ],
-            "lobby": lobby_of(call),
-            "transitions": [_transition(a) for a in audit if a["action"] == "call.transition"],
-            "audit": audit,
-            "webhooks": [message_summary(m) for m in outbox.messages_of_call(call.id)],
-        }
+    return JSONResponse(await in_thread(lambda: views.day_view(day, doctor, now)))
 
 
 async def get_call(request: Request) -> Response:
@@ -304,48 +68,7 @@ async def get_call(request: Request) -> Response:
     ref: str = request.path_params["ref"]
     directory.check_id(ref, "ref")
     now = clock.now_ms()
-    return JSONResponse(await in_thread(lambda: call_view(ref, now)))
-
-
-# --- doctors --------------------------------------------------------------------------------
-
-
-def doctors_view(first: str, last: str, doctor: str | None) -> dict[str, Any]:
-    with uow.read():
-        facts = [
-            totals_rules.CallFacts(
-                day=day,
-                doctor_uid=call.doctor_uid,
-                status=CallStatus(call.status),
-                duration=call.duration,
-                patient_wait=call.patient_wait,
-            )
-            for day, call in operations.calls_between(first, last, doctor)
-        ]
-        entries = totals_rules.totals(facts)
-        users = repo.get_users(e.doctor_uid for e in entries)
-        return {
-            "from": first,
-            "to": last,
-            "doctor": doctor,
-            "doctors": [
-                {
-                    **_person(e.doctor_uid, users),
-                    "calls": e.calls,
-                    "completed": e.completed,
-                    "noShows": e.no_shows,
-                    "minutes": e.minutes,
-                    "averageDuration": e.average_duration,
-                    "noShowRate": e.no_show_rate,
-                    "averagePatientWait": e.average_patient_wait,
-                }
-                for e in entries
-            ],
-            "days": [
-                {"date": day, "minutes": minutes}
-                for day, minutes in totals_rules.minutes_per_day(facts, first, last)
-            ],
-        }
+    return JSONResponse(await in_thread(lambda: views.call_view(ref, now)))
 
 
 async def get_doctors(request: Request) -> Response:
@@ -361,59 +84,14 @@ async def get_doctors(request: Request) -> Response:
     if span >= MAX_RANGE_DAYS:
         raise BadRequest(f"a range covers at most {MAX_RANGE_DAYS} days", "invalid_query")
     doctor = _doctor_param(request)
-    return JSONResponse(await in_thread(lambda: doctors_view(first, last, doctor)))
-
-
-# --- health ---------------------------------------------------------------------------------
-
-
-def health_view(settings: Settings, now: int) -> dict[str, Any]:
-    with uow.read():
-        since = now - HEALTH_WINDOW_MS
-        hosts = operations.host_health(since)
-        repairs = operations.repairs_since(since)
-        sweep = operations.last_sweep()
-        interval_ms = settings.sweep_interval * 1000
-        failed, retrying, failing = outbox.delivery_health(FAILING_WEBHOOKS_SHOWN)
-        return {
-            "now": iso(now),
-            "windowHours": HEALTH_WINDOW_MS // 3_600_000,
-            "prosodyHosts": [
-                {
-                    "host": h.host,
-                    "lastEventAt": iso(h.last_event_at),
-                    "lastEventType": h.last_event_type,
-                    "bootId": h.boot_id,
-                    "lastSeq": h.last_seq,
-                    "events": h.events,
-                    "seqGaps": h.seq_gaps,
-                    "restarts": h.restarts,
-                }
-                for h in hosts
-            ],
-            "repairs": {"total": sum(repairs.values()), "byReason": repairs},
-            "sweeper": {
-                "intervalSeconds": settings.sweep_interval,
-                "lastRunAt": iso(sweep.ran_at) if sweep is not None else None,
-                "derived": sweep.derived if sweep is not None else None,
-                "noShows": sweep.no_shows if sweep is not None else None,
-                "overdue": interval_ms > 0
-                and (sweep is None or now - sweep.ran_at > SWEEPER_OVERDUE_INTERVALS * interval_ms),
-            },
-            "webhooks": {
-                "enabled": settings.webhooks.enabled,
-                "failed": failed,
-                "retrying": retrying,
-                "failing": [message_summary(m) for m in failing],
-            },
-        }
+    return JSONResponse(await in_thread(lambda: views.doctors_view(first, last, doctor)))
 
 
 async def get_health(request: Request) -> Response:
     require_admin(request)
     settings = settings_of(request)
     now = clock.now_ms()
-    return JSONResponse(await in_thread(lambda: health_view(settings, now)))
+    return JSONResponse(await in_thread(lambda: views.health_view(settings, now)))
 
 
 routes = [
@@ -422,3 +100,101 @@ routes = [
     Route("/api/admin/console/doctors", get_doctors, methods=["GET"]),
     Route("/api/admin/console/health", get_health, methods=["GET"]),
 ]
+
+
+# --- the document's facts about these operations (service/api/openapi.py gathers them) ------
+
+_DATE: Final = doc.string(format="date", pattern=DATE_PATTERN)
+_DOCTOR: Final = doc.query("doctor", "Only this doctor's (a uid)", doc.string(pattern=ID_REGEX))
+
+
+def _operation(operation_id: str, summary: str, answer: str, ok: str, **facts: Any) -> doc.JSON:
+    """A console view: 200 with its shape, and the admin API's errors."""
+    bad_request: doc.JSON | None = facts.pop("bad_request", None)
+    not_found: doc.JSON | None = facts.pop("not_found", None)
+    # The console's views document no Retry-After on their 503 (the rest of /api/admin does).
+    by_status = {
+        "200": doc.ok(ok, doc.ref(answer)),
+        "503": doc.error("The database cannot be reached; retry later", ["database_unavailable"]),
+    }
+    if bad_request is not None:
+        by_status["400"] = bad_request
+    if not_found is not None:
+        by_status["404"] = not_found
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            **facts,
+            "tags": ["console"],
+            "security": doc.ADMIN,
+            "responses": doc.admin_responses(**by_status),
+        }
+    }
+
+
+OPERATIONS: Final[doc.JSON] = {
+    "/api/admin/console/day": _operation(
+        "consoleDay",
+        "One day's appointments and calls, grouped by what needs attention",
+        "ConsoleDay",
+        "The day",
+        description="Groups: waiting (someone is in the room, the call has not started), "
+        "in_progress, starting_soon (within 15 minutes, or due and nobody there), upcoming, "
+        "completed, missed, failed, cancelled.",
+        parameters=[
+            doc.query("date", "The appointments' date (default: today in UTC)", _DATE),
+            _DOCTOR,
+        ],
+        bad_request=doc.error("Bad date or doctor", ["invalid_query"]),
+        not_found=doc.error(
+            "The admin API is disabled (ADMIN_API_KEY unset)", ["admin_api_disabled"]
+        ),
+    ),
+    "/api/admin/console/calls/{ref}": _operation(
+        "consoleCall",
+        "One call's record: presence sessions, status transitions, audit trail",
+        "ConsoleCall",
+        "The call",
+        parameters=[doc.id_parameter("ref", "The video call's id or its appointment's id")],
+        bad_request=doc.error("The ref is not a valid id", ["invalid_id"]),
+        not_found=doc.error(
+            "The admin API is disabled, no such call, or the ref holds a '/'",
+            [
+                "admin_api_disabled",
+                "video_call_not_found",
+                "appointment_not_found",
+                doc.ROUTE_NOT_FOUND,
+            ],
+        ),
+    ),
+    "/api/admin/console/doctors": _operation(
+        "consoleDoctors",
+        "Per-doctor totals over a range of appointment dates, and minutes per day",
+        "ConsoleDoctors",
+        "Totals",
+        parameters=[
+            doc.query("from", "First day (default: 29 days before `to`)", _DATE),
+            doc.query("to", "Last day (default: today in UTC)", _DATE),
+            _DOCTOR,
+        ],
+        bad_request=doc.error(
+            f"Bad date or doctor, from after to, or more than {MAX_RANGE_DAYS} days",
+            ["invalid_query"],
+        ),
+        not_found=doc.error(
+            "The admin API is disabled (ADMIN_API_KEY unset)", ["admin_api_disabled"]
+        ),
+    ),
+    "/api/admin/console/health": _operation(
+        "consoleHealth",
+        "Prosody hosts as their stored events show them, repairs, the sweeper",
+        "ConsoleHealth",
+        "Health",
+        not_found=doc.error(
+            "The admin API is disabled (ADMIN_API_KEY unset)", ["admin_api_disabled"]
+        ),
+    ),
+}
+# The answers' schemas: components generated from these types.
+SHAPES: Final = (wire.ConsoleDay, wire.ConsoleCall, wire.ConsoleDoctors, wire.ConsoleHealth)

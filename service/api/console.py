@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.api import apidoc as doc
+
 CSP: Final = "; ".join(
     [
         "default-src 'none'",
@@ -66,3 +68,30 @@ routes = [
     Route("/console/console.js", script, methods=["GET"]),
     Route("/console/console.css", stylesheet, methods=["GET"]),
 ]
+
+
+# --- the document's facts about these operations (service/api/openapi.py gathers them) ------
+
+
+def _static(operation_id: str, summary: str, media: str) -> doc.JSON:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["console"],
+            "responses": {
+                "200": {"description": summary, "content": {media: {"schema": doc.string()}}},
+            },
+        }
+    }
+
+
+OPERATIONS: Final[doc.JSON] = {
+    "/console": _static(
+        "consolePage",
+        "The operator console (sign in with the admin key; strict CSP, no external resources)",
+        "text/html",
+    ),
+    "/console/console.js": _static("consoleScript", "The console's script", "text/javascript"),
+    "/console/console.css": _static("consoleStyles", "The console's styles", "text/css"),
+}

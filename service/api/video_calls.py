@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,7 +11,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service import calls
-from service.api import shapes
+from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
     as_caller,
@@ -24,6 +26,8 @@ from service.domain.model import Action
 from service.errors import BadRequest
 from service.fields import DATE_PATTERN, ID_PATTERN, MAX_ID_CHARS
 from service.requests import InitiateRequest, StatusRequest, decode
+from service.wire import calls as wire
+from service.wire.base import APPOINTMENT_STATUSES, CALL_STATUSES
 
 # Ids are at most this long (fields.Id); the OpenAPI document states it too.
 MAX_REF_LENGTH = MAX_ID_CHARS
@@ -53,13 +57,23 @@ async def initiate(request: Request) -> Response:
         return calls.initiate(settings, uid, request_body.appointment_id)
 
     grant = await as_caller(request, initiate_for)
-    return JSONResponse(shapes.token_grant("Video call initiated successfully", grant))
+    return JSONResponse(_grant("Video call initiated successfully", grant))
 
 
 async def token(request: Request) -> Response:
     settings = settings_of(request)
     grant = await as_caller(request, lambda uid: calls.refresh_token(settings, uid, _ref(request)))
-    return JSONResponse(shapes.token_grant("Token retrieved successfully", grant))
+    return JSONResponse(_grant("Token retrieved successfully", grant))
+
+
+def _grant(message: str, grant: calls.TokenGrant) -> wire.TokenGrant:
+    return wire.token_grant(message, grant.call, grant.role, grant.token, grant.link, grant.domain)
+
+
+def call_list(page: calls.CallPage) -> wire.VideoCallList:
+    """A page of calls, for the caller's list and the admin's."""
+    items = [wire.list_item(v.call, v.appointment, v.doctor, v.patient) for v in page.items]
+    return wire.video_call_list(items, encode_cursor(page.next_cursor))
 
 
 def _action(raw: bytes) -> Action:
@@ -75,14 +89,18 @@ async def update_status(request: Request) -> Response:
         request, lambda uid: calls.report_status(uid, _ref(request), _action(raw))
     )
     return JSONResponse(
-        {"message": "Video call status updated successfully", "videoCall": shapes.call_full(call)}
+        wire.StatusUpdated(
+            message="Video call status updated successfully", video_call=wire.call_full(call)
+        )
     )
 
 
 async def details(request: Request) -> Response:
     view = await as_caller(request, lambda uid: calls.details(uid, _ref(request)))
     return JSONResponse(
-        {"message": "Video call details retrieved successfully", **shapes.call_details(view)}
+        wire.details(
+            view.call, view.appointment, view.doctor, view.patient, view.sessions, view.source
+        )
     )
 
 
@@ -92,14 +110,7 @@ async def list_calls(request: Request) -> Response:
         return calls.list_for_user(uid, status, cursor, limit)
 
     page = await as_caller(request, page_for)
-    return JSONResponse(
-        {
-            "message": "Video calls retrieved successfully",
-            "count": len(page.items),
-            "videoCalls": [shapes.call_list_item(v) for v in page.items],
-            "nextCursor": encode_cursor(page.next_cursor),
-        }
-    )
+    return JSONResponse(call_list(page))
 
 
 def _date(request: Request, name: str) -> str | None:
@@ -117,7 +128,13 @@ async def stats(request: Request) -> Response:
         lambda uid: calls.stats_for_doctor(uid, _date(request, "from"), _date(request, "to")),
     )
     return JSONResponse(
-        {"message": "Video call statistics retrieved successfully", **shapes.stats(result)}
+        wire.stats(
+            result.total_calls,
+            result.total_duration,
+            result.avg_duration,
+            result.avg_patient_wait,
+            result.by_status,
+        )
     )
 
 
@@ -145,3 +162,182 @@ routes = [
     Route("/api/video-calls/{ref}/status", update_status, methods=["PATCH"]),
     Route("/api/video-calls/{ref}", details, methods=["GET"]),
 ]
+
+# --- the document's facts about these operations (service/api/openapi.py gathers them) ------
+
+REF_PARAMETER: Final = {
+    "name": "ref",
+    "in": "path",
+    "required": True,
+    "description": "The appointment id or the video call's id (frontends send either)",
+    "schema": doc.string(minLength=1, maxLength=MAX_REF_LENGTH, pattern="^[^/]+$"),
+    "examples": {"appointment": {"value": "clxxx123456789"}},
+}
+_BAD_REF: Final = doc.error(
+    "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
+)
+_NOT_PARTICIPANT: Final = doc.error(
+    "The caller is not a participant, or the caller's account is inactive",
+    ["not_participant", "account_inactive"],
+)
+
+
+def _participant_responses(ok: doc.JSON) -> doc.JSON:
+    """200, 401, 403 and 503 of an endpoint for an appointment's participants."""
+    return {
+        "200": ok,
+        "401": doc.UNAUTHORIZED,
+        "403": doc.error(
+            "The caller is not a participant, or an account is inactive",
+            ["not_participant", "account_inactive"],
+        ),
+        "503": doc.UNAVAILABLE,
+    }
+
+
+def _ref_not_found(codes: list[str]) -> doc.JSON:
+    return doc.error("No such appointment or video call", [*codes, doc.ROUTE_NOT_FOUND])
+
+
+def _operation(operation_id: str, summary: str, **facts: Any) -> doc.JSON:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        **({"description": facts.pop("description")} if "description" in facts else {}),
+        "tags": ["video calls"],
+        "security": doc.FIREBASE,
+        **facts,
+    }
+
+
+_GRANTED: Final = doc.ok("A token for the caller", doc.ref("TokenGrant"))
+OPERATIONS: Final[doc.JSON] = {
+    "/api/video-calls": {
+        "get": _operation(
+            "listVideoCalls",
+            "The caller's video calls (as doctor or patient), newest first",
+            parameters=[doc.STATUS_QUERY, doc.LIMIT_QUERY, doc.CURSOR_QUERY],
+            responses={
+                "200": doc.ok("One page", doc.ref("VideoCallList")),
+                "403": doc.INACTIVE,
+                "400": doc.error("Bad status, limit or cursor", doc.PAGING_CODES),
+                "401": doc.UNAUTHORIZED,
+                "503": doc.UNAVAILABLE,
+            },
+        )
+    },
+    "/api/video-calls/initiate": {
+        "post": _operation(
+            "initiateVideoCall",
+            "Create the appointment's call if missing and grant the caller a token",
+            description="The appointment must be CONFIRMED or IN_PROGRESS and both accounts "
+            "active. A FAILED call goes back to SCHEDULED (a retry).",
+            requestBody=doc.body("InitiateRequest"),
+            responses={
+                **_participant_responses(_GRANTED),
+                "400": doc.error(
+                    "Malformed body, or the appointment is not CONFIRMED/IN_PROGRESS "
+                    "(then with currentStatus)",
+                    [
+                        *doc.BODY_CODES,
+                        "missing_appointment_id",
+                        "invalid_body",
+                        "invalid_id",
+                        "appointment_not_active",
+                    ],
+                    current_status=APPOINTMENT_STATUSES,
+                ),
+                "404": doc.error("No such appointment", ["appointment_not_found"]),
+                "409": doc.error(
+                    "The call is COMPLETED, CANCELLED or NO_SHOW",
+                    ["call_closed"],
+                    current_status=CALL_STATUSES,
+                ),
+                "413": doc.TOO_LARGE,
+            },
+        )
+    },
+    "/api/video-calls/stats": {
+        "get": _operation(
+            "videoCallStats",
+            "Statistics of the caller's calls as doctor",
+            parameters=[
+                doc.date_query("from", "Appointments on or after this date"),
+                doc.date_query("to", "Appointments on or before this date"),
+            ],
+            responses={
+                "200": doc.ok("Statistics", doc.ref("Stats")),
+                "403": doc.INACTIVE,
+                "400": doc.error("from/to is not YYYY-MM-DD", ["invalid_query"]),
+                "401": doc.UNAUTHORIZED,
+                "503": doc.UNAVAILABLE,
+            },
+        )
+    },
+    "/api/video-calls/token/{ref}": {
+        "get": _operation(
+            "videoCallToken",
+            "A fresh token for an initiated call",
+            parameters=[REF_PARAMETER],
+            responses={
+                **_participant_responses(_GRANTED),
+                "400": _BAD_REF,
+                "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
+                "409": doc.error(
+                    "The call is COMPLETED, CANCELLED, FAILED or NO_SHOW",
+                    ["call_closed"],
+                    current_status=CALL_STATUSES,
+                ),
+            },
+        )
+    },
+    "/api/video-calls/{ref}/status": {
+        "patch": _operation(
+            "updateVideoCallStatus",
+            "Report join, start, end, cancel or failed",
+            description="A repeat of a report that already took effect is a no-op (200).",
+            parameters=[REF_PARAMETER],
+            requestBody=doc.body("StatusRequest"),
+            responses={
+                **_participant_responses(doc.ok("The call afterwards", doc.ref("StatusUpdated"))),
+                "400": doc.error(
+                    "Malformed ref or body, or an unknown action",
+                    [*doc.BODY_CODES, "invalid_id", "missing_action", "unknown_action"],
+                ),
+                "404": _ref_not_found(["video_call_not_found"]),
+                "403": _NOT_PARTICIPANT,
+                "409": doc.error(
+                    "The status rules refuse this transition",
+                    ["invalid_transition"],
+                    current_status=[*CALL_STATUSES, "UNKNOWN"],
+                ),
+                "413": doc.TOO_LARGE,
+            },
+        )
+    },
+    "/api/video-calls/{ref}": {
+        "get": _operation(
+            "videoCallDetails",
+            "The call, its appointment and both participants",
+            parameters=[REF_PARAMETER],
+            responses={
+                **_participant_responses(doc.ok("Details", doc.ref("VideoCallDetails"))),
+                "400": _BAD_REF,
+                "404": _ref_not_found(["video_call_not_found", "appointment_not_found"]),
+                "403": _NOT_PARTICIPANT,
+                "405": doc.error(
+                    "ref `initiate`: /api/video-calls/initiate is a path of its own (POST only)",
+                    ["method_not_allowed"],
+                ),
+            },
+        )
+    },
+}
+# The answers' schemas: components generated from these types.
+SHAPES: Final = (
+    wire.VideoCallList,
+    wire.TokenGrant,
+    wire.StatusUpdated,
+    wire.VideoCallDetails,
+    wire.Stats,
+)

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import peewee
 
-from service.api import shapes
-from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
 from service.store import call_lists, repo, uow
@@ -26,6 +25,8 @@ from service.store.models import OccupantSession, VideoCall, WebhookCallState, W
 from service.store.rows import MessageRecord, record_of
 from service.webhooks import messages
 from service.webhooks.messages import CallFacts, Planned, RecordingFacts, SessionFacts, Told
+from service.wire.base import iso
+from service.wire.calls import call_full, presence_of
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
@@ -71,7 +72,9 @@ def _facts(call: VideoCall, sessions: Sequence[OccupantSession]) -> CallFacts:
 
 def _record(call: VideoCall, sessions: Sequence[OccupantSession]) -> dict[str, Any]:
     """`videoCall` and `presence` exactly as GET /api/video-calls/{ref} shapes them."""
-    return {"videoCall": shapes.call_full(call), "presence": shapes.presence_of(call, sessions)}
+    shapes = {"videoCall": call_full(call), "presence": presence_of(call, sessions)}
+    record: dict[str, Any] = msgspec.to_builtins(shapes)
+    return record
 
 
 def body(type_: str, at: int, data: dict[str, Any]) -> str:

@@ -19,9 +19,9 @@ from harness.env import base_env
 from harness.eventstream import Stream, consultation, signed
 from service import tracking
 from service.api.console import CSP
-from service.api.shapes import iso
 from service.app import create_app
 from service.config import load_settings
+from service.wire.base import iso
 from tests.api.conftest import Api
 from tests.api.test_openapi import conforms
 from tests.clock import DAY_MS, FrozenClock, shift_days

@@ -64,7 +64,7 @@ def test_a_signed_stream_produces_the_documented_record(call: Api) -> None:
 
 
 def iso(ms: int) -> str:
-    from service.api.shapes import iso as to_iso
+    from service.wire.base import iso as to_iso
 
     value = to_iso(ms)
     assert value is not None

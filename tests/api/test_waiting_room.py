@@ -10,9 +10,9 @@ import pytest
 
 from harness.eventstream import Stream
 from service import tracking
-from service.api.shapes import iso
 from service.store import uow
 from service.store.models import Appointment, AuditEvent
+from service.wire.base import iso
 from tests.api.conftest import Api
 from tests.api.test_prosody_events import ROOM, details, post
 from tests.clock import MINUTE_MS, appointment_around

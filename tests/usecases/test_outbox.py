@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from service import calls, tracking
-from service.api.shapes import iso
 from service.config import Settings
 from service.domain.model import Action
 from service.errors import Conflict
 from service.store.models import WebhookCallState, WebhookMessage
 from service.webhooks import outbox
+from service.wire.base import iso
 from tests.clock import FrozenClock
 from tests.usecases.support import ROOM, Prosody, read, write
 
