@@ -24,7 +24,7 @@ from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
 from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
 from service.errors import BadRequest, NotFound
-from service.store import operations, repo, uow
+from service.store import event_log, operations, repo, uow
 from service.store.models import Appointment, OccupantSession, User, VideoCall
 from service.webhooks import outbox
 
@@ -243,7 +243,7 @@ def call_view(ref: str, now: int) -> dict[str, Any]:
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")
         users = repo.get_users([call.doctor_uid, call.patient_uid])
-        sessions = operations.sessions_of(call.id)
+        sessions = event_log.sessions_of(call.id)
         trail = repo.audit_trail(call.id)
         starts, ends = _bounds(appointment)
         low, high = _axis(starts, ends, sessions, now)

@@ -12,6 +12,7 @@ import peewee
 
 from service.domain.model import AppointmentStatus, CallStatus
 from service.domain.record import PresenceRecord
+from service.store.batches import chunks
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
 from service.store.models import (
@@ -58,8 +59,7 @@ def known_uids(uids: Iterable[str]) -> set[str]:
     """Which of `uids` are stored users (in chunks: an import may name thousands)."""
     wanted = sorted(set(uids))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in chunks(wanted):
         found.update(u.uid for u in User.select(User.uid).where(User.uid.in_(chunk)))
     return found
 
@@ -92,7 +92,7 @@ def upsert_users(rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     update = [f for f in User._meta.sorted_fields if f.name not in ("uid", "created_at")]
-    for chunk in _chunks(rows, 500):
+    for chunk in chunks(rows):
         (User.insert_many(chunk).on_conflict(conflict_target=[User.uid], preserve=update).execute())
 
 
@@ -101,7 +101,7 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     update = [f for f in Appointment._meta.sorted_fields if f.name not in ("id", "created_at")]
-    for chunk in _chunks(rows, 500):
+    for chunk in chunks(rows):
         (
             Appointment.insert_many(chunk)
             .on_conflict(conflict_target=[Appointment.id], preserve=update)
@@ -123,11 +123,6 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
             )
             .execute()
         )
-
-
-def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def set_appointment_status(

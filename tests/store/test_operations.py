@@ -92,7 +92,7 @@ def test_open_sessions_and_sessions_of(clock: FrozenClock) -> None:
     found = operations.open_sessions([ids["a1"], ids["a2"]])
     assert sorted(s.session for s in found) == ["open", "other-call"]
     assert operations.open_sessions([]) == []
-    assert [s.session for s in operations.sessions_of(ids["a1"])] == [
+    assert [s.session for s in event_log.sessions_of(ids["a1"])] == [
         "closed",
         "open",
         "never-joined",
