@@ -16,7 +16,6 @@ from service.store.batches import chunks
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
 from service.store.models import (
-    ALL_MODELS,
     Appointment,
     AuditEvent,
     CallHost,
@@ -484,14 +483,3 @@ def audit(
 
 def audit_trail(call_id: str) -> list[AuditEvent]:
     return list(AuditEvent.select().where(AuditEvent.call_id == call_id).order_by(AuditEvent.id))
-
-
-def reset_for_tests() -> None:
-    """Empty every table (tests only)."""
-    db = current()
-    tables = [m._meta.table_name for m in ALL_MODELS]
-    if is_postgres(db):
-        db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-    else:
-        for table in tables:
-            db.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names

@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from service.store import repo
-from service.store.models import Appointment, VideoCall
+from service.store.db import current, is_postgres
+from service.store.models import ALL_MODELS, Appointment, VideoCall
+
+
+def reset_for_tests() -> None:
+    """Empty every table (in the caller's connection: `uow.run(reset_for_tests)`)."""
+    database = current()
+    tables = [m._meta.table_name for m in ALL_MODELS]
+    if is_postgres(database):
+        database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+    else:
+        for table in tables:
+            database.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
 def user_row(uid: str, at: int, **fields: Any) -> dict[str, Any]:

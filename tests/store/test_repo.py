@@ -22,7 +22,7 @@ from service.store.models import (
     VideoCall,
 )
 from tests.clock import HOUR_MS, FrozenClock
-from tests.store.support import appointment, appointment_row, call_for, user_row
+from tests.store.support import appointment, appointment_row, call_for, reset_for_tests, user_row
 
 pytestmark = pytest.mark.usefixtures("conn")
 
@@ -390,7 +390,7 @@ def test_reset_for_tests_empties_every_table(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call_for("a1", clock.ms + HOUR_MS)
     repo.audit("x", "y", clock.ms)
-    repo.reset_for_tests()
+    reset_for_tests()
     assert (User.select().count(), Appointment.select().count(), VideoCall.select().count()) == (
         0,
         0,
