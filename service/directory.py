@@ -16,7 +16,7 @@ from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest
 from service.fields import ID_PATTERN
 from service.requests import AppointmentUpsert, UserUpsert, decode
-from service.store import repo, uow
+from service.store import audit_log, clinic, uow, video_calls
 from service.transitions import follow_cancelled_appointment
 
 
@@ -113,7 +113,7 @@ def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str
     misleading 403 `account_inactive` at `initiate`; refuse it here, naming the user.
     Runs inside the write transaction, so the users it checks are the ones it commits with."""
     named = {row[key] for row in appointments for key in ("doctor_uid", "patient_uid")}
-    missing = sorted(named - also - repo.known_uids(named - also))
+    missing = sorted(named - also - clinic.known_uids(named - also))
     if missing:
         raise BadRequest(
             f"Unknown user {missing[0]}: push the user first "
@@ -126,8 +126,8 @@ def upsert_user(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     row = user_row(uid, data, now_ms())
 
     with uow.write():
-        repo.upsert_users([row])
-        repo.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
+        clinic.upsert_users([row])
+        audit_log.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
     return row
 
 
@@ -136,8 +136,8 @@ def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str
 
     with uow.write():
         require_known_users([row], set())
-        repo.upsert_appointments([row])
-        repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
+        clinic.upsert_appointments([row])
+        audit_log.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
         if row["status"] == AppointmentStatus.CANCELLED.value:
             follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
     return row
@@ -157,9 +157,9 @@ def import_records(document: Any) -> tuple[int, int]:
 
     with uow.write():
         require_known_users(appointments, {row["uid"] for row in users})
-        repo.upsert_users(users)
-        repo.upsert_appointments(appointments)
-        repo.audit(
+        clinic.upsert_users(users)
+        clinic.upsert_appointments(appointments)
+        audit_log.audit(
             "import",
             "records.imported",
             at,
@@ -194,8 +194,8 @@ def reset_demo(today: date) -> int:
     ids = [a["id"] for a in document["appointments"]]
 
     with uow.write():
-        forgotten = repo.forget_calls(ids, [room_name_for(i) for i in ids])
-        repo.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
+        forgotten = video_calls.forget_calls(ids, [room_name_for(i) for i in ids])
+        audit_log.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
     import_records(document)
     return forgotten
 

@@ -37,7 +37,7 @@ from service.domain.prosody import (
     type_of,
 )
 from service.domain.record import SettledEnd, presence_record
-from service.store import db, hosts, operations, repo, summaries, uow
+from service.store import audit_log, clinic, db, hosts, operations, summaries, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
@@ -161,7 +161,7 @@ def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
     """The audit and the log of a newly stored event, in the transaction that stores it;
     the audit names the call when the event concerns exactly one."""
     call_id = call_ids[0] if len(call_ids) == 1 else None
-    repo.audit(
+    audit_log.audit(
         SERVER,
         "event.received",
         at,
@@ -180,7 +180,7 @@ def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
             "event sequence gap",
             extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
         )
-        repo.audit(
+        audit_log.audit(
             SERVER,
             "event.seq_gap",
             at,
@@ -196,7 +196,7 @@ def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
     assert event.recording is not None and event.type in RECORDING_EVENT_TYPES
     targets: list[str | None] = [*call_ids] or [None]
     for call_id in targets:
-        repo.audit(
+        audit_log.audit(
             SERVER,
             event.type.value,
             at,
@@ -221,7 +221,7 @@ def _note_host(event: Event, at: int) -> None:
         "heard": event.occurred_at,
     }
     log.warning("prosody host back", extra={"fields": fields})
-    repo.audit(SERVER, "prosody_host.back", at, detail=fields)
+    audit_log.audit(SERVER, "prosody_host.back", at, detail=fields)
 
 
 def _note_silent_hosts(now: int) -> None:
@@ -237,7 +237,7 @@ def _note_silent_hosts(now: int) -> None:
                 "interval_s": row.interval_s,
             }
             log.warning("prosody host silent", extra={"fields": fields})
-            repo.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
+            audit_log.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
 
 
 def prosody_hosts() -> list[tuple[HostRecord, bool]]:
@@ -308,8 +308,8 @@ def _confirm(
     """Apply `snapshot` to these calls from their summaries where `confirm` can (reading and
     writing the summaries of all of them at once); returns the others, to derive in full.
     `listed`: the snapshot's entries by room."""
-    calls = repo.lock_calls(call_ids)
-    appointments = repo.get_appointments(call.appointment_id for call in calls.values())
+    calls = video_calls.lock_calls(call_ids)
+    appointments = clinic.get_appointments(call.appointment_id for call in calls.values())
     loaded = summaries.load_many(call_ids)
     in_full = []
     confirmed: list[tuple[VideoCall, Step]] = []
@@ -363,7 +363,7 @@ def _derive_in_full(
     event_store.replace_sessions(call.id, derived.sessions, stored)
     for repair in derived.repairs:
         if before.get(repair.session) != (repair.at, repair.reason.value):
-            repo.audit(
+            audit_log.audit(
                 actor,
                 "presence.repaired",
                 at,
@@ -390,8 +390,8 @@ def _derive_and_apply(
     """Derive one call again after `arrival` (None: the clock moved, or the arrival is one
     the summary cannot take), from its summary when the arrival allows
     (service.domain.incremental), else from all its room's events."""
-    call = repo.lock_call(call_id)
-    params = _params(settings, call, repo.get_appointment(call.appointment_id))
+    call = video_calls.lock_call(call_id)
+    params = _params(settings, call, clinic.get_appointment(call.appointment_id))
     actor = SWEEPER if cause == "sweeper" else SERVER
     step = None
     summary = True  # unknown unless read: the sweeper and restarts do not read it
@@ -414,8 +414,8 @@ def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: 
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
     record = presence_record(derived, settled)
-    repo.save_presence(call_id, record, at)
-    repo.watch(call_id, record.watched_hosts, call.watched_hosts)
+    video_calls.save_presence(call_id, record, at)
+    video_calls.watch(call_id, record.watched_hosts, call.watched_hosts)
     _move_status(call, current, derived.status, at, cause, actor)
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
@@ -425,7 +425,7 @@ def _move_status(
 ) -> None:
     """Walk from the stored status to the derived one through allowed transitions only."""
     for step in rules.status_path(current, target):
-        if not repo.transition_call(call.id, [current], step, at):
+        if not video_calls.transition_call(call.id, [current], step, at):
             return
         record_transition(call, current, step, actor, at, cause)
         current = step
@@ -469,13 +469,13 @@ def _untracked_no_shows(settings: Settings, now: int) -> int:
     """Calls without any Prosody event: NO_SHOW by the client reports they did get."""
     deadline = now - settings.no_show_grace * 1000
     marked = 0
-    for call in repo.scheduled_calls_ended_before(deadline):
+    for call in video_calls.scheduled_calls_ended_before(deadline):
         missing = missing_party(
             doctor_came=call.doctor_joined_at is not None,
             patient_came=call.patient_joined_at is not None,
         ).value
         with uow.write():
-            if repo.transition_call(
+            if video_calls.transition_call(
                 call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
             ):
                 marked += 1

@@ -24,7 +24,7 @@ from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
 from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
 from service.errors import BadRequest, NotFound
-from service.store import event_log, operations, repo, uow
+from service.store import audit_log, clinic, event_log, operations, uow, video_calls
 from service.store.models import Appointment, OccupantSession, User, VideoCall
 from service.webhooks import outbox
 
@@ -165,7 +165,7 @@ def day_view(day: str, doctor: str | None, now: int) -> dict[str, Any]:
     with uow.read():
         rows = operations.day_appointments(day, doctor)
         doctors = operations.doctors_on(day)
-        users = repo.get_users(
+        users = clinic.get_users(
             [*doctors, *(uid for a, _ in rows for uid in (a.doctor_uid, a.patient_uid))]
         )
         open_by_call: dict[str, list[OccupantSession]] = {}
@@ -236,15 +236,15 @@ def _transition(entry: dict[str, Any]) -> dict[str, Any]:
 
 def call_view(ref: str, now: int) -> dict[str, Any]:
     with uow.read():
-        call = repo.find_call(ref)
+        call = video_calls.find_call(ref)
         if call is None:
             raise NotFound("Video call not found", "video_call_not_found")
-        appointment = repo.get_appointment(call.appointment_id)
+        appointment = clinic.get_appointment(call.appointment_id)
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")
-        users = repo.get_users([call.doctor_uid, call.patient_uid])
+        users = clinic.get_users([call.doctor_uid, call.patient_uid])
         sessions = event_log.sessions_of(call.id)
-        trail = repo.audit_trail(call.id)
+        trail = audit_log.audit_trail(call.id)
         starts, ends = _bounds(appointment)
         low, high = _axis(starts, ends, sessions, now)
         audit = [
@@ -323,7 +323,7 @@ def doctors_view(first: str, last: str, doctor: str | None) -> dict[str, Any]:
             for day, call in operations.calls_between(first, last, doctor)
         ]
         entries = totals_rules.totals(facts)
-        users = repo.get_users(e.doctor_uid for e in entries)
+        users = clinic.get_users(e.doctor_uid for e in entries)
         return {
             "from": first,
             "to": last,

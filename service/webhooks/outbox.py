@@ -20,7 +20,7 @@ from service.api import shapes
 from service.api.shapes import iso
 from service.clock import now_ms
 from service.domain.model import CallStatus
-from service.store import call_lists, repo, uow
+from service.store import call_lists, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
 from service.store.rows import MessageRecord, record_of
@@ -87,7 +87,7 @@ def observe(call_id: str, at: int) -> int:
     """
     if not _enabled:
         return 0
-    call = repo.lock_call(call_id)
+    call = video_calls.lock_call(call_id)
     sessions = event_store.sessions_of(call_id)
     state = WebhookCallState.get_or_none(WebhookCallState.call_id == call_id)
     told = Told.from_json(state.state) if state is not None else Told()

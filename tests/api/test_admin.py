@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings, load_settings
-from service.store import repo, uow
+from service.store import clinic, uow
 from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, appointment_around
@@ -184,4 +184,4 @@ def test_an_appointment_naming_an_unknown_user_is_refused(seeded: Api, field: st
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "unknown_user"
     assert "nobody-yet" in response.json()["message"]
-    assert uow.run(lambda: repo.get_appointment("appt-new")) is None
+    assert uow.run(lambda: clinic.get_appointment("appt-new")) is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jwt
 
-from service.store import repo, uow
+from service.store import uow, video_calls
 from service.store.models import Appointment, User, VideoCall
 from tests.clock import midday_window, real_now_ms
 from tests.conftest import base_env, repo_root
@@ -178,7 +178,9 @@ def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
     assert cli(env, "seed-demo").returncode == 0
     appointment = uow.run(lambda: Appointment.get_by_id("demo-appt-1"))
     uow.run(
-        lambda: repo.create_call_if_missing(appointment, "appointment_demo-appt-1", real_now_ms())
+        lambda: video_calls.create_call_if_missing(
+            appointment, "appointment_demo-appt-1", real_now_ms()
+        )
     )
     uow.run(
         lambda: (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.store import repo
+from service.store import clinic, video_calls
 from service.store.db import current, is_postgres
 from service.store.models import ALL_MODELS, Appointment, VideoCall
 
@@ -55,14 +55,14 @@ def appointment_row(appointment_id: str, at: int, day: str, **fields: Any) -> di
 
 def call_for(appointment_id: str, at: int) -> VideoCall:
     """The appointment's call, created at `at` (the appointment must exist)."""
-    stored = repo.get_appointment(appointment_id)
+    stored = clinic.get_appointment(appointment_id)
     assert stored is not None
-    call, created = repo.create_call_if_missing(stored, f"appointment_{appointment_id}", at)
+    call, created = video_calls.create_call_if_missing(stored, f"appointment_{appointment_id}", at)
     assert created
     return call
 
 
 def appointment(appointment_id: str) -> Appointment:
-    stored = repo.get_appointment(appointment_id)
+    stored = clinic.get_appointment(appointment_id)
     assert stored is not None
     return stored
