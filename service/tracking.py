@@ -39,6 +39,7 @@ from service.domain.prosody import (
 from service.domain.record import SettledEnd, presence_record
 from service.store import audit_log, clinic, db, hosts, operations, summaries, uow, video_calls
 from service.store import event_log as event_store
+from service.store import outbox as outbox_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
 from service.transitions import record_transition
@@ -458,7 +459,7 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
             no_shows = _untracked_no_shows(settings, now)
             with uow.write():
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
-                pruned += outbox.prune(now - outbox.RETENTION_MS)
+                pruned += outbox_store.prune(now - outbox.RETENTION_MS)
                 operations.record_sweep(now, derived, no_shows)
             return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:

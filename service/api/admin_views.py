@@ -24,9 +24,8 @@ from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
 from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
 from service.errors import BadRequest, NotFound
-from service.store import audit_log, clinic, event_log, operations, uow, video_calls
+from service.store import audit_log, clinic, event_log, operations, outbox, uow, video_calls
 from service.store.models import Appointment, OccupantSession, User, VideoCall
-from service.webhooks import outbox
 
 MAX_RANGE_DAYS = 366
 HEALTH_WINDOW_MS = 24 * 3_600_000
