@@ -26,7 +26,7 @@ from service.domain.incremental import (
     confirm,
     state_of,
 )
-from service.domain.model import CallStatus, missing_party
+from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, derive_call
 from service.domain.prosody import (
     RECORDING_EVENT_TYPES,
@@ -37,9 +37,8 @@ from service.domain.prosody import (
     type_of,
 )
 from service.domain.record import SettledEnd, presence_record
-from service.store import audit_log, clinic, db, hosts, operations, summaries, uow, video_calls
+from service.store import audit_log, clinic, hosts, summaries, uow, video_calls
 from service.store import event_log as event_store
-from service.store import outbox as outbox_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
 from service.transitions import record_transition
@@ -47,11 +46,8 @@ from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
 
-# Advisory lock key for the sweeper: one replica at a time sweeps (PostgreSQL).
-SWEEPER_LOCK_KEY = 7_305_002
-# Snapshots older than this are deleted by the sweeper: far beyond any call's window.
-SNAPSHOT_RETENTION_MS = 30 * 86_400_000
 SERVER = "prosody"
+# The actor of what the sweep (service/sweeper.py) changes through `apply_in_steps`.
 SWEEPER = "sweeper"
 
 
@@ -225,8 +221,9 @@ def _note_host(event: Event, at: int) -> None:
     audit_log.audit(SERVER, "prosody_host.back", at, detail=fields)
 
 
-def _note_silent_hosts(now: int) -> None:
-    """Hosts unheard for three snapshot intervals: said once, when first seen silent.
+def note_silent_hosts(now: int) -> None:
+    """Hosts unheard for three snapshot intervals: said once, when first seen silent (the
+    sweep asks; beside `_note_host`, which says a host is back).
 
     Their calls need nothing here: the derivation closes the sessions itself."""
     with uow.write():
@@ -430,63 +427,3 @@ def _move_status(
             return
         record_transition(call, current, step, actor, at, cause)
         current = step
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    ran: bool
-    derived: int
-    no_shows: int
-    pruned: int
-
-
-def sweep(settings: Settings, at: int | None = None) -> SweepResult:
-    """Grace-period completion, NO_SHOW and stale sessions, for every open call.
-
-    On PostgreSQL only the replica holding the advisory lock sweeps; the others return at
-    once. Calls are handled a few per short transaction (`apply_in_steps`).
-    """
-    now = at if at is not None else now_ms()
-
-    with uow.read():
-        if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
-            return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
-        try:
-            _note_silent_hosts(now)
-            open_calls = event_store.open_tracked_calls()
-            apply_in_steps(settings, open_calls, cause="sweeper", at=now)
-            derived = len(open_calls)
-            no_shows = _untracked_no_shows(settings, now)
-            with uow.write():
-                pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
-                pruned += outbox_store.prune(now - outbox.RETENTION_MS)
-                operations.record_sweep(now, derived, no_shows)
-            return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
-        finally:
-            db.advisory_unlock(SWEEPER_LOCK_KEY)
-
-
-def _untracked_no_shows(settings: Settings, now: int) -> int:
-    """Calls without any Prosody event: NO_SHOW by the client reports they did get."""
-    deadline = now - settings.no_show_grace * 1000
-    marked = 0
-    for call in video_calls.scheduled_calls_ended_before(deadline):
-        missing = missing_party(
-            doctor_came=call.doctor_joined_at is not None,
-            patient_came=call.patient_joined_at is not None,
-        ).value
-        with uow.write():
-            if video_calls.transition_call(
-                call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
-            ):
-                marked += 1
-                record_transition(
-                    call,
-                    CallStatus.SCHEDULED,
-                    CallStatus.NO_SHOW,
-                    SWEEPER,
-                    now,
-                    "sweeper",
-                    missing=missing,
-                )
-    return marked

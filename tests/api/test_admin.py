@@ -157,7 +157,7 @@ def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
 
 
 def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) -> None:
-    from service import tracking
+    from service import sweeper
 
     past = appointment_around(seeded.clock.ms - 30 * DAY_MS, "UTC")
     seeded.put_appointment("c1", **past)
@@ -171,7 +171,7 @@ def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) 
     assert calls["c1"] == "CANCELLED"
     assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend
     # Long after the appointment: a cancelled appointment is not a no-show.
-    assert tracking.sweep(seeded.settings).no_shows == 0
+    assert sweeper.sweep(seeded.settings).no_shows == 0
 
 
 @pytest.mark.parametrize("field", ["doctorUid", "patientUid"])

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from service import tracking
+from service import sweeper
 from service.app import create_app
 from service.config import Settings, WebhookSettings, load_settings
 from service.store import uow
@@ -257,7 +257,7 @@ def test_the_sweeper_prunes_delivered_messages_after_30_days(
             .execute()
         )
     )
-    tracking.sweep(settings)
+    sweeper.sweep(settings)
     remaining = {m.id for m in stored()}
     assert remaining == {recent, stuck}
 

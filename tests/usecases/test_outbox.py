@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service import calls, tracking
+from service import calls, sweeper, tracking
 from service.api.shapes import iso
 from service.config import Settings
 from service.domain.model import Action
@@ -187,7 +187,7 @@ def test_the_sweeper_prunes_old_delivered_messages(settings: Settings, clock: Fr
     set_status(ids[1], status=outbox.FAILED)
     set_status(ids[3], status=outbox.DELIVERED)
     cutoff = stored(ids[1]).created_at
-    assert tracking.sweep(settings, cutoff + outbox.RETENTION_MS).pruned == 1
+    assert sweeper.sweep(settings, cutoff + outbox.RETENTION_MS).pruned == 1
     assert [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))] == ids[1:]
 
 
