@@ -1,4 +1,6 @@
-"""Queries for operators: a day's appointments, one call's record, totals, Prosody's health.
+"""Queries for operators: a day's appointments and who is in their rooms, a range's calls for
+totals, Prosody's health and repairs, and the sweeper's record of its last run (a call's own
+record reads through video_calls, event_log and audit_log).
 
 Read-only except `record_sweep`. Callers hold the connection (store/uow.py).
 """

@@ -1,4 +1,5 @@
-"""service.store.repo: every query, on SQLite and PostgreSQL."""
+"""service.store.clinic, video_calls and audit_log (once repo.py), and the call lists' pages, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
