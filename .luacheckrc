@@ -1,9 +1,9 @@
 -- luacheck configuration for Prosody modules (prosody/ and the test-only ones in tests/prosody/).
 std = "lua54"
 max_line_length = 120
+-- The server-wide table, read only: state that outlives a reload goes to module:shared().
+read_globals = { "prosody" }
 globals = {
-	-- The server-wide table; mod_video_call_events keeps its per-process boot state there.
-	"prosody",
 	-- Every module gets `module`; it may set the lifecycle callbacks Prosody calls.
 	module = {
 		other_fields = true,

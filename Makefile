@@ -43,8 +43,8 @@ install-js:
 	cd clients/js && npm ci --no-audit --no-fund
 
 lint: install
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tests bench harness
+	$(BIN)/ruff format --check service tests bench harness
 
 typecheck: install
 	$(BIN)/mypy

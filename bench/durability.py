@@ -19,15 +19,15 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from harness.clock import midday_window, real_now_ms
+from harness.env import base_env
+from harness.eventstream import Stream, signed
 from service import clock
 from service.app import create_app
 from service.auth.dev import mint_dev_token
 from service.config import load_settings
 from service.store import db
 from service.store.migrate import migrate
-from tests.clock import midday_window, real_now_ms
-from tests.conftest import base_env
-from tests.eventstream import Stream, signed
 
 
 def _timed(count: int, one: Callable[[int], Any]) -> list[float]:

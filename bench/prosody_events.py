@@ -27,7 +27,7 @@ import slixmpp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.prosody.prosody_harness import (  # noqa: E402
+from harness.prosody import (  # noqa: E402
     CANDIDATES,
     MUC,
     Client,

@@ -502,7 +502,7 @@ ANALYSIS = [
     "call with someone present on any host (all 2,000 here), each in its own step of about "
     "ten statements: lag p99 1.2 s on SQLite, 9 s on PostgreSQL. Now it is applied to the "
     "calls of the rooms it lists and those watched on its host (`call_hosts`: the hosts "
-    "their sessions and knocks came from, `presence.watched_hosts`), its 500 here; no "
+    "their sessions and knocks came from, `sessions.session_hosts`), its 500 here; no "
     "other host's input can change them, which a property test checks "
     "(`tests/unit/test_incremental.py`). They are confirmed from their summaries twenty at a "
     "time (`tracking._confirm`: one lock, appointment, summary read and write for the "

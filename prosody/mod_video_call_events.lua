@@ -4,12 +4,14 @@
 -- Every event is written to Prosody's storage before its hook returns; a single sender then
 -- POSTs the spool in order, one event at a time, and retries with backoff until the receiver
 -- accepts it or the event is too old. Hooks never touch the network.
+--
+-- Two helper files lie beside this one and load with module:require (Prosody looks for
+-- <name>.lib.lua in the plugin paths): video_call_events_spool.lib.lua, the durable queue of
+-- unsent events, and video_call_events_delivery.lib.lua, which signs and POSTs it. Install all
+-- three together.
 
 local array = require "util.array";
 local base64 = require "util.encodings".base64;
-local datamanager = require "util.datamanager";
-local hashes = require "util.hashes";
-local http = require "net.http";
 local json = require "util.json";
 local random = require "util.random";
 local time = require "util.time";
@@ -93,19 +95,18 @@ local function now_ms()
 	return math.floor(time.now() * 1000);
 end
 
--- One boot_id per Prosody process and one seq counter per host, kept in the global prosody
--- table so that reloading this module neither restarts seq nor announces a new boot.
-local process = prosody.video_call_events;
-if not process then
+-- One boot_id per Prosody process (shared by every host) and one seq counter per host, in
+-- module:shared tables, which a reload of this module hands to the new instance: a reload
+-- neither restarts seq nor announces a new boot.
+local process = module:shared("/*/video_call_events/process");
+if not process.boot_id then
 	local suffix = random.bytes(4):gsub(".", function (c) return ("%02x"):format(c:byte()); end);
-	process = { boot_id = ("b_%d_%s"):format(os.time(), suffix); hosts = {} };
-	prosody.video_call_events = process;
+	process.boot_id = ("b_%d_%s"):format(os.time(), suffix);
 end
-local boot = process.hosts[module.host];
-local new_boot = not boot;
+local boot = module:shared("boot");
+local new_boot = boot.seq == nil;
 if new_boot then
-	boot = { seq = 0 };
-	process.hosts[module.host] = boot;
+	boot.seq = 0;
 end
 
 local function matches_any(value, patterns)
@@ -205,164 +206,20 @@ local function new_record(room, occupant, session, joined_at)
 end
 
 ---------------------------------------------------------------------------------------------
--- Spool: append-only segment files in Prosody's data directory (util.datamanager, the files
--- behind the "internal" storage), SEGMENT_SIZE events each, one line per event:
--- "<created unix s> <event id> <body>". An append is one write to an open-for-append file,
--- far cheaper than rewriting a keyval file per event. The "index" record holds the segment
--- and count of events already delivered; it is saved within INDEX_SAVE_DELAY of a
--- delivery, so a crash may resend (never lose) the last few delivered events.
+-- Spool and delivery (video_call_events_spool.lib.lua, video_call_events_delivery.lib.lua)
 ---------------------------------------------------------------------------------------------
 
-local SPOOL_STORE = "video_call_events";
-local SEGMENT_SIZE = 1000;
-local INDEX_SAVE_DELAY = 0.25;
+local spool = module:require("video_call_events_spool").open();
+local delivery = module:require("video_call_events_delivery").new({
+	url = url;
+	keys = signing_keys;
+	timeout = timeout;
+	retry_max = retry_max;
+	max_age = max_age;
+	spool = spool;
+});
 
-local function segment_user(segment)
-	return "segment" .. segment;
-end
-
-local function segment_path(segment)
-	return datamanager.getpath(segment_user(segment), module.host, SPOOL_STORE, "spool");
-end
-
-local function read_segment(segment)
-	local file = io.open(segment_path(segment));
-	if not file then return nil; end
-	local records = {};
-	for line in file:lines("L") do
-		local created, id, body = line:match("^(%d+) (%S+) (.-)\n$");
-		if created then
-			table.insert(records, { created = tonumber(created); id = id; body = body });
-		else -- a torn last line after a crash: that event never finished being spooled
-			module:log("warn", "Skipping a damaged line in spool segment %d", segment);
-		end
-	end
-	file:close();
-	return records;
-end
-
-local head_segment, head_offset; -- next event to deliver: records[head_offset + 1] of head_segment
-local tail_segment, tail_count; -- where the next event is appended
-local segments = {}; -- records of the head and tail segments, read once
-do
-	local index = datamanager.load("index", module.host, SPOOL_STORE) or {};
-	head_segment, head_offset = index.segment or 1, index.offset or 0;
-	-- A segment is removed after the index moves past it; a crash in between leaves it behind.
-	os.remove(segment_path(head_segment - 1));
-	tail_segment = head_segment;
-	local function exists(segment)
-		local file = io.open(segment_path(segment));
-		if file then file:close(); end
-		return file ~= nil;
-	end
-	while exists(tail_segment + 1) do
-		tail_segment = tail_segment + 1;
-	end
-	segments[tail_segment] = read_segment(tail_segment) or {};
-	tail_count = #segments[tail_segment];
-	local pending = (tail_segment - head_segment) * SEGMENT_SIZE + tail_count - head_offset;
-	if pending > 0 then
-		module:log("info", "About %d undelivered events in the spool", pending);
-	end
-end
-
-local function position(segment, offset)
-	return segment * SEGMENT_SIZE + offset;
-end
-
-local index_timer;
-local function save_index()
-	if index_timer then
-		index_timer:stop();
-		index_timer = nil;
-	end
-	local ok, err = datamanager.store("index", module.host, SPOOL_STORE,
-		{ segment = head_segment; offset = head_offset });
-	if not ok then
-		module:log("error", "Could not save the spool index (events may be sent again): %s", err);
-	end
-end
-
-local function spool_append(id, body)
-	if tail_count >= SEGMENT_SIZE then
-		if tail_segment ~= head_segment then
-			segments[tail_segment] = nil;
-		end
-		tail_segment, tail_count = tail_segment + 1, 0;
-		segments[tail_segment] = {};
-	end
-	local created = os.time();
-	local ok, err = datamanager.append_raw(segment_user(tail_segment), module.host, SPOOL_STORE, "spool",
-		("%d %s %s\n"):format(created, id, body));
-	if not ok then
-		return nil, err;
-	end
-	tail_count = tail_count + 1;
-	table.insert(segments[tail_segment], { created = created; id = id; body = body });
-	return position(tail_segment, tail_count);
-end
-
--- The oldest undelivered record, or nil when everything has been delivered.
-local function spool_peek()
-	while head_segment < tail_segment or head_offset < tail_count do
-		local records = segments[head_segment];
-		if not records then
-			records = read_segment(head_segment) or {};
-			segments[head_segment] = records;
-		end
-		local record = records[head_offset + 1];
-		if record then
-			return record;
-		end
-		if head_segment == tail_segment then
-			return nil; -- the tail lost lines it counted: nothing more to send
-		end
-		module:log("warn", "Spool segment %d ends early; moving on", head_segment);
-		head_offset = SEGMENT_SIZE; -- treat it as complete
-		segments[head_segment] = nil;
-		local done = head_segment;
-		head_segment, head_offset = head_segment + 1, 0;
-		save_index();
-		os.remove(segment_path(done));
-	end
-	return nil;
-end
-
--- The record spool_peek returned has been delivered or dropped.
-local function spool_advance()
-	head_offset = head_offset + 1;
-	if head_offset < SEGMENT_SIZE then
-		if not index_timer then
-			index_timer = module:add_timer(INDEX_SAVE_DELAY, function ()
-				index_timer = nil;
-				save_index();
-			end);
-		end
-		return;
-	end
-	local done = head_segment;
-	segments[done] = nil;
-	head_segment, head_offset = head_segment + 1, 0;
-	save_index();
-	os.remove(segment_path(done));
-	if head_segment > tail_segment then
-		tail_segment, tail_count = head_segment, 0;
-		segments[tail_segment] = {};
-	end
-end
-
-local pump; -- defined below; enqueue wakes it up
-local pump_timer, retry_timer;
 local last_snapshot_position;
-
-local function wake()
-	if not pump_timer and not retry_timer then
-		pump_timer = module:add_timer(0, function ()
-			pump_timer = nil;
-			pump();
-		end);
-	end
-end
 
 local function enqueue(event_type, fields, occurred_at)
 	boot.seq = boot.seq + 1;
@@ -377,139 +234,14 @@ local function enqueue(event_type, fields, occurred_at)
 	for key, value in pairs(fields) do
 		body[key] = value;
 	end
-	local spooled, err = spool_append(id, json.encode(body));
+	local spooled, err = spool.append(id, json.encode(body));
 	if not spooled then
 		module:log("error", "Event %s (%s) could not be spooled and is lost: %s", id, event_type, err);
 		return nil;
 	end
 	module:log("debug", "Spooled %s %s seq %d", event_type, id, boot.seq);
-	wake();
+	delivery.wake();
 	return spooled;
-end
-
----------------------------------------------------------------------------------------------
--- Delivery: one request at a time, oldest first.
----------------------------------------------------------------------------------------------
-
-local attempt; -- the request in flight: { record, request, timer }
-local failures = 0;
-
-local function sign(id, timestamp, body)
-	local payload = id .. "." .. timestamp .. "." .. body;
-	local signatures = {};
-	for i, key in ipairs(signing_keys) do
-		signatures[i] = "v1," .. base64.encode(hashes.hmac_sha256(key, payload));
-	end
-	return table.concat(signatures, " ");
-end
-
-local function retry_later(delay)
-	retry_timer = module:add_timer(delay, function ()
-		retry_timer = nil;
-		pump();
-	end);
-end
-
-local function backoff()
-	failures = failures + 1;
-	local delay = math.min(retry_max, 2 ^ (failures - 1));
-	-- Jitter spreads the retries of many Prosody instances after a receiver outage.
-	return math.min(retry_max, delay * (0.75 + math.random() * 0.5));
-end
-
-local function retry_after(response)
-	local value = response and response.headers and response.headers["retry-after"];
-	local seconds = value and tonumber(value);
-	if seconds and seconds >= 0 then
-		return math.min(seconds, 3600);
-	end
-	return nil;
-end
-
-local function finish(current, code, detail, response)
-	attempt = nil;
-	if current.timer then
-		current.timer:stop();
-	end
-	local id = current.record.id;
-	if code >= 200 and code < 300 then
-		failures = 0;
-		spool_advance();
-		return pump();
-	end
-	local retryable = code == 0 or code == 408 or code == 429 or code == 401 or code == 403
-		or code >= 500 or code < 400;
-	if not retryable then
-		module:log("error", "Receiver refused event %s with HTTP %d: dropped", id, code);
-		failures = 0;
-		spool_advance();
-		return pump();
-	end
-	local delay = backoff();
-	if code == 429 then
-		delay = retry_after(response) or delay;
-	end
-	if code == 401 or code == 403 then
-		module:log("error", "Receiver rejected the signature of event %s (HTTP %d): check "
-			.. "video_call_events_secret; retrying in %.1fs", id, code, delay);
-	elseif code == 0 then
-		module:log("warn", "Event %s not delivered (%s); retrying in %.1fs", id, detail, delay);
-	else
-		module:log("warn", "Receiver answered HTTP %d for event %s; retrying in %.1fs", code, id, delay);
-	end
-	retry_later(delay);
-end
-
-local function send(record)
-	local timestamp = tostring(os.time());
-	local current = { record = record };
-	attempt = current;
-	current.timer = module:add_timer(timeout, function ()
-		if attempt ~= current then return; end
-		local request = current.request;
-		finish(current, 0, "timeout");
-		-- net.http may never time out by itself: close the connection; its late callback
-		-- finds that this attempt is over and is ignored.
-		if request then
-			if request.cancel then
-				pcall(request.cancel, request, "timeout");
-			elseif request.conn then
-				pcall(request.conn.close, request.conn);
-			end
-		end
-	end);
-	current.request = http.request(url, {
-		method = "POST";
-		body = record.body;
-		headers = {
-			["Content-Type"] = "application/json";
-			["webhook-id"] = record.id;
-			["webhook-timestamp"] = timestamp;
-			["webhook-signature"] = sign(record.id, timestamp, record.body);
-		};
-		suppress_errors = true;
-	}, function (body, code, response)
-		if attempt ~= current or module.loaded == false then return; end
-		code = tonumber(code) or 0;
-		finish(current, code, code == 0 and tostring(body) or nil, response);
-	end);
-end
-
-function pump()
-	if attempt or retry_timer or module.loaded == false then
-		return;
-	end
-	-- Drop what is too old; bounded by the spool length.
-	local record = spool_peek();
-	while record and os.time() - record.created > max_age do
-		module:log("error", "Event %s is older than video_call_events_max_age: dropped", record.id);
-		failures = 0;
-		spool_advance();
-		record = spool_peek();
-	end
-	if record then
-		return send(record);
-	end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -712,7 +444,7 @@ end
 local function take_snapshot()
 	-- A snapshot still waiting in the spool is as good as a new one: do not pile them up
 	-- while the receiver is away.
-	if last_snapshot_position and last_snapshot_position > position(head_segment, head_offset) then
+	if last_snapshot_position and last_snapshot_position > spool.head_position() then
 		return;
 	end
 	local occurred_at = now_ms();
@@ -768,21 +500,16 @@ function module.load()
 			return snapshot_interval;
 		end);
 	end
-	wake();
+	delivery.wake();
+end
+
+function module.unload()
+	spool.save_index();
+	delivery.stop();
 end
 
 -- Deliveries since the last index save would be sent again after a restart: save it now.
-module:hook_global("server-stopping", save_index);
-
-function module.unload()
-	save_index();
-	-- A reply to the old instance's request is ignored; the new instance sends the event again.
-	local current = attempt;
-	attempt = nil;
-	if current and current.request and current.request.cancel then
-		pcall(current.request.cancel, current.request, "unloaded");
-	end
-end
+module:hook_global("server-stopping", spool.save_index);
 
 module:hook("muc-room-created", on_room_created, PRIORITY_ROOM_CREATED);
 if waiting_room and not lobby_host then

@@ -20,14 +20,13 @@ from service.domain import rules
 from service.domain.incremental import (
     INCREMENTAL_TYPES,
     CallState,
-    Params,
     Step,
     advance,
     confirm,
     state_of,
 )
 from service.domain.model import CallStatus
-from service.domain.presence import CallDerivation, derive_call
+from service.domain.presence import CallDerivation, Params, derive_call
 from service.domain.prosody import (
     RECORDING_EVENT_TYPES,
     Event,
@@ -343,19 +342,7 @@ def _derive_in_full(
     events, snapshots, restarts = event_store.load_for_room(
         call.room_name, settings.max_call_duration * 1000
     )
-    derived = derive_call(
-        events,
-        snapshots,
-        restarts,
-        room_name=params.room_name,
-        doctor_uid=params.doctor_uid,
-        patient_uid=params.patient_uid,
-        now_ms=at,
-        appointment_end_ms=params.appointment_end_ms,
-        call_end_grace_ms=params.call_end_grace_ms,
-        no_show_grace_ms=params.no_show_grace_ms,
-        max_call_ms=params.max_call_ms,
-    )
+    derived = derive_call(events, snapshots, restarts, params, now_ms=at)
     stored = event_store.sessions_of(call.id)
     before = {s.session: (s.left_at, s.end_reason) for s in stored}
     event_store.replace_sessions(call.id, derived.sessions, stored)

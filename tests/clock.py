@@ -6,8 +6,9 @@ when the test moves it, so a sweep "one millisecond before the deadline" means e
 It starts from the real clock because libraries we do not own (PyJWT's `exp` check,
 firebase-admin) read the real one.
 
-Tests that start a real server process cannot freeze it; they read the real clock once and
-build appointments with `midday_window`, which cannot close or cross midnight during a test.
+Tests that start a real server process cannot freeze it; they read the real clock once
+(`harness.clock.real_now_ms`) and build appointments with `harness.clock.midday_window`, which
+cannot close or cross midnight during a test.
 
 Dates, times and epochs are built from "now" here, never written as literals in a test, so the
 suite passes on any day (CI runs it again under faketime, 400 days ahead and on summer-time
@@ -16,18 +17,14 @@ change days).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
+
+from harness.clock import local, local_day
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
-
-
-def real_now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -55,14 +52,6 @@ class FrozenClock:
         return local_day(self.ms + days * DAY_MS, zone)
 
 
-def local(ms: int, zone: str) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(zone))
-
-
-def local_day(ms: int, zone: str) -> str:
-    return local(ms, zone).date().isoformat()
-
-
 def appointment_around(
     now_ms: int,
     zone: str = "Europe/Berlin",
@@ -83,24 +72,6 @@ def appointment_around(
         "appointmentDate": start.date().isoformat(),
         "startTime": start.strftime("%H:%M"),
         "endTime": end.strftime("%H:%M"),
-        "timezone": zone,
-    }
-
-
-def midday_window(now_ms: int) -> dict[str, str]:
-    """06:00-18:00 today in a fixed-offset zone where it is about noon at `now_ms`.
-
-    For tests against a real server process, whose clock runs on: the appointment is under
-    way, will not end for at least five and a half hours, and does not cross midnight, whatever
-    the time of day the test runs. (`Etc/GMT-N` is N hours *ahead* of UTC, by POSIX's sign.)
-    """
-    utc = datetime.fromtimestamp(now_ms / 1000, UTC)
-    offset = round(12 - (utc.hour + utc.minute / 60))  # -12 ... +12
-    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
-    return {
-        "appointmentDate": local_day(now_ms, zone),
-        "startTime": "06:00",
-        "endTime": "18:00",
         "timezone": zone,
     }
 

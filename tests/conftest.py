@@ -6,9 +6,7 @@ CI, so a missing database can never turn the PostgreSQL suite green by skipping 
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +17,14 @@ import peewee
 import pytest
 from playwright.sync_api import Browser
 
+from harness.clock import real_now_ms
+from harness.env import base_env
 from service import clock as service_clock
 from service.config import Settings, load_settings
 from service.store import db, uow
 from service.store.migrate import migrate
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.clock import FrozenClock, real_now_ms
+from tests.clock import FrozenClock
 from tests.store.support import reset_for_tests
 
 IN_CI = bool(os.environ.get("CI"))
@@ -52,22 +52,6 @@ def clock() -> Iterator[FrozenClock]:
     service_clock.use_source(frozen)
     yield frozen
     service_clock.use_source(None)
-
-
-def base_env(**overrides: str) -> dict[str, str]:
-    env = {
-        "APP_ENV": "test",
-        "AUTH_MODE": "dev",
-        "DEV_AUTH_SECRET": secrets.token_hex(32),
-        "JITSI_APP_ID": "clinic-app",
-        "JITSI_APP_SECRET": secrets.token_hex(32),
-        "JITSI_DOMAIN": "meet.example.test",
-        "ADMIN_API_KEY": secrets.token_hex(32),
-        "PROSODY_EVENTS_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "EVENT_SYNC_TOKEN": secrets.token_hex(32),
-    }
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ generated histories):
   none of them take this path) or by silence or age, which depend on its last moment known
   present, the last time its host was heard and the host's snapshot interval: all kept.
 - A snapshot or restart of a host none of the call's sessions came from, that does not list
-  the room, cannot change the record (presence.watched_hosts): the service does not apply it to
-  the call, and the state does not count it (`Counts`).
+  the room, cannot change the record (sessions.session_hosts): the service does not apply it
+  to the call, and the state does not count it (`Counts`).
 """
 
 from __future__ import annotations
@@ -33,39 +33,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from service.domain.intervals import union
 from service.domain.model import CallStatus, Role, role_in
-from service.domain.presence import (
-    CallDerivation,
-    PresenceSession,
-    _drafts,
-    _host_logs,
-    _last_seen,
-    _left_reason,
-    _union,
-    _unique,
-    silent_from,
-)
+from service.domain.presence import CallDerivation, Params, PresenceSession
 from service.domain.prosody import EventType, ProsodyStarted, RoomEvent, Snapshot, SnapshotRoom
 from service.domain.rules import whole_seconds
+from service.domain.sessions import drafts, last_seen, left_reason, room_inputs, silent_from
 
 Block = tuple[int, int]
 # The only events `advance` applies; anything else derives in full.
 INCREMENTAL_TYPES = frozenset({EventType.OCCUPANT_JOINED, EventType.OCCUPANT_LEFT})
 PARTIES = (Role.DOCTOR, Role.PATIENT)
-
-
-@dataclass(frozen=True)
-class Params:
-    """Everything besides the events that the derivation reads: a state is used only with the
-    same values (a rescheduled appointment or a changed setting derives in full)."""
-
-    room_name: str
-    doctor_uid: str
-    patient_uid: str
-    appointment_end_ms: int | None
-    call_end_grace_ms: int
-    no_show_grace_ms: int
-    max_call_ms: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +67,7 @@ class Counts:
     """Snapshots and restarts from a call's `window_start` on, as far as they concern it:
     `listings`, the snapshots (of any host) that list its room; `inputs`, per host of its
     sessions (sorted), that host's snapshots and restarts. Another host's that do not list
-    the room cannot change the record (presence.watched_hosts) and are not counted."""
+    the room cannot change the record (sessions.session_hosts) and are not counted."""
 
     listings: int
     inputs: tuple[tuple[str, int], ...]
@@ -153,7 +131,7 @@ def _seal(
 
 def _presence_ms(blocks: tuple[Block, ...], sealed: int, opens: list[OpenSession], now: int) -> int:
     spans = [*blocks, *((s.joined_at, max(now, s.joined_at)) for s in opens)]
-    return sealed + sum(int(end - start) for start, end in _union(spans))
+    return sealed + sum(int(end - start) for start, end in union(spans))
 
 
 def state_of(
@@ -166,17 +144,15 @@ def state_of(
 ) -> CallState | None:
     """The summary of a full derivation (with its inputs) that `advance` continues from, or
     None when the next event could not be applied incrementally anyway."""
-    room = params.room_name.lower()
-    room_events = [e for e in _unique(events) if e.room_name == room]
-    snaps = _unique(snapshots)
-    boots = _unique(restarts)
+    inputs = room_inputs(events, snapshots, restarts, params.room_name)
+    room, room_events, snaps = inputs.room, inputs.events, inputs.snapshots
     watched = set(derived.hosts)
     listing = [snap for snap in snaps if any(r.room_name == room for r in snap.rooms)]
     listed_ids = {snap.id for snap in listing}
-    others: list[Snapshot | ProsodyStarted] = [*snaps, *boots]
+    others: list[Snapshot | ProsodyStarted] = [*snaps, *inputs.restarts]
     concerning = [i for i in others if i.host in watched or i.id in listed_ids]
-    inputs: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *concerning]
-    times = [item.occurred_at for item in inputs]
+    summarised: list[RoomEvent | Snapshot | ProsodyStarted] = [*room_events, *concerning]
+    times = [item.occurred_at for item in summarised]
     if (
         derived.status is not CallStatus.IN_PROGRESS
         or derived.started_at is None
@@ -192,18 +168,17 @@ def state_of(
         derived.started_at >= params.appointment_end_ms + params.no_show_grace_ms
     ):
         return None
-    hosts = _host_logs(room_events, snaps, boots)
     heard: dict[str, int] = {}
-    for item in inputs:
+    for item in summarised:
         heard[item.host] = max(heard.get(item.host, item.occurred_at), item.occurred_at)
-    intervals = {key: log.intervals[-1][1] for key, log in hosts.items()}
-    drafts = {d.session: d for d in _drafts(room_events, snaps, room)}
+    intervals = {key: log.intervals[-1][1] for key, log in inputs.hosts.items()}
+    by_session = {d.session: d for d in drafts(room_events, snaps, room)}
     room_times = [e.occurred_at for e in room_events] + [snap.occurred_at for snap in listing]
     opens = []
     for s in derived.sessions:
         if s.joined_at is None or s.left_at is not None:
             continue
-        seen = _last_seen(drafts[s.session], s.joined_at, room_events)
+        seen = last_seen(by_session[s.session], s.joined_at, room_events)
         opens.append(
             OpenSession(
                 s.session,
@@ -220,7 +195,7 @@ def state_of(
     sealed = []
     live = []
     for role in PARTIES:
-        closed = _union(
+        closed = union(
             (s.joined_at, s.left_at)
             for s in derived.sessions
             if s.role is role and s.joined_at is not None and s.left_at is not None
@@ -363,7 +338,7 @@ def advance(
             role=closed.role,
             joined_at=closed.joined_at,
             left_at=at,
-            end_reason=_left_reason(event.reason),
+            end_reason=left_reason(event.reason),
             boot_id=closed.boot_id,
             host=closed.host,
             meeting_id=closed.meeting_id,
@@ -460,7 +435,7 @@ def _finish(
     for index, role in enumerate(PARTIES):
         blocks = live[index]
         if closed is not None and closed.role is role:
-            blocks = tuple((int(a), int(b)) for a, b in _union([*blocks, (closed.joined_at, at)]))
+            blocks = tuple((int(a), int(b)) for a, b in union([*blocks, (closed.joined_at, at)]))
         role_opens = [s for s in following if s.role is role]
         live[index], sealed[index] = _seal(blocks, sealed[index], role_opens)
         presence.append(_presence_ms(live[index], sealed[index], role_opens, now_ms))

@@ -53,7 +53,7 @@ class PresenceRecord:
 
 def watched_hosts(derived: CallDerivation) -> tuple[str, ...]:
     """The hosts whose snapshots and restarts can change the record without listing its
-    room (presence.watched_hosts); none once the call is settled: its counted record no
+    room (sessions.session_hosts); none once the call is settled: its counted record no
     longer moves, and the next event derives it anyway."""
     return derived.hosts if derived.status in rules.JOINABLE_STATUSES else ()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import peewee
 
-from service.domain.presence import silent_from
 from service.domain.prosody import Event, Snapshot
+from service.domain.sessions import silent_from
 from service.store.compiled import Compiled
 from service.store.db import current, is_postgres
 from service.store.models import ProsodyHost

@@ -198,7 +198,7 @@ class ProsodyHost(BaseModel):
     Kept for operators (GET /api/admin/prosody-hosts) and to log and audit a host going silent
     and coming back once each; call records never read it (they derive from the events).
     `silent` is the last state logged; whether a host is silent *now* is computed from
-    `last_heard` and `interval_s` (presence.silent_from).
+    `last_heard` and `interval_s` (sessions.silent_from).
     """
 
     host = peewee.CharField(max_length=255, primary_key=True)

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from harness.env import base_env
+from harness.eventstream import Stream, consultation, signed
 from service import sweeper
 from service.api.console import CSP
 from service.api.shapes import iso
@@ -23,8 +25,6 @@ from service.config import load_settings
 from tests.api.conftest import Api
 from tests.api.test_openapi import conforms
 from tests.clock import DAY_MS, FrozenClock, shift_days
-from tests.conftest import base_env
-from tests.eventstream import Stream, consultation, signed
 
 HOUR = 3_600_000
 MINUTE = 60_000

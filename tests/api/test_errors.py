@@ -8,6 +8,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from harness.env import base_env
 from service import calls
 from service.app import create_app
 from service.clock import now_s
@@ -16,7 +17,6 @@ from service.logs import JsonFormatter
 from service.store import uow
 from service.store.models import VideoCall
 from tests.api.conftest import Api
-from tests.conftest import base_env
 
 
 def assert_error(response: object, status: int, code: str) -> dict[str, object]:

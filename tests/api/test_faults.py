@@ -22,14 +22,15 @@ import psycopg2
 import pytest
 from starlette.testclient import TestClient
 
+from harness.env import base_env
+from harness.eventstream import Stream, consultation, signed
 from service.app import create_app
 from service.config import load_settings
 from service.store import db, uow
 from service.store.migrate import migrate
 from tests.api.conftest import Api
 from tests.clock import FrozenClock
-from tests.conftest import base_env, require
-from tests.eventstream import Stream, consultation, signed
+from tests.conftest import require
 
 ROOM = "appointment_appt1"
 VOLATILE = {"id", "createdAt", "updatedAt"}

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.eventstream import Stream, signed
 from service.receiver.signing import sign
 from service.store import uow
 from service.store.models import OccupantSession, ProsodyEvent, User
 from tests.api.conftest import Api
-from tests.eventstream import Stream, signed
 
 ROOM = "appointment_appt1"
 DEEP = 1_000

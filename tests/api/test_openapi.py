@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from harness.env import base_env
 from service.api import openapi
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.prosody import EVENT_SYNC_KINDS
@@ -47,7 +48,6 @@ from service.config import Settings, load_settings
 from service.store.db import DatabaseUnavailable
 from tests.api.conftest import Api
 from tests.clock import FrozenClock
-from tests.conftest import base_env
 
 DOC = openapi.DOCUMENT
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

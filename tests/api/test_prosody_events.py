@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.eventstream import Stream, consultation, event_sync_consultation, signed
 from service import sweeper
 from service.store import uow
 from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, FrozenClock, appointment_around
-from tests.eventstream import Stream, consultation, event_sync_consultation, signed
 
 ROOM = "appointment_appt1"
 
@@ -119,9 +119,9 @@ def test_bodies_that_can_never_be_valid_are_400(call: Api) -> None:
 def test_rotation_accepts_either_secret(env: dict[str, str], clock: FrozenClock) -> None:
     from starlette.testclient import TestClient
 
+    from harness.env import base_env
     from service.app import create_app
     from service.config import load_settings
-    from tests.conftest import base_env
 
     old = env["PROSODY_EVENTS_SECRET"]
     new = base_env()["PROSODY_EVENTS_SECRET"]

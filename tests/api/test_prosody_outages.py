@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from harness.eventstream import HOST, Stream
 from service import sweeper
 from service.store import uow
 from service.store.models import AuditEvent, VideoCall
 from tests.api.conftest import Api
 from tests.api.test_openapi import conforms
 from tests.api.test_prosody_events import ROOM, details, iso, post
-from tests.eventstream import HOST, Stream
 
 INTERVAL_S = 60
 HOSTS = "/api/admin/prosody-hosts"

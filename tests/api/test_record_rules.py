@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from playhouse.migrations import Runner
 
+from harness.eventstream import Stream, consultation, signed
 from service.store import db, uow
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import AuditEvent, OccupantSession, VideoCall
 from tests.api.conftest import Api
 from tests.api.test_prosody_events import details
-from tests.eventstream import Stream, consultation, signed
 
 ROOM = "appointment_appt1"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from harness.env import base_env
 from service import sweeper
 from service.config import load_settings
-from tests.conftest import base_env
 
 
 @pytest.mark.postgres

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from harness.eventstream import Stream
 from service import sweeper
 from service.api.shapes import iso
 from service.store import uow
@@ -15,7 +16,6 @@ from service.store.models import Appointment, AuditEvent
 from tests.api.conftest import Api
 from tests.api.test_prosody_events import ROOM, details, post
 from tests.clock import MINUTE_MS, appointment_around
-from tests.eventstream import Stream
 
 
 @pytest.fixture

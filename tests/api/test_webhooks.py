@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from harness.env import base_env
 from service import sweeper
 from service.app import create_app
 from service.config import Settings, WebhookSettings, load_settings
@@ -22,7 +23,6 @@ from service.webhooks.sender import Outcome
 from tests.api.conftest import Api
 from tests.api.test_openapi import conforms
 from tests.clock import FrozenClock
-from tests.conftest import base_env
 from tests.e2e.conftest import free_port
 
 LIST = "/api/admin/webhooks/messages"
@@ -334,8 +334,8 @@ def test_the_console_shows_a_call_s_messages_and_failing_deliveries(
 
 
 def test_a_lobby_wait_and_a_recording_are_told_to_the_clinic(seeded: Api) -> None:
+    from harness.eventstream import Stream
     from tests.api.test_prosody_events import ROOM, post
-    from tests.eventstream import Stream
 
     outbox.configure(True)  # after create_app, which set it from the (webhook-less) settings
     try:

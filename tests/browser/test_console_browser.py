@@ -14,12 +14,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
+from harness.clock import midday_window, real_now_ms
+from harness.env import base_env
+from harness.eventstream import Stream, signed
 from service.auth.dev import mint_dev_token
 from service.config import load_settings
-from tests.clock import midday_window, real_now_ms, shift_days
-from tests.conftest import base_env
+from tests.clock import shift_days
 from tests.e2e.conftest import Server, free_port, start_server, stop_server
-from tests.eventstream import Stream, signed
 
 KEY = "videocalls.adminKey"
 LIVE_TIMEOUT_MS = 15_000  # the page polls every 4 s

@@ -21,8 +21,10 @@ import jwt
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.clock import appointment_around, real_now_ms
-from tests.conftest import base_env, repo_root
+from harness.clock import real_now_ms
+from harness.env import base_env
+from tests.clock import appointment_around
+from tests.conftest import repo_root
 from tests.e2e.conftest import Server, cli, start_server, stop_server
 
 # Stands in for https://{domain}/external_api.js: records each instance, draws a marker in

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -20,8 +20,11 @@ FIXTURE = SHARED / "fixtures" / "docker-jitsi-meet"
 OWN_BASE = Path(__file__).resolve().parent / "base"
 OVERLAY = REPO / "docker-compose.jitsi.yml"
 GEN_SECRETS = REPO / "docker" / "gen-secrets.sh"
-MODULE = REPO / "prosody" / "mod_video_call_events.lua"
-PLUGIN_PATH = "/prosody-plugins-custom/mod_video_call_events.lua"
+# The module and the *.lib.lua files it loads with module:require: every one of them must reach
+# docker-jitsi-meet's custom plugin folder, where Prosody looks for all of them.
+PLUGIN_DIR = "/prosody-plugins-custom"
+MODULE_FILES = sorted(path.name for path in (REPO / "prosody").glob("*.lua"))
+PLUGIN_PATH = f"{PLUGIN_DIR}/mod_video_call_events.lua"
 SERVICE_ALIAS = "videocalls.meet.jitsi"
 PUBLIC_URL = "https://meet.example.com"
 FIREBASE_PROJECT = "demo-clinic"
@@ -30,6 +33,24 @@ FIREBASE_PROJECT = "demo-clinic"
 # prosody service mounts ${CONFIG}/storage/prosody at /var/lib/prosody).
 DATA_PATH = "/var/lib/prosody/data"
 HOST_DATA_PATH = "${CONFIG}/storage/prosody/data"
+
+
+def module_mounts(source: str | Path) -> list[str]:
+    """The overlay's read-only mounts of every file of the module, from a checkout at `source`."""
+    return [f"{source}/prosody/{name}:{PLUGIN_DIR}/{name}:ro" for name in MODULE_FILES]
+
+
+def mounted_plugins(volumes: list[str], target: Path) -> Path:
+    """What a container finds in its custom plugin folder: the files that `volumes` (short
+    syntax, as `docker-compose config` prints them) mount one by one into PLUGIN_DIR, copied
+    into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for volume in volumes:
+        source, _, rest = volume.partition(":")
+        inside = PurePosixPath(rest.split(":", 1)[0])
+        if str(inside.parent) == PLUGIN_DIR:
+            shutil.copy(source, target / inside.name)
+    return target
 
 
 def require_tool(name: str, hint: str) -> str:

@@ -16,6 +16,7 @@ from tests.deploy.deploy_support import (
     DATA_PATH,
     FIREBASE_PROJECT,
     HOST_DATA_PATH,
+    MODULE_FILES,
     OVERLAY,
     OWN_BASE,
     PLUGIN_PATH,
@@ -24,6 +25,7 @@ from tests.deploy.deploy_support import (
     SERVICE_ALIAS,
     Checkout,
     make_checkout,
+    module_mounts,
     render_muc_configuration,
     require_fixture,
     split_list,
@@ -95,6 +97,8 @@ def test_prosody_loads_the_module_with_token_affiliation(checkout: Checkout) -> 
     prosody = checkout.compose_config()["services"]["prosody"]
     mount = f"{checkout.root.parent}/videocalls/prosody/mod_video_call_events.lua:{PLUGIN_PATH}:ro"
     assert mount in prosody["volumes"]
+    missing = set(module_mounts(f"{checkout.root.parent}/videocalls")) - set(prosody["volumes"])
+    assert not missing, f"files of the module not mounted (module:require fails): {missing}"
     config_dir = checkout.env()["CONFIG"]
     assert (
         f"{config_dir}/prosody/prosody-plugins-custom:/prosody-plugins-custom:Z"
@@ -103,6 +107,19 @@ def test_prosody_loads_the_module_with_token_affiliation(checkout: Checkout) -> 
     modules = split_list(environment(prosody)["XMPP_MUC_MODULES"])
     assert "video_call_events" in modules
     assert "token_affiliation" in modules
+
+
+def test_the_module_files_are_the_module_and_the_libs_it_requires() -> None:
+    # What the mount checks above compare with: prosody/*.lua is the module and exactly the
+    # <name>.lib.lua files that module:require("<name>") loads, none missing and none stray.
+    sources = {name: (REPO / "prosody" / name).read_text() for name in MODULE_FILES}
+    required = {
+        f"{name}.lib.lua"
+        for text in sources.values()
+        for name in re.findall(r"""module:require\s*\(?\s*["']([^"']+)["']""", text)
+    }
+    assert required, "the module loads its spool and delivery with module:require"
+    assert set(MODULE_FILES) == {"mod_video_call_events.lua"} | required
 
 
 def test_module_options_carry_the_url_and_the_shared_secret(checkout: Checkout) -> None:
@@ -220,6 +237,7 @@ def test_a_published_image_and_another_checkout_folder(checkout: Checkout, tmp_p
         f"{elsewhere}/prosody/mod_video_call_events.lua:{PLUGIN_PATH}:ro"
         in (services["prosody"]["volumes"])
     )
+    assert set(module_mounts(elsewhere)) <= set(services["prosody"]["volumes"])
 
 
 def render_global_config(value: str) -> dict[str, str]:

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 from service.cli import build_parser
-from tests.deploy.deploy_support import HOST_DATA_PATH, OVERLAY, REPO, datamanager_encode
+from tests.deploy.deploy_support import (
+    HOST_DATA_PATH,
+    MODULE_FILES,
+    OVERLAY,
+    PLUGIN_DIR,
+    REPO,
+    datamanager_encode,
+)
 
 GUIDE = REPO / "docs" / "operator-guide.md"
 ENV_EXAMPLE = REPO / "docker" / "env.example"
@@ -44,6 +51,23 @@ def test_guide_names_only_variables_the_overlay_reads() -> None:
     for name in ("JWT_APP_ID", "JWT_APP_SECRET", "PUBLIC_URL", "CONFIG", "XMPP_MUC_MODULES"):
         assert name in overlay_variables() | {"CONFIG"}, name
         assert name in GUIDE.read_text()
+
+
+def test_the_guide_checks_every_file_of_the_module_is_mounted() -> None:
+    listing = re.compile(rf"{re.escape(COMPOSE)} exec prosody\s+ls ")
+    listings = [c for c in commands() if listing.match(c)]
+    assert len(listings) == 1, listings
+    listed = set(re.findall(rf"{PLUGIN_DIR}/(\S+)", listings[0]))
+    assert listed == set(MODULE_FILES), "the module and every *.lib.lua it loads"
+
+
+def test_the_prosody_readme_copies_every_file_of_the_module() -> None:
+    readme = (REPO / "prosody" / "README.md").read_text()
+    copies = re.findall(r"^ *cp (.+) \S*prosody-plugins-custom/\S*$", readme, re.MULTILINE)
+    assert copies, "prosody/README.md shows how to copy the module"
+    for sources in copies:
+        copied = {path.name for source in sources.split() for path in REPO.glob(source.strip('"'))}
+        assert copied == set(MODULE_FILES), sources
 
 
 def test_compose_commands_name_both_files() -> None:

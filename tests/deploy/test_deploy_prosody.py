@@ -27,17 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.deploy.deploy_support import (
-    OWN_BASE,
-    REPO,
-    Checkout,
-    datamanager_encode,
-    make_checkout,
-    render_muc_configuration,
-    split_list,
-)
-from tests.prosody.prosody_harness import (
+from harness.prosody import (
     CANDIDATES,
     DOMAIN,
     MUC,
@@ -47,6 +37,17 @@ from tests.prosody.prosody_harness import (
     free_port,
     lua,
     wait_until,
+)
+from tests.conftest import require
+from tests.deploy.deploy_support import (
+    OWN_BASE,
+    REPO,
+    Checkout,
+    datamanager_encode,
+    make_checkout,
+    mounted_plugins,
+    render_muc_configuration,
+    split_list,
 )
 
 EVENTS_PATH = "/api/prosody/events"
@@ -117,10 +118,13 @@ class OverlayProsody(Prosody):
 
     muc_modules: str = ""
     muc_configuration: str = ""
+    # The container's /prosody-plugins-custom as the overlay's mounts fill it (mounted_plugins).
+    custom_plugins: Path | None = None
 
     def write_config(self) -> Path:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        plugins = [str(REPO / "prosody"), str(REPO / "tests" / "prosody")]
+        ours = self.custom_plugins or REPO / "prosody"
+        plugins = [str(ours), str(REPO / "tests" / "prosody")]
         modules = available_modules(split_list(self.muc_modules))
         config = CONFIG.format(
             pidfile=lua(str(self.dir / "prosody.pid")),
@@ -277,6 +281,10 @@ def test_overlay_options_load_in_prosody_and_events_reach_the_service(
         secret="",
         muc_modules=prosody_env["XMPP_MUC_MODULES"],
         muc_configuration=prosody_env["XMPP_MUC_CONFIGURATION"],
+        # Only what the overlay mounts: a helper file it left out fails module:require here.
+        custom_plugins=mounted_plugins(
+            checkout.compose_config()["services"]["prosody"]["volumes"], workdir / "plugins"
+        ),
     )
     loop = Loop()
     client: Client | None = None

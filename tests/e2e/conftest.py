@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real `videocalls serve` in its own process, spoken to over HTTP.
 
 The server's clock runs on, so these tests do not freeze the in-process one either: they read
-the real clock (`tests.clock.real_now_ms`) and book appointments with `midday_window`.
+the real clock (`harness.clock.real_now_ms`) and book appointments with `midday_window`.
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import jwt
 
+from harness.clock import midday_window, real_now_ms
+from harness.env import base_env
 from service.store import uow, video_calls
 from service.store.models import Appointment, User, VideoCall
-from tests.clock import midday_window, real_now_ms
-from tests.conftest import base_env, repo_root
+from tests.conftest import repo_root
 from tests.e2e.conftest import cli
 
 

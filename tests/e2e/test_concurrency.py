@@ -7,13 +7,13 @@ from typing import Any
 
 import httpx
 
+from harness.clock import midday_window, real_now_ms
 from service.auth.dev import mint_dev_token
 from service.config import load_settings
 from service.domain import rules
 from service.domain.model import CallStatus
 from service.store import uow
 from service.store.models import AuditEvent, VideoCall
-from tests.clock import midday_window, real_now_ms
 from tests.e2e.conftest import Server
 
 CONCURRENCY = 30

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.clock import real_now_ms
+from harness.env import base_env
+from harness.eventstream import Stream, consultation, event_sync_consultation, signed
 from service.store import uow
 from service.store.models import AuditEvent, OccupantSession, ProsodyEvent, VideoCall
-from tests.clock import real_now_ms
-from tests.conftest import base_env
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import put_appointment, seed
-from tests.eventstream import Stream, consultation, event_sync_consultation, signed
 
 ROOM = "appointment_race1"
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
+from harness.clock import real_now_ms
+from harness.eventstream import Stream, consultation, signed
 from service.store import uow
 from service.store.models import ProsodyEvent
-from tests.clock import real_now_ms
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import put_appointment, seed
-from tests.eventstream import Stream, consultation, signed
 from tests.store.support import reset_for_tests
 
 CALLS = 8

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 
+from harness.clock import midday_window, real_now_ms
+from harness.env import base_env
+from harness.eventstream import Stream, consultation
 from service.config import load_settings
-from tests.clock import midday_window, real_now_ms
-from tests.conftest import base_env
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import seed
 from tests.e2e.test_events_e2e import ROOM, initiate, send
-from tests.eventstream import Stream, consultation
 
 USERS_PUT = 40
 

@@ -8,14 +8,14 @@ import time
 
 import httpx
 
+from harness.clock import real_now_ms
+from harness.env import base_env
+from harness.eventstream import HOST, Stream
 from service.store import uow
 from service.store.models import AuditEvent, OccupantSession
-from tests.clock import real_now_ms
-from tests.conftest import base_env
 from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.test_concurrency import seed
 from tests.e2e.test_events_e2e import ROOM, initiate, record, send
-from tests.eventstream import HOST, Stream
 
 INTERVAL_S = 1
 SWEEP_S = 1

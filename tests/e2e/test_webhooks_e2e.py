@@ -16,17 +16,18 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.clock import real_now_ms
+from harness.env import base_env
+from harness.eventstream import Stream, consultation
 from service.config import load_settings
-from tests.clock import HOUR_MS, appointment_around, real_now_ms
-from tests.conftest import base_env
+from tests.clock import HOUR_MS, appointment_around
 from tests.e2e.conftest import Server, cli, free_port, start_server, stop_server
 from tests.e2e.test_concurrency import put_appointment, seed
 from tests.e2e.test_events_e2e import initiate, send
-from tests.eventstream import Stream, consultation
 from tests.webhook_receiver import Receipt, Receiver
 
 ROOM = "appointment_race1"
-# What tests.eventstream.consultation tells the clinic, each once.
+# What harness.eventstream.consultation tells the clinic, each once.
 CONSULTATION = Counter(
     {
         "call.scheduled": 1,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.prosody.prosody_harness import CANDIDATES, Stack, StackFactory, stack
+from harness.prosody import CANDIDATES, Stack, StackFactory, stack
 
 # Small but real option values: tests must not wait minutes for a backoff.
 FAST = {

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from harness.prosody import StackFactory, wait_until
 from service.domain.model import CallStatus, EndReason
-from service.domain.presence import derive_call
+from service.domain.presence import Params, derive_call
 from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
 from service.receiver.parse import parse_v1
-from tests.prosody.prosody_harness import StackFactory, wait_until
 
 pytestmark = pytest.mark.prosody
 
@@ -83,14 +83,16 @@ def test_kill_9_then_restart_bills_no_outage(make_stack: StackFactory) -> None:
         room_events,
         snapshots,
         restarts,
-        room_name=ROOM,
-        doctor_uid=DOC,
-        patient_uid=PAT,
+        Params(
+            room_name=ROOM,
+            doctor_uid=DOC,
+            patient_uid=PAT,
+            appointment_end_ms=None,
+            call_end_grace_ms=GRACE_MS,
+            no_show_grace_ms=15 * 60_000,
+            max_call_ms=4 * 3600_000,
+        ),
         now_ms=last + GRACE_MS + 1,
-        appointment_end_ms=None,
-        call_end_grace_ms=GRACE_MS,
-        no_show_grace_ms=15 * 60_000,
-        max_call_ms=4 * 3600_000,
     )
     assert record.status is CallStatus.COMPLETED
     assert record.duration is not None

@@ -13,11 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import RecordingSpan, derive_call
-from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
-from service.receiver.parse import parse_v1
-from tests.prosody.prosody_harness import (
+from harness.prosody import (
     LOBBY,
     MUC,
     Client,
@@ -25,6 +21,10 @@ from tests.prosody.prosody_harness import (
     new_secret,
     wait_until,
 )
+from service.domain.model import CallStatus, EndReason, Role
+from service.domain.presence import Params, RecordingSpan, derive_call
+from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
+from service.receiver.parse import parse_v1
 
 pytestmark = pytest.mark.prosody
 
@@ -509,14 +509,16 @@ def test_a_recorder_joining_and_leaving_is_one_recording_never_presence(
         [e for e in parsed if isinstance(e, RoomEvent)],
         [e for e in parsed if isinstance(e, Snapshot)],
         [e for e in parsed if isinstance(e, ProsodyStarted)],
-        room_name="appointment_1",
-        doctor_uid="doctor123",
-        patient_uid="patient456",
+        Params(
+            room_name="appointment_1",
+            doctor_uid="doctor123",
+            patient_uid="patient456",
+            appointment_end_ms=None,
+            call_end_grace_ms=120_000,
+            no_show_grace_ms=15 * 60_000,
+            max_call_ms=4 * 3600_000,
+        ),
         now_ms=events[-1]["occurred_at"] + 1,
-        appointment_end_ms=None,
-        call_end_grace_ms=120_000,
-        no_show_grace_ms=15 * 60_000,
-        max_call_ms=4 * 3600_000,
     )
     assert record.recordings == (
         RecordingSpan(
@@ -614,14 +616,16 @@ def test_lobby_knock_admitted_denied_and_given_up(make_stack: StackFactory) -> N
         [e for e in parsed if isinstance(e, RoomEvent)],
         [e for e in parsed if isinstance(e, Snapshot)],
         [e for e in parsed if isinstance(e, ProsodyStarted)],
-        room_name=room,
-        doctor_uid="doctor123",
-        patient_uid="patient456",
+        Params(
+            room_name=room,
+            doctor_uid="doctor123",
+            patient_uid="patient456",
+            appointment_end_ms=None,
+            call_end_grace_ms=120_000,
+            no_show_grace_ms=15 * 60_000,
+            max_call_ms=4 * 3600_000,
+        ),
         now_ms=last + 120_001,
-        appointment_end_ms=None,
-        call_end_grace_ms=120_000,
-        no_show_grace_ms=15 * 60_000,
-        max_call_ms=4 * 3600_000,
     )
     by_user = {e["occupant"]["user_id"]: e for e in lobby if e["type"] == "lobby.joined"}
     pat_in = next(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain.presence import silent_from
+from service.domain.sessions import silent_from
 from service.store import hosts
 from service.store.models import ProsodyHost
 from tests.clock import FrozenClock

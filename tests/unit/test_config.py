@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.env import base_env
 from service.config import AuthMode, ConfigError, load_settings
-from tests.conftest import base_env
 
 
 def test_defaults() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from service.domain.model import CallStatus
-from service.domain.presence import derive_call
+from service.domain.presence import Params, derive_call
 from service.domain.prosody import EventType, RoomEvent
 from service.receiver.parse import InvalidEvent, parse_event_sync
 
@@ -177,14 +177,16 @@ def test_an_event_sync_stream_gives_the_record_in_whole_seconds() -> None:
         events * 2,  # event_sync retries: deduplicated by the derived ids
         [],
         [],
-        room_name="appointment_a1",
-        doctor_uid="doctor-uid",
-        patient_uid="patient-uid",
+        Params(
+            room_name="appointment_a1",
+            doctor_uid="doctor-uid",
+            patient_uid="patient-uid",
+            appointment_end_ms=None,
+            call_end_grace_ms=120_000,
+            no_show_grace_ms=900_000,
+            max_call_ms=4 * 3600_000,
+        ),
         now_ms=1825830000_000,
-        appointment_end_ms=None,
-        call_end_grace_ms=120_000,
-        no_show_grace_ms=900_000,
-        max_call_ms=4 * 3600_000,
     )
     assert record.status is CallStatus.COMPLETED
     assert (record.started_at, record.ended_at) == (1825820600_000, 1825821800_000)

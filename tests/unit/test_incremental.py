@@ -18,9 +18,9 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.incremental import CallState, Counts, Params, advance, confirm, state_of
+from service.domain.incremental import CallState, Counts, advance, confirm, state_of
 from service.domain.model import CallStatus, EndReason
-from service.domain.presence import CallDerivation, PresenceSession, derive_call
+from service.domain.presence import CallDerivation, Params, PresenceSession, derive_call
 from service.domain.prosody import (
     EventType,
     Occupant,
@@ -92,19 +92,7 @@ class Replica:
         if without is not None:
             snaps = [s for s in snaps if s.id != without]
             boots = [b for b in boots if b.id != without]
-        return derive_call(
-            events,
-            snaps,
-            boots,
-            room_name=ROOM,
-            doctor_uid=DOC,
-            patient_uid=PAT,
-            now_ms=now,
-            appointment_end_ms=self.params.appointment_end_ms,
-            call_end_grace_ms=GRACE,
-            no_show_grace_ms=NO_SHOW_GRACE,
-            max_call_ms=MAX_CALL,
-        )
+        return derive_call(events, snaps, boots, self.params, now_ms=now)
 
     def derive_in_full(self, now: int) -> None:
         full = self.derive(now)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import jwt
 import pytest
 
+from harness.env import base_env
 from service import jitsi
 from service.config import ConfigError, load_settings
 from service.domain.model import Role
-from tests.conftest import base_env
 
 NOW = 1_795_500_000
 

@@ -10,6 +10,7 @@ from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import (
     CallDerivation,
     LobbyVisit,
+    Params,
     RecordingSpan,
     Waiting,
     derive_call,
@@ -145,14 +146,16 @@ class Stream:
             self.events,
             self.snapshots,
             self.restarts,
-            room_name=ROOM,
-            doctor_uid=DOC,
-            patient_uid=PAT,
+            Params(
+                room_name=ROOM,
+                doctor_uid=DOC,
+                patient_uid=PAT,
+                appointment_end_ms=None if appointment_end is None else at(appointment_end),
+                call_end_grace_ms=GRACE,
+                no_show_grace_ms=NO_SHOW_GRACE,
+                max_call_ms=MAX_CALL,
+            ),
             now_ms=at(now),
-            appointment_end_ms=None if appointment_end is None else at(appointment_end),
-            call_end_grace_ms=GRACE,
-            no_show_grace_ms=NO_SHOW_GRACE,
-            max_call_ms=MAX_CALL,
         )
 
 

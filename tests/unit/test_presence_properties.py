@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.domain.model import CallStatus, EndReason, Role
-from service.domain.presence import CallDerivation, Waiting, derive_call
+from service.domain.presence import CallDerivation, Params, Waiting, derive_call
 from service.domain.prosody import (
     EventType,
     Occupant,
@@ -185,14 +185,16 @@ def derive(
         events,
         snapshots,
         list(history.restarts) if restarts is None else restarts,
-        room_name=ROOM,
-        doctor_uid=DOC,
-        patient_uid=PAT,
+        Params(
+            room_name=ROOM,
+            doctor_uid=DOC,
+            patient_uid=PAT,
+            appointment_end_ms=history.appointment_end_ms,
+            call_end_grace_ms=GRACE,
+            no_show_grace_ms=NO_SHOW_GRACE,
+            max_call_ms=MAX_CALL,
+        ),
         now_ms=history.now_ms,
-        appointment_end_ms=history.appointment_end_ms,
-        call_end_grace_ms=GRACE,
-        no_show_grace_ms=NO_SHOW_GRACE,
-        max_call_ms=MAX_CALL,
     )
 
 

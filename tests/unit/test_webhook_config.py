@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
+from harness.env import base_env
 from service.config import DEFAULT_WEBHOOK_RETRY_DELAYS, ConfigError, load_settings
-from tests.conftest import base_env
 
 
 def whsec(n: int = 32) -> str:

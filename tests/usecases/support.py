@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from service import directory
 from service.config import Settings
-from service.domain.presence import CallDerivation, derive_call
+from service.domain.presence import CallDerivation, Params, derive_call
 from service.domain.prosody import (
     EventType,
     Occupant,
@@ -158,12 +158,14 @@ def derived_from(
         [e for e in sent if isinstance(e, RoomEvent)],
         [e for e in sent if isinstance(e, Snapshot)],
         [e for e in sent if isinstance(e, ProsodyStarted)],
-        room_name=call.room_name,
-        doctor_uid=call.doctor_uid,
-        patient_uid=call.patient_uid,
+        Params(
+            room_name=call.room_name,
+            doctor_uid=call.doctor_uid,
+            patient_uid=call.patient_uid,
+            appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
+            call_end_grace_ms=settings.call_end_grace * 1000,
+            no_show_grace_ms=settings.no_show_grace * 1000,
+            max_call_ms=settings.max_call_duration * 1000,
+        ),
         now_ms=now_ms,
-        appointment_end_ms=read(lambda: Appointment.get_by_id(call.appointment_id).ends_at),
-        call_end_grace_ms=settings.call_end_grace * 1000,
-        no_show_grace_ms=settings.no_show_grace * 1000,
-        max_call_ms=settings.max_call_duration * 1000,
     )

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from harness.clock import local
 from service import calls, directory
 from service.config import Settings
 from service.domain.model import Action
 from service.errors import BadRequest
 from service.store.models import Appointment, AuditEvent, User, VideoCall
-from tests.clock import DAY_MS, FrozenClock, appointment_around, local, shift_days
+from tests.clock import DAY_MS, FrozenClock, appointment_around, shift_days
 from tests.usecases.support import appointment, audits, read, user
 
 pytestmark = pytest.mark.usefixtures("database_url")

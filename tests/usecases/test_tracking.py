@@ -11,8 +11,8 @@ import pytest
 from service import calls, sweeper, tracking
 from service.config import Settings
 from service.domain.model import Action
-from service.domain.presence import silent_from
 from service.domain.prosody import EventType
+from service.domain.sessions import silent_from
 from service.store import operations
 from service.store.models import Appointment, OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 from tests.clock import DAY_MS, HOUR_MS, FrozenClock, appointment_around

@@ -1,5 +1,6 @@
 """A real Prosody on loopback with mod_video_call_events, a signature-checking receiver and
-XMPP clients, shared by tests/prosody and bench/prosody_events.py. Installs nothing."""
+XMPP clients, shared by tests/prosody, tests/deploy and bench/prosody_events.py. Installs
+nothing."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Any
 import jwt
 import slixmpp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "localhost"
 MUC = "conference.localhost"
 LOBBY = "lobby.localhost"
