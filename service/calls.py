@@ -15,7 +15,7 @@ from service.domain import rules
 from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
 from service.domain.names import display_name
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
-from service.store import call_lists, repo, uow
+from service.store import audit_log, call_lists, clinic, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import Appointment, User, VideoCall
 from service.store.rows import (
@@ -65,7 +65,7 @@ def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
 
 
 def _require_active(appointment: Appointment | VideoCall) -> dict[str, User]:
-    users = repo.get_users([appointment.doctor_uid, appointment.patient_uid])
+    users = clinic.get_users([appointment.doctor_uid, appointment.patient_uid])
     for uid in (appointment.doctor_uid, appointment.patient_uid):
         user = users.get(uid)
         if user is None or not user.is_active:
@@ -75,7 +75,7 @@ def _require_active(appointment: Appointment | VideoCall) -> dict[str, User]:
 
 def _require_active_caller(uid: str, users: dict[str, User] | None = None) -> None:
     """The caller's own account must be known and active, on every video-call endpoint."""
-    user = (users if users is not None and uid in users else repo.get_users([uid])).get(uid)
+    user = (users if users is not None and uid in users else clinic.get_users([uid])).get(uid)
     if user is None or not user.is_active:
         raise Forbidden("Your account is not active", "account_inactive")
 
@@ -101,7 +101,7 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
 
 def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, Role]:
     """The appointment's call, created (or reset after a failure) if need be, and audited."""
-    appointment = repo.get_appointment(appointment_id)
+    appointment = clinic.get_appointment(appointment_id)
     if appointment is None:
         raise NotFound("Appointment not found", "appointment_not_found")
     role = _participant_role(appointment, uid)
@@ -114,25 +114,27 @@ def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, R
             currentStatus=status.value,
         )
     user = record_of(UserRecord, users[uid])
-    existing = repo.get_call_by_appointment(appointment.id)
+    existing = video_calls.get_call_by_appointment(appointment.id)
     if existing is not None and CallStatus(existing.status) in rules.JOINABLE_STATUSES:
         # The common case (the second participant, a reload): nothing to create or reset,
         # only the audit entry to write.
         with uow.write():
-            repo.audit(
+            audit_log.audit(
                 uid, "token.issued", now_ms(), existing.id, appointment.id, {"role": role.value}
             )
         return record_of(CallRecord, existing), user, role
     with uow.write():
         at = now_ms()
-        call, created = repo.create_call_if_missing(appointment, room_name_for(appointment.id), at)
+        call, created = video_calls.create_call_if_missing(
+            appointment, room_name_for(appointment.id), at
+        )
         if created:
-            repo.audit(uid, "call.created", at, call.id, appointment.id)
+            audit_log.audit(uid, "call.created", at, call.id, appointment.id)
             outbox.observe(call.id, at)
         current = CallStatus(call.status)
         if current is CallStatus.FAILED:
             # A retry after a technical failure starts the call afresh.
-            if repo.transition_call(
+            if video_calls.transition_call(
                 call.id,
                 [CallStatus.FAILED],
                 CallStatus.SCHEDULED,
@@ -146,12 +148,12 @@ def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, R
                 record_transition(
                     call, CallStatus.FAILED, CallStatus.SCHEDULED, uid, at, "initiate"
                 )
-            call = repo.get_call(call.id) or call
+            call = video_calls.get_call(call.id) or call
         elif current not in rules.JOINABLE_STATUSES:
             raise Conflict(
                 f"Video call is {current.value}", "call_closed", currentStatus=current.value
             )
-        repo.audit(uid, "token.issued", at, call.id, appointment.id, {"role": role.value})
+        audit_log.audit(uid, "token.issued", at, call.id, appointment.id, {"role": role.value})
     return record_of(CallRecord, call), user, role
 
 
@@ -166,16 +168,16 @@ def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
                 f"Video call is {current.value}", "call_closed", currentStatus=current.value
             )
         with uow.write():
-            repo.audit(
+            audit_log.audit(
                 uid, "token.issued", now_ms(), call.id, call.appointment_id, {"role": role.value}
             )
     return _grant(settings, record_of(CallRecord, call), record_of(UserRecord, users[uid]), role)
 
 
 def _find_call(ref: str) -> VideoCall:
-    call = repo.find_call(ref)
+    call = video_calls.find_call(ref)
     if call is None:
-        if repo.get_appointment(ref) is not None:
+        if clinic.get_appointment(ref) is not None:
             raise NotFound("Video call not initiated for this appointment", "video_call_not_found")
         raise NotFound("Video call not found", "video_call_not_found")
     return call
@@ -192,7 +194,7 @@ def report_status(uid: str, ref: str, action: Action) -> CallRecord:
         except Conflict as refused:
             # The refused report rolled back with its transaction; it is still worth a record.
             with uow.write():
-                repo.audit(
+                audit_log.audit(
                     uid,
                     "status.reported",
                     now_ms(),
@@ -207,14 +209,14 @@ def _report(call: VideoCall, uid: str, role: Role, action: Action) -> VideoCall:
     with uow.write():
         # Read the clock once the write lock is held, so times follow commit order.
         at = now_ms()
-        locked = repo.lock_call(call.id)
+        locked = video_calls.lock_call(call.id)
         advisory = rules.client_report_is_advisory(
             action,
             tracked_by_server=bool(locked.tracked_by_server),
             # With server tracking, started_at is when Prosody first saw both.
             seen_together=locked.started_at is not None,
         )
-        repo.audit(
+        audit_log.audit(
             uid,
             "status.reported",
             at,
@@ -226,7 +228,7 @@ def _report(call: VideoCall, uid: str, role: Role, action: Action) -> VideoCall:
             return locked
         before = CallStatus(locked.status)
         _apply_action(locked, role, action, at)
-        after = repo.get_call(call.id)
+        after = video_calls.get_call(call.id)
         assert after is not None
         if CallStatus(after.status) is not before:
             record_transition(after, before, CallStatus(after.status), uid, at, "client_report")
@@ -240,25 +242,25 @@ def _apply_action(call: VideoCall, role: Role, action: Action, at: int) -> None:
     if action is Action.JOIN:
         field = rules.join_field(role)
         assert field is not None  # participants only reach here
-        if not repo.record_first_join(call.id, field, at, rules.JOINABLE_STATUSES):
+        if not video_calls.record_first_join(call.id, field, at, rules.JOINABLE_STATUSES):
             _refuse(call.id, CallStatus.IN_PROGRESS)
-        repo.start_if_both_joined(call.id, at)
+        video_calls.start_if_both_joined(call.id, at)
         return
     target = rules.ACTION_TARGETS[action]
     sources = rules.allowed_sources(target)
     if action is Action.END:
-        done = repo.end_call(call.id, sources, at, *rules.client_end(call.started_at, at))
+        done = video_calls.end_call(call.id, sources, at, *rules.client_end(call.started_at, at))
     elif action is Action.START:
-        done = repo.transition_call(call.id, sources, target, at, started_at=at)
+        done = video_calls.transition_call(call.id, sources, target, at, started_at=at)
     else:
-        done = repo.transition_call(call.id, sources, target, at)
+        done = video_calls.transition_call(call.id, sources, target, at)
     if not done:
         _refuse(call.id, target)
 
 
 def _refuse(call_id: str, target: CallStatus) -> None:
     """The conditional update matched nothing: a repeat of the same report is a no-op."""
-    fresh = repo.get_call(call_id)
+    fresh = video_calls.get_call(call_id)
     current = CallStatus(fresh.status) if fresh is not None else None
     if current is target:
         return
@@ -274,10 +276,10 @@ def details(uid: str, ref: str) -> CallView:
     with uow.read():
         call = _find_call(ref)
         _participant_role(call, uid)
-        appointment = repo.get_appointment(call.appointment_id)
+        appointment = clinic.get_appointment(call.appointment_id)
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")
-        users = repo.get_users([call.doctor_uid, call.patient_uid])
+        users = clinic.get_users([call.doctor_uid, call.patient_uid])
         _require_active_caller(uid, users)
         sessions = tuple(record_of(SessionRecord, s) for s in event_store.sessions_of(call.id))
         source = event_store.room_source(call.room_name)
@@ -329,6 +331,6 @@ class Stats:
 def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
     with uow.read():
         _require_active_caller(uid)
-        counts, (total, duration, avg, avg_wait) = repo.doctor_stats(uid, date_from, date_to)
+        counts, (total, duration, avg, avg_wait) = video_calls.doctor_stats(uid, date_from, date_to)
     by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
     return Stats(total, duration, avg, by_status, avg_wait)

@@ -186,12 +186,12 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from service import tracking
+    from service import sweeper
 
     settings = _settings()
     logs.configure(settings.log_level)
     _bind(settings)
-    result = tracking.sweep(settings)
+    result = sweeper.sweep(settings)
     if not result.ran:
         print("another replica is sweeping; nothing done")
         return 0

@@ -14,17 +14,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest
-from service.fields import ID_PATTERN
+from service.fields import ID_PATTERN, ID_RULE
 from service.requests import AppointmentUpsert, UserUpsert, decode
-from service.store import repo, uow
+from service.store import audit_log, clinic, uow, video_calls
 from service.transitions import follow_cancelled_appointment
 
 
 def check_id(value: str, what: str) -> str:
     if not ID_PATTERN.fullmatch(value):
-        raise BadRequest(
-            f"{what} must be 1-128 characters of letters, digits and _.:@-", "invalid_id"
-        )
+        raise BadRequest(f"{what} must be {ID_RULE}", "invalid_id")
     return value
 
 
@@ -113,7 +111,7 @@ def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str
     misleading 403 `account_inactive` at `initiate`; refuse it here, naming the user.
     Runs inside the write transaction, so the users it checks are the ones it commits with."""
     named = {row[key] for row in appointments for key in ("doctor_uid", "patient_uid")}
-    missing = sorted(named - also - repo.known_uids(named - also))
+    missing = sorted(named - also - clinic.known_uids(named - also))
     if missing:
         raise BadRequest(
             f"Unknown user {missing[0]}: push the user first "
@@ -126,8 +124,8 @@ def upsert_user(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     row = user_row(uid, data, now_ms())
 
     with uow.write():
-        repo.upsert_users([row])
-        repo.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
+        clinic.upsert_users([row])
+        audit_log.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
     return row
 
 
@@ -136,8 +134,8 @@ def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str
 
     with uow.write():
         require_known_users([row], set())
-        repo.upsert_appointments([row])
-        repo.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
+        clinic.upsert_appointments([row])
+        audit_log.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
         if row["status"] == AppointmentStatus.CANCELLED.value:
             follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
     return row
@@ -157,9 +155,9 @@ def import_records(document: Any) -> tuple[int, int]:
 
     with uow.write():
         require_known_users(appointments, {row["uid"] for row in users})
-        repo.upsert_users(users)
-        repo.upsert_appointments(appointments)
-        repo.audit(
+        clinic.upsert_users(users)
+        clinic.upsert_appointments(appointments)
+        audit_log.audit(
             "import",
             "records.imported",
             at,
@@ -194,8 +192,8 @@ def reset_demo(today: date) -> int:
     ids = [a["id"] for a in document["appointments"]]
 
     with uow.write():
-        forgotten = repo.forget_calls(ids, [room_name_for(i) for i in ids])
-        repo.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
+        forgotten = video_calls.forget_calls(ids, [room_name_for(i) for i in ids])
+        audit_log.audit("seed-demo", "demo.reset", now_ms(), detail={"calls": forgotten})
     import_records(document)
     return forgotten
 

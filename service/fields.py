@@ -16,6 +16,8 @@ from msgspec import Meta
 # An id anywhere: a uid, an appointment's, a call's, and the ids in Prosody's events.
 MAX_ID_CHARS = 128
 ID_REGEX = rf"^[A-Za-z0-9_.:@-]{{1,{MAX_ID_CHARS}}}$"
+# The rule in words, for error messages and the OpenAPI document.
+ID_RULE = f"1-{MAX_ID_CHARS} characters of letters, digits and _.:@-"
 DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIME_REGEX = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 

@@ -25,7 +25,7 @@ from service.domain.incremental import (
     confirm,
     state_of,
 )
-from service.domain.model import CallStatus, missing_party
+from service.domain.model import CallStatus
 from service.domain.presence import CallDerivation, Params, derive_call
 from service.domain.prosody import (
     RECORDING_EVENT_TYPES,
@@ -36,7 +36,7 @@ from service.domain.prosody import (
     type_of,
 )
 from service.domain.record import SettledEnd, presence_record
-from service.store import db, hosts, operations, repo, summaries, uow
+from service.store import audit_log, clinic, hosts, summaries, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
@@ -45,11 +45,8 @@ from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
 
-# Advisory lock key for the sweeper: one replica at a time sweeps (PostgreSQL).
-SWEEPER_LOCK_KEY = 7_305_002
-# Snapshots older than this are deleted by the sweeper: far beyond any call's window.
-SNAPSHOT_RETENTION_MS = 30 * 86_400_000
 SERVER = "prosody"
+# The actor of what the sweep (service/sweeper.py) changes through `apply_in_steps`.
 SWEEPER = "sweeper"
 
 
@@ -160,7 +157,7 @@ def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
     """The audit and the log of a newly stored event, in the transaction that stores it;
     the audit names the call when the event concerns exactly one."""
     call_id = call_ids[0] if len(call_ids) == 1 else None
-    repo.audit(
+    audit_log.audit(
         SERVER,
         "event.received",
         at,
@@ -179,7 +176,7 @@ def _received(event: Event, source: str, at: int, call_ids: list[str]) -> None:
             "event sequence gap",
             extra={"fields": {"boot_id": event.boot_id, "seq": event.seq, "id": event.id}},
         )
-        repo.audit(
+        audit_log.audit(
             SERVER,
             "event.seq_gap",
             at,
@@ -195,7 +192,7 @@ def refused(event: RoomEvent, source: str, reason: str, at: int, max_age_s: int)
     at a consultation shows in that call's trail."""
     with uow.write():
         call_ids = event_store.calls_for_rooms([event.room_name])
-        repo.audit(
+        audit_log.audit(
             SERVER,
             "event.refused",
             at,
@@ -219,7 +216,7 @@ def _audit_recording(event: RoomEvent, call_ids: list[str], at: int) -> None:
     assert event.recording is not None and event.type in RECORDING_EVENT_TYPES
     targets: list[str | None] = [*call_ids] or [None]
     for call_id in targets:
-        repo.audit(
+        audit_log.audit(
             SERVER,
             event.type.value,
             at,
@@ -244,11 +241,12 @@ def _note_host(event: Event, at: int) -> None:
         "heard": event.occurred_at,
     }
     log.warning("prosody host back", extra={"fields": fields})
-    repo.audit(SERVER, "prosody_host.back", at, detail=fields)
+    audit_log.audit(SERVER, "prosody_host.back", at, detail=fields)
 
 
-def _note_silent_hosts(now: int) -> None:
-    """Hosts unheard for three snapshot intervals: said once, when first seen silent.
+def note_silent_hosts(now: int) -> None:
+    """Hosts unheard for three snapshot intervals: said once, when first seen silent (the
+    sweep asks; beside `_note_host`, which says a host is back).
 
     Their calls need nothing here: the derivation closes the sessions itself."""
     with uow.write():
@@ -260,7 +258,7 @@ def _note_silent_hosts(now: int) -> None:
                 "interval_s": row.interval_s,
             }
             log.warning("prosody host silent", extra={"fields": fields})
-            repo.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
+            audit_log.audit(SWEEPER, "prosody_host.silent", now, detail=fields)
 
 
 def prosody_hosts() -> list[tuple[HostRecord, bool]]:
@@ -331,8 +329,8 @@ def _confirm(
     """Apply `snapshot` to these calls from their summaries where `confirm` can (reading and
     writing the summaries of all of them at once); returns the others, to derive in full.
     `listed`: the snapshot's entries by room."""
-    calls = repo.lock_calls(call_ids)
-    appointments = repo.get_appointments(call.appointment_id for call in calls.values())
+    calls = video_calls.lock_calls(call_ids)
+    appointments = clinic.get_appointments(call.appointment_id for call in calls.values())
     loaded = summaries.load_many(call_ids)
     in_full = []
     confirmed: list[tuple[VideoCall, Step]] = []
@@ -374,7 +372,7 @@ def _derive_in_full(
     event_store.replace_sessions(call.id, derived.sessions, stored)
     for repair in derived.repairs:
         if before.get(repair.session) != (repair.at, repair.reason.value):
-            repo.audit(
+            audit_log.audit(
                 actor,
                 "presence.repaired",
                 at,
@@ -401,8 +399,8 @@ def _derive_and_apply(
     """Derive one call again after `arrival` (None: the clock moved, or the arrival is one
     the summary cannot take), from its summary when the arrival allows
     (service.domain.incremental), else from all its room's events."""
-    call = repo.lock_call(call_id)
-    params = _params(settings, call, repo.get_appointment(call.appointment_id))
+    call = video_calls.lock_call(call_id)
+    params = _params(settings, call, clinic.get_appointment(call.appointment_id))
     actor = SWEEPER if cause == "sweeper" else SERVER
     step = None
     summary = True  # unknown unless read: the sweeper and restarts do not read it
@@ -425,8 +423,8 @@ def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: 
     current = CallStatus(call.status)
     settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
     record = presence_record(derived, settled)
-    repo.save_presence(call_id, record, at)
-    repo.watch(call_id, record.watched_hosts, call.watched_hosts)
+    video_calls.save_presence(call_id, record, at)
+    video_calls.watch(call_id, record.watched_hosts, call.watched_hosts)
     _move_status(call, current, derived.status, at, cause, actor)
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
@@ -436,67 +434,7 @@ def _move_status(
 ) -> None:
     """Walk from the stored status to the derived one through allowed transitions only."""
     for step in rules.status_path(current, target):
-        if not repo.transition_call(call.id, [current], step, at):
+        if not video_calls.transition_call(call.id, [current], step, at):
             return
         record_transition(call, current, step, actor, at, cause)
         current = step
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    ran: bool
-    derived: int
-    no_shows: int
-    pruned: int
-
-
-def sweep(settings: Settings, at: int | None = None) -> SweepResult:
-    """Grace-period completion, NO_SHOW and stale sessions, for every open call.
-
-    On PostgreSQL only the replica holding the advisory lock sweeps; the others return at
-    once. Calls are handled a few per short transaction (`apply_in_steps`).
-    """
-    now = at if at is not None else now_ms()
-
-    with uow.read():
-        if not db.try_advisory_lock(SWEEPER_LOCK_KEY):
-            return SweepResult(ran=False, derived=0, no_shows=0, pruned=0)
-        try:
-            _note_silent_hosts(now)
-            open_calls = event_store.open_tracked_calls()
-            apply_in_steps(settings, open_calls, cause="sweeper", at=now)
-            derived = len(open_calls)
-            no_shows = _untracked_no_shows(settings, now)
-            with uow.write():
-                pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
-                pruned += outbox.prune(now - outbox.RETENTION_MS)
-                operations.record_sweep(now, derived, no_shows)
-            return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
-        finally:
-            db.advisory_unlock(SWEEPER_LOCK_KEY)
-
-
-def _untracked_no_shows(settings: Settings, now: int) -> int:
-    """Calls without any Prosody event: NO_SHOW by the client reports they did get."""
-    deadline = now - settings.no_show_grace * 1000
-    marked = 0
-    for call in repo.scheduled_calls_ended_before(deadline):
-        missing = missing_party(
-            doctor_came=call.doctor_joined_at is not None,
-            patient_came=call.patient_joined_at is not None,
-        ).value
-        with uow.write():
-            if repo.transition_call(
-                call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, now, missing=missing
-            ):
-                marked += 1
-                record_transition(
-                    call,
-                    CallStatus.SCHEDULED,
-                    CallStatus.NO_SHOW,
-                    SWEEPER,
-                    now,
-                    "sweeper",
-                    missing=missing,
-                )
-    return marked

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from service.domain import rules
 from service.domain.model import CallStatus
-from service.store import repo
+from service.store import audit_log, clinic, video_calls
 from service.store.models import VideoCall
 from service.webhooks import outbox
 
@@ -24,7 +24,7 @@ def record_transition(
 ) -> None:
     """Audit a call's transition, tell the clinic, and move its appointment along when the
     rules say so."""
-    repo.audit(
+    audit_log.audit(
         actor,
         "call.transition",
         at,
@@ -36,10 +36,10 @@ def record_transition(
     target = rules.APPOINTMENT_FOLLOWS.get(after)
     if target is None:
         return
-    if repo.set_appointment_status(
+    if clinic.set_appointment_status(
         call.appointment_id, target, rules.appointment_sources(target), at
     ):
-        repo.audit(
+        audit_log.audit(
             actor,
             "appointment.transition",
             at,
@@ -52,8 +52,8 @@ def record_transition(
 def follow_cancelled_appointment(appointment_id: str, actor: str, at: int) -> None:
     """The clinic cancelled the appointment: a call that has not started is cancelled too
     (otherwise the sweeper would later call it a NO_SHOW). Runs in the caller's transaction."""
-    call = repo.get_call_by_appointment(appointment_id)
-    if call is not None and repo.transition_call(
+    call = video_calls.get_call_by_appointment(appointment_id)
+    if call is not None and video_calls.transition_call(
         call.id, [CallStatus.SCHEDULED], CallStatus.CANCELLED, at
     ):
         record_transition(

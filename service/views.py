@@ -18,9 +18,8 @@ from service.domain.model import AppointmentStatus, CallStatus, Role, missing_pa
 from service.domain.names import full_name
 from service.errors import NotFound
 from service.store import console as console_store
-from service.store import uow
+from service.store import outbox, uow
 from service.store.models import Appointment, AuditEvent, OccupantSession, User, VideoCall
-from service.webhooks import outbox
 from service.wire import console as wire
 from service.wire.admin import message_summary
 from service.wire.base import iso

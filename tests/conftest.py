@@ -21,10 +21,11 @@ from harness.clock import real_now_ms
 from harness.env import base_env
 from service import clock as service_clock
 from service.config import Settings, load_settings
-from service.store import db, repo, uow
+from service.store import db, uow
 from service.store.migrate import migrate
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.clock import FrozenClock
+from tests.store.support import reset_for_tests
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -97,7 +98,7 @@ def database_url(
 def _fresh(url: str) -> Iterator[str]:
     database = _database_for(url)
     db.bind(database)
-    uow.run(repo.reset_for_tests)
+    uow.run(reset_for_tests)
     yield url
     db.bind(database)
 

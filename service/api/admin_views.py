@@ -46,9 +46,7 @@ def _doctor_param(request: Request) -> str | None:
     if raw is None or raw == "":
         return None
     if not fields.ID_PATTERN.fullmatch(raw):
-        raise BadRequest(
-            "doctor must be 1-128 characters of letters, digits and _.:@-", "invalid_query"
-        )
+        raise BadRequest(f"doctor must be {fields.ID_RULE}", "invalid_query")
     return raw
 
 

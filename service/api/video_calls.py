@@ -174,7 +174,7 @@ REF_PARAMETER: Final = {
     "examples": {"appointment": {"value": "clxxx123456789"}},
 }
 _BAD_REF: Final = doc.error(
-    "The ref is not a valid id (1-128 of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
+    f"The ref is not a valid id (1-{MAX_ID_CHARS} of A-Z a-z 0-9 _ . : @ -)", ["invalid_id"]
 )
 _NOT_PARTICIPANT: Final = doc.error(
     "The caller is not a participant, or the caller's account is inactive",

@@ -27,7 +27,7 @@ class SettledEnd:
 
 @dataclass(frozen=True)
 class PresenceRecord:
-    """Every presence field of a call row (store/repo.py::save_presence writes exactly these)."""
+    """Every presence field of a call row (store/video_calls.py::save_presence writes these)."""
 
     doctor_joined_at: int | None
     patient_joined_at: int | None

@@ -1,7 +1,7 @@
 """What the operator console's views read: one function per view, in the caller's transaction.
 
 The read side of service/views.py (the console's read models): each gathers the rows one view
-draws, from the queries of store/operations.py and store/repo.py, and nothing is written.
+draws, from the queries of the store's other modules, and nothing is written.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from service.store import operations, repo
+from service.store import audit_log, clinic, event_log, operations, video_calls
 from service.store.models import (
     Appointment,
     AuditEvent,
@@ -32,7 +32,7 @@ class DayRows:
 def day(date: str, doctor: str | None) -> DayRows:
     rows = operations.day_appointments(date, doctor)
     doctors = operations.doctors_on(date)
-    users = repo.get_users(
+    users = clinic.get_users(
         [*doctors, *(uid for a, _ in rows for uid in (a.doctor_uid, a.patient_uid))]
     )
     open_by_call: dict[str, list[OccupantSession]] = {}
@@ -52,15 +52,15 @@ class CallRows:
 
 def call(ref: str) -> CallRows | None:
     """A call by its id or its appointment's id, with what its record shows; None if none."""
-    found = repo.find_call(ref)
+    found = video_calls.find_call(ref)
     if found is None:
         return None
     return CallRows(
         call=found,
-        appointment=repo.get_appointment(found.appointment_id),
-        users=repo.get_users([found.doctor_uid, found.patient_uid]),
-        sessions=operations.sessions_of(found.id),
-        trail=repo.audit_trail(found.id),
+        appointment=clinic.get_appointment(found.appointment_id),
+        users=clinic.get_users([found.doctor_uid, found.patient_uid]),
+        sessions=event_log.sessions_of(found.id),
+        trail=audit_log.audit_trail(found.id),
     )
 
 
@@ -69,7 +69,7 @@ def calls_between(first: str, last: str, doctor: str | None) -> list[tuple[str, 
 
 
 def users(uids: Iterable[str]) -> dict[str, User]:
-    return repo.get_users(uids)
+    return clinic.get_users(uids)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from service.domain.prosody import (
     type_of,
 )
 from service.domain.prosody import SnapshotRoom as SnapshotRoomValue
+from service.store.batches import chunks
 from service.store.compiled import Compiled, unconverted
 from service.store.models import CallHost, OccupantSession, ProsodyEvent, SnapshotRoom, VideoCall
 
@@ -256,8 +257,7 @@ def calls_for_rooms(room_names: Iterable[str]) -> list[str]:
     if len(names) == 1:  # a room event: the common case
         return [row.id for row in _CALL_FOR_ROOM.rows(VideoCall, names[0])]
     ids: list[str] = []
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
+    for chunk in chunks(names):
         ids.extend(
             row.id for row in VideoCall.select(VideoCall.id).where(VideoCall.room_name.in_(chunk))
         )
@@ -307,6 +307,7 @@ def room_source(room_name: str) -> str | None:
 
 
 def sessions_of(call_id: str) -> list[OccupantSession]:
+    """A call's sessions, the earliest join first (sessions never seen joining last)."""
     return _SESSIONS.rows(OccupantSession, call_id)
 
 
@@ -355,10 +356,9 @@ def replace_sessions(
     old = {row.session: _stored_row(row) for row in stored}
     new = {s.session: _session_row(call_id, s) for s in sessions}
     stale = [name for name, row in old.items() if new.get(name) != row]
-    for start in range(0, len(stale), 500):
+    for chunk in chunks(stale):
         OccupantSession.delete().where(
-            (OccupantSession.call_id == call_id)
-            & OccupantSession.session.in_(stale[start : start + 500])
+            (OccupantSession.call_id == call_id) & OccupantSession.session.in_(chunk)
         ).execute()
     for name, row in new.items():
         if old.get(name) != row:

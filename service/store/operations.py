@@ -1,4 +1,6 @@
-"""Queries for operators: a day's appointments, one call's record, totals, Prosody's health.
+"""Queries for operators: a day's appointments and who is in their rooms, a range's calls for
+totals, Prosody's health and repairs, and the sweeper's record of its last run (a call's own
+record reads through video_calls, event_log and audit_log).
 
 Read-only except `record_sweep`. Callers hold the connection (store/uow.py).
 """
@@ -13,6 +15,7 @@ from typing import Any
 import peewee
 
 from service.domain.model import CallStatus
+from service.store.batches import chunks
 from service.store.models import (
     Appointment,
     AuditEvent,
@@ -48,7 +51,7 @@ def day_appointments(
     appointments = list(query.order_by(Appointment.start_time, Appointment.id))
     ids = [a.id for a in appointments]
     calls: dict[str, VideoCall] = {}
-    for chunk in _chunks(ids, 500):
+    for chunk in chunks(ids):
         calls.update(
             {
                 c.appointment_id: c
@@ -71,7 +74,7 @@ def doctors_on(day: str) -> list[str]:
 def open_sessions(call_ids: Iterable[str]) -> list[OccupantSession]:
     """Sessions still in the room (counted ones: the doctor's and patient's devices)."""
     rows: list[OccupantSession] = []
-    for chunk in _chunks(list(call_ids), 500):
+    for chunk in chunks(list(call_ids)):
         rows.extend(
             OccupantSession.select().where(
                 OccupantSession.call_id.in_(chunk)
@@ -80,14 +83,6 @@ def open_sessions(call_ids: Iterable[str]) -> list[OccupantSession]:
             )
         )
     return rows
-
-
-def sessions_of(call_id: str) -> list[OccupantSession]:
-    return list(
-        OccupantSession.select()
-        .where(OccupantSession.call_id == call_id)
-        .order_by(OccupantSession.joined_at.asc(nulls="LAST"), OccupantSession.session)
-    )
 
 
 def calls_between(
@@ -204,8 +199,3 @@ def record_sweep(at: int, derived: int, no_shows: int) -> None:
 def last_sweep() -> SweeperRun | None:
     row: SweeperRun | None = SweeperRun.get_or_none(SweeperRun.name == SWEEPER_NAME)
     return row
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -4,6 +4,7 @@
 anything that may change what a call's record says. It plans the messages still owed
 (service.webhooks.messages) and inserts them with the call's next sequence numbers, so a
 rollback takes the messages with it and a commit makes them durable before any 2xx.
+The operators' list and retries are here too; the tables' queries are store/outbox.py's.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import peewee
 
 from service.clock import now_ms
 from service.domain.model import CallStatus
-from service.store import call_lists, repo, uow
+from service.store import call_lists, uow, video_calls
 from service.store import event_log as event_store
-from service.store.models import OccupantSession, VideoCall, WebhookCallState, WebhookMessage
+from service.store import outbox as outbox_store
+from service.store.models import OccupantSession, VideoCall
+from service.store.outbox import DELIVERED as DELIVERED
+from service.store.outbox import FAILED as FAILED
+from service.store.outbox import PENDING as PENDING
+from service.store.outbox import STATUSES as STATUSES
 from service.store.rows import MessageRecord, record_of
 from service.webhooks import messages
 from service.webhooks.messages import CallFacts, Planned, RecordingFacts, SessionFacts, Told
 from service.wire.base import iso
 from service.wire.calls import call_full, presence_of
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-STATUSES = (PENDING, DELIVERED, FAILED)
 # Delivered messages are kept this long for operators, then the sweeper deletes them.
 RETENTION_MS = 30 * 86_400_000
 
@@ -90,9 +93,9 @@ def observe(call_id: str, at: int) -> int:
     """
     if not _enabled:
         return 0
-    call = repo.lock_call(call_id)
+    call = video_calls.lock_call(call_id)
     sessions = event_store.sessions_of(call_id)
-    state = WebhookCallState.get_or_none(WebhookCallState.call_id == call_id)
+    state = outbox_store.told_state(call_id)
     told = Told.from_json(state.state) if state is not None else Told()
     planned, now_told = messages.plan(told, _facts(call, sessions))
     if not planned:
@@ -102,34 +105,21 @@ def observe(call_id: str, at: int) -> int:
     for item in planned:
         sequence += 1
         _insert(call, messages.with_iso_times(item, iso), sequence, record, at)
-    (
-        WebhookCallState.insert(call_id=call_id, sequence=sequence, state=now_told.to_json())
-        .on_conflict(
-            conflict_target=[WebhookCallState.call_id],
-            update={
-                WebhookCallState.sequence: sequence,
-                WebhookCallState.state: now_told.to_json(),
-            },
-        )
-        .execute()
-    )
+    outbox_store.save_told_state(call_id, sequence, now_told.to_json())
     return len(planned)
 
 
 def _insert(call: VideoCall, item: Planned, sequence: int, record: dict[str, Any], at: int) -> None:
     data = {"appointmentId": call.appointment_id, "sequence": sequence, **record, **item.extra}
-    WebhookMessage.insert(
-        id=new_message_id(),
-        type=item.type,
-        call_id=call.id,
-        appointment_id=call.appointment_id,
-        sequence=sequence,
-        body=body(item.type, at, data),
-        status=PENDING,
-        next_attempt_at=at,
-        created_at=at,
-        updated_at=at,
-    ).execute()
+    outbox_store.insert_message(
+        new_message_id(),
+        item.type,
+        call.id,
+        call.appointment_id,
+        sequence,
+        body(item.type, at, data),
+        at,
+    )
 
 
 # --- operators ---------------------------------------------------------------------------
@@ -143,47 +133,11 @@ class MessagePage:
 
 def list_messages(status: str | None, cursor: call_lists.Cursor | None, limit: int) -> MessagePage:
     with uow.read():
-        query = WebhookMessage.select()
-        if status is not None:
-            query = query.where(WebhookMessage.status == status)
-        if cursor is not None:
-            query = query.where(
-                peewee.Tuple(WebhookMessage.created_at, WebhookMessage.id)
-                < (cursor.created_at, cursor.id)
-            )
-        rows = list(
-            query.order_by(WebhookMessage.created_at.desc(), WebhookMessage.id.desc()).limit(
-                limit + 1
-            )
-        )
+        rows = outbox_store.message_page(status, cursor, limit)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = call_lists.Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return MessagePage([record_of(MessageRecord, row) for row in rows], next_cursor)
-
-
-def messages_of_call(call_id: str) -> list[WebhookMessage]:
-    """A call's messages in the order they were created (runs in the caller's transaction)."""
-    query = WebhookMessage.select().where(WebhookMessage.call_id == call_id)
-    return list(query.order_by(WebhookMessage.sequence, WebhookMessage.created_at))
-
-
-def delivery_health(limit: int) -> tuple[int, int, list[WebhookMessage]]:
-    """(failed, pending after a failed attempt, the newest `limit` of both), for the console's
-    health view (runs in the caller's transaction)."""
-    failed = WebhookMessage.status == FAILED
-    retrying = (WebhookMessage.status == PENDING) & (WebhookMessage.attempts > 0)
-    newest = (
-        WebhookMessage.select()
-        .where(failed | retrying)
-        .order_by(WebhookMessage.updated_at.desc(), WebhookMessage.id.desc())
-        .limit(limit)
-    )
-    return (
-        WebhookMessage.select().where(failed).count(),
-        WebhookMessage.select().where(retrying).count(),
-        list(newest),
-    )
 
 
 def retry(message_id: str) -> MessageRecord | None:
@@ -193,53 +147,10 @@ def retry(message_id: str) -> MessageRecord | None:
     retry.
     """
     with uow.write():
-        at = now_ms()
-        (
-            WebhookMessage.update(
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=at,
-                lease_owner=None,
-                updated_at=at,
-            )
-            .where(
-                (WebhookMessage.id == message_id)
-                & (
-                    (WebhookMessage.status == FAILED)
-                    # A pending message in flight keeps its lease: no second sender.
-                    | (
-                        (WebhookMessage.status == PENDING)
-                        & (
-                            WebhookMessage.lease_owner.is_null()
-                            | (WebhookMessage.next_attempt_at <= at)
-                        )
-                    )
-                )
-            )
-            .execute()
-        )
-        found: WebhookMessage | None = WebhookMessage.get_or_none(WebhookMessage.id == message_id)
+        found = outbox_store.requeue(message_id, now_ms())
     return None if found is None else record_of(MessageRecord, found)
 
 
 def retry_failed() -> int:
     with uow.write():
-        at = now_ms()
-        changed: int = (
-            WebhookMessage.update(
-                status=PENDING, attempts=0, next_attempt_at=at, lease_owner=None, updated_at=at
-            )
-            .where(WebhookMessage.status == FAILED)
-            .execute()
-        )
-    return changed
-
-
-def prune(before_ms: int) -> int:
-    """Delete delivered messages created before `before_ms` (the caller's transaction)."""
-    deleted: int = (
-        WebhookMessage.delete()
-        .where((WebhookMessage.status == DELIVERED) & (WebhookMessage.created_at < before_ms))
-        .execute()
-    )
-    return deleted
+        return outbox_store.requeue_failed(now_ms())

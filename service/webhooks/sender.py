@@ -20,16 +20,15 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 import httpx
-import peewee
 
 from service import metrics
 from service.clock import now_ms, now_s
 from service.config import WebhookSettings
 from service.receiver.signing import sign
+from service.store import outbox as outbox_store
 from service.store import uow
-from service.store.db import DatabaseUnavailable, current, is_postgres
-from service.store.models import WebhookMessage
-from service.webhooks.outbox import DELIVERED, FAILED, PENDING
+from service.store.db import DatabaseUnavailable
+from service.store.outbox import DELIVERED, FAILED, PENDING
 
 log = logging.getLogger("service.webhooks")
 # httpx logs every request with its URL at INFO; our own lines say what matters.
@@ -75,71 +74,19 @@ def claim(settings: WebhookSettings, owner: str, limit: int = BATCH) -> list[Cla
 
     with uow.write():
         at = now_ms()
-        earlier = WebhookMessage.alias("earlier")
-        blocked = earlier.select(earlier.id).where(
-            (earlier.call_id == WebhookMessage.call_id)
-            & (earlier.status == PENDING)
-            & (earlier.sequence < WebhookMessage.sequence)
-        )
-        query = (
-            WebhookMessage.select()
-            .where(
-                (WebhookMessage.status == PENDING)
-                & (WebhookMessage.next_attempt_at <= at)
-                & ~peewee.fn.EXISTS(blocked)
-            )
-            .order_by(WebhookMessage.next_attempt_at, WebhookMessage.created_at)
-            .limit(limit)
-        )
-        if is_postgres(current()):
-            query = query.for_update(skip_locked=True)
         lease_until = at + int(settings.timeout * 1000) + LEASE_MARGIN_MS
         claimed = []
-        for row in list(query):
+        for row in outbox_store.due(at, limit):
             if row.attempts >= max_attempts(settings):
                 # Its last attempt was cut short (a crash): no attempt is left.
-                _finish(row.id, row.attempts, row.lease_owner, FAILED, at, None, "interrupted")
+                outbox_store.finish(
+                    row.id, row.attempts, row.lease_owner, FAILED, at, None, "interrupted"
+                )
                 continue
             attempt = row.attempts + 1
-            WebhookMessage.update(
-                attempts=attempt, next_attempt_at=lease_until, lease_owner=owner, updated_at=at
-            ).where(WebhookMessage.id == row.id).execute()
+            outbox_store.lease(row.id, attempt, owner, lease_until, at)
             claimed.append(Claimed(row.id, row.type, attempt, row.body))
         return claimed
-
-
-def _finish(
-    message_id: str,
-    attempt: int,
-    owner: str | None,
-    status: str,
-    at: int,
-    http_status: int | None,
-    error: str | None,
-    next_attempt_at: int | None = None,
-) -> bool:
-    values: dict[str, object] = {
-        "status": status,
-        "last_status": http_status,
-        "last_error": error[:200] if error else None,
-        "lease_owner": None,
-        "updated_at": at,
-    }
-    if status == DELIVERED:
-        values["delivered_at"] = at
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    updated: int = (
-        WebhookMessage.update(**values)
-        .where(
-            (WebhookMessage.id == message_id)
-            & (WebhookMessage.status == PENDING)
-            & (WebhookMessage.attempts == attempt)
-            & (WebhookMessage.lease_owner == owner)
-        )
-        .execute()
-    )
-    return updated == 1
 
 
 def next_delay_ms(settings: WebhookSettings, attempt: int) -> int | None:
@@ -162,7 +109,7 @@ def record(settings: WebhookSettings, owner: str, message: Claimed, outcome: Out
         else:
             delay = next_delay_ms(settings, message.attempt)
             status, next_at = (FAILED, None) if delay is None else (PENDING, at + delay)
-        done = _finish(
+        done = outbox_store.finish(
             message.id,
             message.attempt,
             owner,

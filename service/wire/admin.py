@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from service.store import models
+from service.store.outbox import PENDING, STATUSES
 from service.store.rows import HostRecord, MessageRecord
 from service.webhooks.messages import ALL_TYPES
-from service.webhooks.outbox import PENDING, STATUSES
 from service.wire.base import (
     AppointmentStatusValue,
     Clock,

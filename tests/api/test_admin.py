@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings, load_settings
-from service.store import repo, uow
+from service.store import clinic, uow
 from service.store.models import Appointment, User, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, appointment_around
@@ -157,7 +157,7 @@ def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
 
 
 def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) -> None:
-    from service import tracking
+    from service import sweeper
 
     past = appointment_around(seeded.clock.ms - 30 * DAY_MS, "UTC")
     seeded.put_appointment("c1", **past)
@@ -171,7 +171,7 @@ def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) 
     assert calls["c1"] == "CANCELLED"
     assert calls["c2"] == "IN_PROGRESS"  # a call under way is not cut off by the backend
     # Long after the appointment: a cancelled appointment is not a no-show.
-    assert tracking.sweep(seeded.settings).no_shows == 0
+    assert sweeper.sweep(seeded.settings).no_shows == 0
 
 
 @pytest.mark.parametrize("field", ["doctorUid", "patientUid"])
@@ -184,4 +184,4 @@ def test_an_appointment_naming_an_unknown_user_is_refused(seeded: Api, field: st
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "unknown_user"
     assert "nobody-yet" in response.json()["message"]
-    assert uow.run(lambda: repo.get_appointment("appt-new")) is None
+    assert uow.run(lambda: clinic.get_appointment("appt-new")) is None

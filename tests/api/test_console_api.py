@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from harness.env import base_env
 from harness.eventstream import Stream, consultation, signed
-from service import tracking
+from service import sweeper
 from service.api.console import CSP
 from service.app import create_app
 from service.config import load_settings
@@ -199,7 +199,7 @@ def test_doctor_totals_and_minutes_per_day(noon: Api) -> None:
         post(api, event)
     book(api, "t2", "08:00", "08:30")
     api.initiate("doc", "t2")
-    tracking.sweep(api.settings)  # t2 ended hours ago and nobody came: NO_SHOW
+    sweeper.sweep(api.settings)  # t2 ended hours ago and nobody came: NO_SHOW
     book(api, "t3", "09:00", "09:30", doctorUid="doc2")
 
     body = get(api, DOCTORS, DOCTORS, **{"from": shift_days(today, -2), "to": today})
@@ -255,7 +255,7 @@ def test_health_of_prosody_and_the_sweeper(noon: Api) -> None:
     post(api, stream.snapshot(now - 9 * MINUTE, []))
     stream.seq += 2  # two events lost on the way
     post(api, stream.snapshot(now - 8 * MINUTE, []))
-    tracking.sweep(api.settings)
+    sweeper.sweep(api.settings)
     body = get(api, HEALTH, HEALTH)
     assert body["prosodyHosts"] == [
         {

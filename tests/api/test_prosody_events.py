@@ -11,7 +11,7 @@ from harness.eventstream import (
     event_sync_time,
     signed,
 )
-from service import tracking
+from service import sweeper
 from service.store import uow
 from service.store.models import Appointment, AuditEvent, ProsodyEvent, VideoCall
 from tests.api.conftest import Api
@@ -263,10 +263,10 @@ def test_sweeper_completes_after_the_grace_period(call: Api) -> None:
     post(call, stream.left(ROOM, "m1", "s-doc", "doc", t0 + 32_000))
     assert details(call)["videoCall"]["status"] == "IN_PROGRESS"
     grace = call.settings.call_end_grace * 1000
-    early = tracking.sweep(call.settings, at=t0 + 32_000 + grace - 1)
+    early = sweeper.sweep(call.settings, at=t0 + 32_000 + grace - 1)
     assert early.ran
     assert details(call)["videoCall"]["status"] == "IN_PROGRESS"
-    tracking.sweep(call.settings, at=t0 + 32_000 + grace)
+    sweeper.sweep(call.settings, at=t0 + 32_000 + grace)
     body = details(call)
     assert body["videoCall"]["status"] == "COMPLETED"
     assert body["videoCall"]["duration"] == 30
@@ -289,10 +289,10 @@ def test_sweeper_marks_no_show_with_who_never_came(call: Api) -> None:
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", ends - 600_000))
     post(call, stream.left(ROOM, "m1", "s-doc", "doc", ends - 500_000))
     grace = call.settings.no_show_grace * 1000
-    before = tracking.sweep(call.settings, at=ends + grace - 1)
+    before = sweeper.sweep(call.settings, at=ends + grace - 1)
     assert before.ran
     assert details(call)["videoCall"]["status"] == "SCHEDULED"
-    tracking.sweep(call.settings, at=ends + grace)
+    sweeper.sweep(call.settings, at=ends + grace)
     body = details(call)
     assert body["videoCall"]["status"] == "NO_SHOW"
     assert body["presence"]["missing"] == "patient"
@@ -306,7 +306,7 @@ def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) ->
     assert seeded.initiate("pat", "old").status_code == 200
     seeded.report("pat", "old", "join")
     # Now: long after "old" ended, two hours before appt1 ends.
-    result = tracking.sweep(seeded.settings, at=seeded.clock.ms)
+    result = sweeper.sweep(seeded.settings, at=seeded.clock.ms)
     assert result.no_shows == 1
     old = seeded.client.get("/api/video-calls/old", headers=seeded.auth("doc")).json()
     assert old["videoCall"]["status"] == "NO_SHOW"
@@ -318,13 +318,13 @@ def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) ->
 def test_sweeper_prunes_old_snapshots_only(call: Api) -> None:
     stream = Stream()
     now = call.clock.ms
-    old_at = now - tracking.SNAPSHOT_RETENTION_MS - 60_000
+    old_at = now - sweeper.SNAPSHOT_RETENTION_MS - 60_000
     listing = [{"room": stream.room(ROOM, "m1"), "occupants": []}]
     # Timestamps within the signature tolerance; `occurred_at` is Prosody's, and old.
     post(call, stream.snapshot(old_at, listing))
     post(call, stream.snapshot(now - 1_000, listing))
     post(call, stream.joined(ROOM, "m1", "s-doc", "doc", old_at))
-    result = tracking.sweep(call.settings, at=now)
+    result = sweeper.sweep(call.settings, at=now)
     assert result.pruned == 1
     from service.store.models import SnapshotRoom
 

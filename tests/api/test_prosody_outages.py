@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.eventstream import HOST, Stream
-from service import tracking
+from service import sweeper
 from service.store import uow
 from service.store.models import AuditEvent, VideoCall
 from tests.api.conftest import Api
@@ -81,7 +81,7 @@ def test_a_silent_host_is_completed_by_the_sweeper_then_the_restart_changes_noth
     last = t0 + 120_000
     silent_at = last + 3 * INTERVAL_S * 1000
     # Not yet three intervals unheard: the call goes on.
-    tracking.sweep(call.settings, at=silent_at - 1)
+    sweeper.sweep(call.settings, at=silent_at - 1)
     assert status() == "IN_PROGRESS"
     assert audits("prosody_host.silent") == []
     hosts = conforms(call.client.get(HOSTS, headers=call.admin()), HOSTS, "get", 200)
@@ -89,7 +89,7 @@ def test_a_silent_host_is_completed_by_the_sweeper_then_the_restart_changes_noth
     # The next sweep after three intervals completes it, at the last moment known present.
     with caplog.at_level(logging.WARNING, logger="service.tracking"):
         call.clock.set(silent_at + call.settings.sweep_interval * 1000)
-        tracking.sweep(call.settings, at=call.clock.ms)
+        sweeper.sweep(call.settings, at=call.clock.ms)
     assert status() == "COMPLETED"
     body = details(call)
     assert body["videoCall"]["duration"] == 120
@@ -113,7 +113,7 @@ def test_a_silent_host_is_completed_by_the_sweeper_then_the_restart_changes_noth
         }
     ]
     # Said once: later sweeps do not repeat it.
-    tracking.sweep(call.settings, at=call.clock.ms + 60_000)
+    sweeper.sweep(call.settings, at=call.clock.ms + 60_000)
     assert len(audits("prosody_host.silent")) == 1
     # An hour later the host is back with a new boot: the record stays what it was.
     restart_at = t0 + 3_600_000

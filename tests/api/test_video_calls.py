@@ -5,7 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from service.store import repo, uow
+from service.store import audit_log, uow
 from tests.api.conftest import Api
 from tests.clock import appointment_around
 
@@ -245,7 +245,7 @@ def test_stats_for_the_doctor(seeded: Api) -> None:
 def test_every_change_is_audited_without_tokens(seeded: Api) -> None:
     body = seeded.initiate("doc", "appt1").json()
     seeded.report("doc", "appt1", "start")
-    trail = uow.run(lambda: repo.audit_trail(body["videoCall"]["id"]))
+    trail = uow.run(lambda: audit_log.audit_trail(body["videoCall"]["id"]))
     actions = [e.action for e in trail]
     assert actions[:2] == ["call.created", "token.issued"]
     assert "status.reported" in actions

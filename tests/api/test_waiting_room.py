@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.eventstream import Stream
-from service import tracking
+from service import sweeper
 from service.store import uow
 from service.store.models import Appointment, AuditEvent
 from service.wire.base import iso
@@ -34,7 +34,7 @@ def clinic(seeded: Api) -> tuple[Api, int, int]:
 def at(api: Api, ms: int) -> None:
     """Move the service's clock (signatures are checked against it) and sweep there."""
     api.clock.set(ms)
-    assert tracking.sweep(api.settings, at=ms).ran
+    assert sweeper.sweep(api.settings, at=ms).ran
 
 
 def record(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from harness.env import base_env
-from service import tracking
+from service import sweeper
 from service.app import create_app
 from service.config import Settings, WebhookSettings, load_settings
 from service.store import uow
@@ -260,7 +260,7 @@ def test_the_sweeper_prunes_delivered_messages_after_30_days(
             .execute()
         )
     )
-    tracking.sweep(settings)
+    sweeper.sweep(settings)
     remaining = {m.id for m in stored()}
     assert remaining == {recent, stuck}
 

@@ -12,7 +12,7 @@ import jwt
 
 from harness.clock import midday_window, real_now_ms
 from harness.env import base_env
-from service.store import repo, uow
+from service.store import uow, video_calls
 from service.store.models import Appointment, User, VideoCall
 from tests.conftest import repo_root
 from tests.e2e.conftest import cli
@@ -179,7 +179,9 @@ def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
     assert cli(env, "seed-demo").returncode == 0
     appointment = uow.run(lambda: Appointment.get_by_id("demo-appt-1"))
     uow.run(
-        lambda: repo.create_call_if_missing(appointment, "appointment_demo-appt-1", real_now_ms())
+        lambda: video_calls.create_call_if_missing(
+            appointment, "appointment_demo-appt-1", real_now_ms()
+        )
     )
     uow.run(
         lambda: (

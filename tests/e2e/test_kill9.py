@@ -13,10 +13,11 @@ import httpx
 
 from harness.clock import real_now_ms
 from harness.eventstream import Stream, consultation, signed
-from service.store import repo, uow
+from service.store import uow
 from service.store.models import ProsodyEvent
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_concurrency import put_appointment, seed
+from tests.store.support import reset_for_tests
 
 CALLS = 8
 VOLATILE = {"id", "createdAt", "updatedAt"}
@@ -159,7 +160,7 @@ def test_kill_9_during_a_stream_then_resending_gives_the_same_records(
     assert stored == total
 
     # The same events, uninterrupted, on an emptied database.
-    uow.run(repo.reset_for_tests)
+    uow.run(reset_for_tests)
     third = start_server(env)
     try:
         tokens = prepare(third)

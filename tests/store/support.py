@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.store import repo
-from service.store.models import Appointment, VideoCall
+from service.store import clinic, video_calls
+from service.store.db import current, is_postgres
+from service.store.models import ALL_MODELS, Appointment, VideoCall
+
+
+def reset_for_tests() -> None:
+    """Empty every table (in the caller's connection: `uow.run(reset_for_tests)`)."""
+    database = current()
+    tables = [m._meta.table_name for m in ALL_MODELS]
+    if is_postgres(database):
+        database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+    else:
+        for table in tables:
+            database.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
 def user_row(uid: str, at: int, **fields: Any) -> dict[str, Any]:
@@ -43,14 +55,14 @@ def appointment_row(appointment_id: str, at: int, day: str, **fields: Any) -> di
 
 def call_for(appointment_id: str, at: int) -> VideoCall:
     """The appointment's call, created at `at` (the appointment must exist)."""
-    stored = repo.get_appointment(appointment_id)
+    stored = clinic.get_appointment(appointment_id)
     assert stored is not None
-    call, created = repo.create_call_if_missing(stored, f"appointment_{appointment_id}", at)
+    call, created = video_calls.create_call_if_missing(stored, f"appointment_{appointment_id}", at)
     assert created
     return call
 
 
 def appointment(appointment_id: str) -> Appointment:
-    stored = repo.get_appointment(appointment_id)
+    stored = clinic.get_appointment(appointment_id)
     assert stored is not None
     return stored

@@ -13,7 +13,7 @@ from service.domain.model import CallStatus, EndReason, Role
 from service.domain.presence import PresenceSession
 from service.domain.prosody import Event, EventType
 from service.domain.record import PresenceRecord
-from service.store import event_log, repo
+from service.store import clinic, event_log, video_calls
 from service.store.models import OccupantSession, ProsodyEvent, SnapshotRoom
 from tests.clock import HOUR_MS, FrozenClock
 from tests.store.support import appointment_row, call_for, user_row
@@ -25,8 +25,8 @@ ROOM = "appointment_a1"
 
 
 def seed(clock: FrozenClock, *appointment_ids: str) -> dict[str, str]:
-    repo.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat")])
-    repo.upsert_appointments([appointment_row(i, clock.ms, clock.day()) for i in appointment_ids])
+    clinic.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat")])
+    clinic.upsert_appointments([appointment_row(i, clock.ms, clock.day()) for i in appointment_ids])
     return {i: call_for(i, clock.ms).id for i in appointment_ids}
 
 
@@ -150,15 +150,17 @@ def test_calls_for_rooms_and_open_calls(clock: FrozenClock) -> None:
     assert event_log.open_tracked_calls() == []
     watched = {"a1": ("muc.a",), "a2": (), "a3": (event_log.EVERY_HOST,)}
     for name, hosts in watched.items():
-        repo.save_presence(ids[name], presence(open_sessions=1, watched_hosts=hosts), clock.ms)
-        repo.watch(ids[name], hosts, None)
-    repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
+        video_calls.save_presence(
+            ids[name], presence(open_sessions=1, watched_hosts=hosts), clock.ms
+        )
+        video_calls.watch(ids[name], hosts, None)
+    video_calls.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
     assert event_log.open_tracked_calls() == sorted(ids.values())
     assert len(event_log.open_tracked_calls(limit=1)) == 1
     # A call watched on every host ("*", as the migration marks open calls) is every host's.
     assert sorted(event_log.calls_watched_on("muc.a")) == sorted([ids["a1"], ids["a3"]])
     assert event_log.calls_watched_on("muc.b") == [ids["a3"]]
-    repo.transition_call(ids["a1"], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
+    video_calls.transition_call(ids["a1"], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
     assert event_log.open_tracked_calls() == sorted([ids["a2"], ids["a3"]])
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from service.domain.model import CallStatus
 from service.domain.prosody import Event
-from service.store import event_log, operations, repo
+from service.store import audit_log, clinic, event_log, operations, video_calls
 from service.store.models import OccupantSession
 from tests.clock import HOUR_MS, FrozenClock, shift_days
 from tests.store.support import appointment_row, call_for, user_row
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("conn")
 def seed(clock: FrozenClock) -> dict[str, str]:
     """Today: a1 (10:00, doc), a2 (09:00, doc), a3 (09:00, other); tomorrow: a4 (doc)."""
     today, tomorrow = clock.day(), clock.day(days=1)
-    repo.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat", "other")])
-    repo.upsert_appointments(
+    clinic.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat", "other")])
+    clinic.upsert_appointments(
         [
             appointment_row("a1", clock.ms, today),
             appointment_row("a2", clock.ms, today, start_time="09:00"),
@@ -30,7 +30,7 @@ def seed(clock: FrozenClock) -> dict[str, str]:
         ]
     )
     ids = {i: call_for(i, clock.ms).id for i in ("a1", "a2", "a3", "a4")}
-    repo.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
+    video_calls.transition_call(ids["a2"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
     return ids
 
 
@@ -92,7 +92,7 @@ def test_open_sessions_and_sessions_of(clock: FrozenClock) -> None:
     found = operations.open_sessions([ids["a1"], ids["a2"]])
     assert sorted(s.session for s in found) == ["open", "other-call"]
     assert operations.open_sessions([]) == []
-    assert [s.session for s in operations.sessions_of(ids["a1"])] == [
+    assert [s.session for s in event_log.sessions_of(ids["a1"])] == [
         "closed",
         "open",
         "never-joined",
@@ -141,11 +141,11 @@ def test_host_health_counts_events_gaps_and_restarts(clock: FrozenClock) -> None
 
 def test_repairs_since_counts_per_reason(clock: FrozenClock) -> None:
     t = clock.ms
-    repo.audit("sweeper", "presence.repaired", t + 10, detail={"reason": "sweeper"})
-    repo.audit("prosody", "presence.repaired", t + 20, detail={"reason": "prosody_restart"})
-    repo.audit("prosody", "presence.repaired", t + 30, detail={"reason": "prosody_restart"})
-    repo.audit("prosody", "presence.repaired", t + 40)
-    repo.audit("prosody", "event.received", t + 50, detail={"reason": "sweeper"})
+    audit_log.audit("sweeper", "presence.repaired", t + 10, detail={"reason": "sweeper"})
+    audit_log.audit("prosody", "presence.repaired", t + 20, detail={"reason": "prosody_restart"})
+    audit_log.audit("prosody", "presence.repaired", t + 30, detail={"reason": "prosody_restart"})
+    audit_log.audit("prosody", "presence.repaired", t + 40)
+    audit_log.audit("prosody", "event.received", t + 50, detail={"reason": "sweeper"})
     assert operations.repairs_since(t) == {"sweeper": 1, "prosody_restart": 2, "unknown": 1}
     assert operations.repairs_since(t + 25) == {"prosody_restart": 1, "unknown": 1}
     assert operations.repairs_since(t + 41) == {}

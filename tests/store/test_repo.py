@@ -1,4 +1,5 @@
-"""service.store.repo: every query, on SQLite and PostgreSQL."""
+"""service.store.clinic, video_calls and audit_log (once repo.py), and the call lists' pages, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from service.domain import rules
 from service.domain.model import AppointmentStatus, CallStatus, EndReason, Missing, Role
 from service.domain.presence import LobbyVisit, RecordingSpan
 from service.domain.record import PresenceRecord
-from service.store import call_lists, repo, uow
+from service.store import audit_log, call_lists, clinic, uow, video_calls
 from service.store.models import (
     Appointment,
     AuditEvent,
@@ -22,14 +23,14 @@ from service.store.models import (
     VideoCall,
 )
 from tests.clock import HOUR_MS, FrozenClock
-from tests.store.support import appointment, appointment_row, call_for, user_row
+from tests.store.support import appointment, appointment_row, call_for, reset_for_tests, user_row
 
 pytestmark = pytest.mark.usefixtures("conn")
 
 
 def seed(clock: FrozenClock, *appointment_ids: str) -> None:
-    repo.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat", "other")])
-    repo.upsert_appointments([appointment_row(i, clock.ms, clock.day()) for i in appointment_ids])
+    clinic.upsert_users([user_row(uid, clock.ms) for uid in ("doc", "pat", "other")])
+    clinic.upsert_appointments([appointment_row(i, clock.ms, clock.day()) for i in appointment_ids])
 
 
 def fresh(call_id: str) -> VideoCall:
@@ -38,20 +39,20 @@ def fresh(call_id: str) -> VideoCall:
 
 def test_users_lookups(clock: FrozenClock) -> None:
     seed(clock)
-    assert repo.get_users([]) == {}
-    assert sorted(repo.get_users(["doc"])) == ["doc"]
-    assert sorted(repo.get_users(["doc", "pat", "nobody"])) == ["doc", "pat"]
-    assert sorted(repo.get_users(["doc", "pat"])) == ["doc", "pat"]
-    assert repo.get_users(["doc", "doc"])["doc"].first_name == "Doc"
-    assert repo.known_uids(["pat", "ghost", "doc"]) == {"doc", "pat"}
-    assert repo.known_uids(f"u{n}" for n in range(1200)) == set()
+    assert clinic.get_users([]) == {}
+    assert sorted(clinic.get_users(["doc"])) == ["doc"]
+    assert sorted(clinic.get_users(["doc", "pat", "nobody"])) == ["doc", "pat"]
+    assert sorted(clinic.get_users(["doc", "pat"])) == ["doc", "pat"]
+    assert clinic.get_users(["doc", "doc"])["doc"].first_name == "Doc"
+    assert clinic.known_uids(["pat", "ghost", "doc"]) == {"doc", "pat"}
+    assert clinic.known_uids(f"u{n}" for n in range(1200)) == set()
 
 
 def test_upsert_users_keeps_created_at(clock: FrozenClock) -> None:
-    repo.upsert_users([user_row("doc", clock.ms)])
+    clinic.upsert_users([user_row("doc", clock.ms)])
     later = clock.advance(1_000)
-    repo.upsert_users([user_row("doc", later, first_name="New", is_active=False)])
-    repo.upsert_users([])
+    clinic.upsert_users([user_row("doc", later, first_name="New", is_active=False)])
+    clinic.upsert_users([])
     row = User.get_by_id("doc")
     assert (row.first_name, row.is_active, row.created_at, row.updated_at) == (
         "New",
@@ -66,7 +67,7 @@ def test_upsert_appointments_moves_the_calls_parties(clock: FrozenClock) -> None
     call = call_for("a1", clock.ms)
     untouched = call_for("a2", clock.ms)
     later = clock.advance(1_000)
-    repo.upsert_appointments(
+    clinic.upsert_appointments(
         [
             appointment_row("a1", later, clock.day(), patient_uid="other", status="PENDING"),
             appointment_row("a2", later, clock.day()),
@@ -81,25 +82,25 @@ def test_upsert_appointments_moves_the_calls_parties(clock: FrozenClock) -> None
         "other",
         clock.ms - 1_000,
     )
-    assert sorted(repo.get_appointments(["a1", "a2", "a9"])) == ["a1", "a2"]
-    assert repo.get_appointments([]) == {}
-    assert repo.get_appointment("a9") is None
+    assert sorted(clinic.get_appointments(["a1", "a2", "a9"])) == ["a1", "a2"]
+    assert clinic.get_appointments([]) == {}
+    assert clinic.get_appointment("a9") is None
 
 
 def test_set_appointment_status_only_from_the_given_statuses(clock: FrozenClock) -> None:
     seed(clock, "a1")
     done = AppointmentStatus.COMPLETED
     at = clock.advance(5_000)
-    assert not repo.set_appointment_status("a1", done, [AppointmentStatus.PENDING], at)
+    assert not clinic.set_appointment_status("a1", done, [AppointmentStatus.PENDING], at)
     assert appointment("a1").status == "CONFIRMED"
-    assert repo.set_appointment_status("a1", done, [AppointmentStatus.CONFIRMED], at)
+    assert clinic.set_appointment_status("a1", done, [AppointmentStatus.CONFIRMED], at)
     assert (appointment("a1").status, appointment("a1").updated_at) == ("COMPLETED", at)
-    assert not repo.set_appointment_status("nope", done, list(AppointmentStatus), at)
+    assert not clinic.set_appointment_status("nope", done, list(AppointmentStatus), at)
 
 
 def test_create_call_if_missing_is_idempotent(clock: FrozenClock) -> None:
     seed(clock, "a1")
-    call, created = repo.create_call_if_missing(appointment("a1"), "room-a1", clock.ms)
+    call, created = video_calls.create_call_if_missing(appointment("a1"), "room-a1", clock.ms)
     assert created
     assert (call.status, call.room_name, call.doctor_uid, call.patient_uid) == (
         "SCHEDULED",
@@ -107,43 +108,47 @@ def test_create_call_if_missing_is_idempotent(clock: FrozenClock) -> None:
         "doc",
         "pat",
     )
-    again, created_again = repo.create_call_if_missing(appointment("a1"), "room-a1", clock.ms + 1)
+    again, created_again = video_calls.create_call_if_missing(
+        appointment("a1"), "room-a1", clock.ms + 1
+    )
     assert (again.id, again.created_at, created_again) == (call.id, clock.ms, False)
-    assert repo.get_call(call.id) is not None
-    assert repo.get_call("vc_missing") is None
-    by_appointment = repo.get_call_by_appointment("a1")
+    assert video_calls.get_call(call.id) is not None
+    assert video_calls.get_call("vc_missing") is None
+    by_appointment = video_calls.get_call_by_appointment("a1")
     assert by_appointment is not None and by_appointment.id == call.id
-    assert repo.get_call_by_appointment("a2") is None
+    assert video_calls.get_call_by_appointment("a2") is None
 
 
 def test_find_call_prefers_the_appointment_id(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call = call_for("a1", clock.ms)
-    repo.upsert_appointments([appointment_row(call.id, clock.ms, clock.day())])
+    clinic.upsert_appointments([appointment_row(call.id, clock.ms, clock.day())])
     other = call_for(call.id, clock.ms)
-    by_call_id = repo.find_call(call.id)
+    by_call_id = video_calls.find_call(call.id)
     assert by_call_id is not None and by_call_id.id == other.id
-    by_appointment = repo.find_call("a1")
+    by_appointment = video_calls.find_call("a1")
     assert by_appointment is not None and by_appointment.id == call.id
-    assert repo.find_call("nothing") is None
+    assert video_calls.find_call("nothing") is None
 
 
 def test_lock_call(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call = call_for("a1", clock.ms)
     with uow.write():
-        assert repo.lock_call(call.id).id == call.id
+        assert video_calls.lock_call(call.id).id == call.id
     with pytest.raises(peewee.DoesNotExist), uow.write():
-        repo.lock_call("vc_missing")
+        video_calls.lock_call("vc_missing")
 
 
 def test_transition_call_is_conditional(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call = call_for("a1", clock.ms)
     at = clock.advance(7_000)
-    assert not repo.transition_call(call.id, [CallStatus.IN_PROGRESS], CallStatus.COMPLETED, at)
+    assert not video_calls.transition_call(
+        call.id, [CallStatus.IN_PROGRESS], CallStatus.COMPLETED, at
+    )
     assert fresh(call.id).status == "SCHEDULED"
-    assert repo.transition_call(
+    assert video_calls.transition_call(
         call.id, [CallStatus.SCHEDULED], CallStatus.NO_SHOW, at, missing="both"
     )
     row = fresh(call.id)
@@ -155,16 +160,18 @@ def test_first_joins_and_the_start(clock: FrozenClock) -> None:
     call = call_for("a1", clock.ms)
     t = clock.ms
     open_ = [CallStatus.SCHEDULED, CallStatus.IN_PROGRESS]
-    assert repo.record_first_join(call.id, "doctor_joined_at", t + 100, open_)
-    assert repo.record_first_join(call.id, "doctor_joined_at", t + 200, open_)
+    assert video_calls.record_first_join(call.id, "doctor_joined_at", t + 100, open_)
+    assert video_calls.record_first_join(call.id, "doctor_joined_at", t + 200, open_)
     assert fresh(call.id).doctor_joined_at == t + 100
-    assert not repo.start_if_both_joined(call.id, t + 250)
-    assert repo.record_first_join(call.id, "patient_joined_at", t + 300, open_)
-    assert repo.start_if_both_joined(call.id, t + 300)
-    assert not repo.start_if_both_joined(call.id, t + 400)
+    assert not video_calls.start_if_both_joined(call.id, t + 250)
+    assert video_calls.record_first_join(call.id, "patient_joined_at", t + 300, open_)
+    assert video_calls.start_if_both_joined(call.id, t + 300)
+    assert not video_calls.start_if_both_joined(call.id, t + 400)
     row = fresh(call.id)
     assert (row.status, row.started_at, row.patient_joined_at) == ("IN_PROGRESS", t + 300, t + 300)
-    assert not repo.record_first_join(call.id, "patient_joined_at", t + 500, [CallStatus.SCHEDULED])
+    assert not video_calls.record_first_join(
+        call.id, "patient_joined_at", t + 500, [CallStatus.SCHEDULED]
+    )
 
 
 @pytest.mark.parametrize(
@@ -182,21 +189,21 @@ def test_end_call_computes_the_duration(
     seed(clock, "a1")
     call = call_for("a1", clock.ms)
     t = clock.ms
-    repo.transition_call(
+    video_calls.transition_call(
         call.id, [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, t, started_at=t + started
     )
     end = rules.client_end(fresh(call.id).started_at, t + ended)
-    assert repo.end_call(call.id, [CallStatus.IN_PROGRESS], t + ended, *end)
+    assert video_calls.end_call(call.id, [CallStatus.IN_PROGRESS], t + ended, *end)
     row = fresh(call.id)
     assert (row.status, row.ended_at, row.duration) == ("COMPLETED", t + ended_at, duration)
-    assert not repo.end_call(call.id, [CallStatus.IN_PROGRESS], t + ended + 1, *end)
+    assert not video_calls.end_call(call.id, [CallStatus.IN_PROGRESS], t + ended + 1, *end)
 
 
 def test_end_call_without_a_start_lasts_nothing(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call = call_for("a1", clock.ms)
     at = clock.advance(9_000)
-    assert repo.end_call(call.id, [CallStatus.SCHEDULED], at, *rules.client_end(None, at))
+    assert video_calls.end_call(call.id, [CallStatus.SCHEDULED], at, *rules.client_end(None, at))
     row = fresh(call.id)
     assert (row.ended_at, row.duration, row.started_at) == (at, 0, None)
 
@@ -205,7 +212,7 @@ def test_scheduled_calls_ended_before(clock: FrozenClock) -> None:
     seed(clock)
     day = clock.day()
     ended = clock.ms - HOUR_MS
-    repo.upsert_appointments(
+    clinic.upsert_appointments(
         [
             appointment_row("due", clock.ms, day, ends_at=ended),
             appointment_row("later", clock.ms, day, ends_at=ended + 1_001),
@@ -220,12 +227,14 @@ def test_scheduled_calls_ended_before(clock: FrozenClock) -> None:
         for i in ("due", "later", "cancelled", "going", "tracked", "started")
     }
     VideoCall.update(tracked_by_server=True).where(VideoCall.id == ids["tracked"]).execute()
-    repo.transition_call(ids["started"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms)
-    found = [c.id for c in repo.scheduled_calls_ended_before(ended + 1_000)]
+    video_calls.transition_call(
+        ids["started"], [CallStatus.SCHEDULED], CallStatus.IN_PROGRESS, clock.ms
+    )
+    found = [c.id for c in video_calls.scheduled_calls_ended_before(ended + 1_000)]
     assert found == sorted([ids["due"], ids["going"]])
-    assert len(repo.scheduled_calls_ended_before(ended + 1_000, limit=1)) == 1
-    assert repo.scheduled_calls_ended_before(ended - 1) == []
-    assert len(repo.scheduled_calls_ended_before(ended + 1_001)) == 3
+    assert len(video_calls.scheduled_calls_ended_before(ended + 1_000, limit=1)) == 1
+    assert video_calls.scheduled_calls_ended_before(ended - 1) == []
+    assert len(video_calls.scheduled_calls_ended_before(ended + 1_001)) == 3
 
 
 def test_save_presence_writes_every_field(clock: FrozenClock) -> None:
@@ -251,7 +260,7 @@ def test_save_presence_writes_every_field(clock: FrozenClock) -> None:
         lobby_visits=(LobbyVisit("k", Role.PATIENT, t + 5, t + 20, EndReason.ADMITTED, False),),
         recordings=(RecordingSpan("r", t + 30, None, "file"),),
     )
-    repo.save_presence(call.id, record, t + 90_000)
+    video_calls.save_presence(call.id, record, t + 90_000)
     row = fresh(call.id)
     assert row.tracked_by_server is True
     assert row.updated_at == t + 90_000
@@ -278,7 +287,7 @@ def test_save_presence_writes_every_field(clock: FrozenClock) -> None:
 def test_lists_page_newest_first(clock: FrozenClock) -> None:
     seed(clock)
     day = clock.day()
-    repo.upsert_appointments(
+    clinic.upsert_appointments(
         [
             appointment_row("a1", clock.ms, day),
             appointment_row("a2", clock.ms, day, patient_uid="other"),
@@ -302,7 +311,7 @@ def test_lists_page_newest_first(clock: FrozenClock) -> None:
         ids[0],
     ]
     assert [c[0].id for c in call_lists.for_user("doc", None, None, 2)] == [same_time, ids[1]]
-    repo.transition_call(ids[0], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
+    video_calls.transition_call(ids[0], [CallStatus.SCHEDULED], CallStatus.CANCELLED, clock.ms)
     cancelled = call_lists.for_user("pat", CallStatus.CANCELLED, None, 10)
     assert [c[0].id for c in cancelled] == [ids[0]]
     after = call_lists.Cursor(clock.ms + 1_000, ids[1])
@@ -313,7 +322,7 @@ def test_lists_page_newest_first(clock: FrozenClock) -> None:
 def test_doctor_stats(clock: FrozenClock) -> None:
     seed(clock)
     yesterday, today = clock.day(days=-1), clock.day()
-    repo.upsert_appointments(
+    clinic.upsert_appointments(
         [
             appointment_row("old", clock.ms, yesterday),
             appointment_row("new", clock.ms, today),
@@ -323,7 +332,7 @@ def test_doctor_stats(clock: FrozenClock) -> None:
     )
     for appointment_id, duration, wait in (("old", 60, 10), ("new", 121, None), ("theirs", 5, 5)):
         call = call_for(appointment_id, clock.ms)
-        repo.transition_call(
+        video_calls.transition_call(
             call.id,
             [CallStatus.SCHEDULED],
             CallStatus.COMPLETED,
@@ -332,27 +341,27 @@ def test_doctor_stats(clock: FrozenClock) -> None:
             patient_wait=wait,
         )
     call_for("open", clock.ms)
-    counts, totals = repo.doctor_stats("doc", None, None)
+    counts, totals = video_calls.doctor_stats("doc", None, None)
     assert counts == {"COMPLETED": 2, "SCHEDULED": 1}
     assert totals == (2, 181, 90.5, 10.0)
-    counts, totals = repo.doctor_stats("doc", today, None)
+    counts, totals = video_calls.doctor_stats("doc", today, None)
     assert (counts, totals) == ({"COMPLETED": 1, "SCHEDULED": 1}, (1, 121, 121.0, None))
-    counts, totals = repo.doctor_stats("doc", None, yesterday)
+    counts, totals = video_calls.doctor_stats("doc", None, yesterday)
     assert (counts, totals) == ({"COMPLETED": 1}, (1, 60, 60.0, 10.0))
-    assert repo.doctor_stats("nobody", None, None) == ({}, (0, 0, None, None))
+    assert video_calls.doctor_stats("nobody", None, None) == ({}, (0, 0, None, None))
 
 
 def test_audit_and_its_trail(clock: FrozenClock) -> None:
     t = clock.ms
-    repo.audit("doc", "token.issued", t, "vc_1", "a1", {"role": "doctor", "b": 1})
-    repo.audit("sweeper", "call.transition", t + 1, "vc_1")
-    repo.audit("admin", "user.upserted", t + 2, detail={"uid": "doc"})
-    trail = repo.audit_trail("vc_1")
+    audit_log.audit("doc", "token.issued", t, "vc_1", "a1", {"role": "doctor", "b": 1})
+    audit_log.audit("sweeper", "call.transition", t + 1, "vc_1")
+    audit_log.audit("admin", "user.upserted", t + 2, detail={"uid": "doc"})
+    trail = audit_log.audit_trail("vc_1")
     assert [(e.at, e.actor, e.action, e.appointment_id, e.detail) for e in trail] == [
         (t, "doc", "token.issued", "a1", '{"b":1,"role":"doctor"}'),
         (t + 1, "sweeper", "call.transition", None, "{}"),
     ]
-    assert repo.audit_trail("vc_2") == []
+    assert audit_log.audit_trail("vc_2") == []
     assert AuditEvent.select().count() == 3
 
 
@@ -375,22 +384,22 @@ def test_forget_calls_removes_calls_sessions_and_events(clock: FrozenClock) -> N
         SnapshotRoom.insert(
             event_id="snap", occurred_at=clock.ms, room_name=call.room_name, occupants="[]"
         ).execute()
-    repo.audit("doc", "call.created", clock.ms, forgotten.id, "a1")
-    assert repo.forget_calls(["a1", "a9"], [forgotten.room_name]) == 1
+    audit_log.audit("doc", "call.created", clock.ms, forgotten.id, "a1")
+    assert video_calls.forget_calls(["a1", "a9"], [forgotten.room_name]) == 1
     assert [c.id for c in VideoCall.select()] == [kept.id]
     assert [s.call_id for s in OccupantSession.select()] == [kept.id]
     assert [e.room_name for e in ProsodyEvent.select()] == [kept.room_name]
     assert [r.room_name for r in SnapshotRoom.select()] == [kept.room_name]
-    assert len(repo.audit_trail(forgotten.id)) == 1
-    assert repo.forget_calls(["a9"], []) == 0
+    assert len(audit_log.audit_trail(forgotten.id)) == 1
+    assert video_calls.forget_calls(["a9"], []) == 0
     assert Appointment.select().count() == 2
 
 
 def test_reset_for_tests_empties_every_table(clock: FrozenClock) -> None:
     seed(clock, "a1")
     call_for("a1", clock.ms + HOUR_MS)
-    repo.audit("x", "y", clock.ms)
-    repo.reset_for_tests()
+    audit_log.audit("x", "y", clock.ms)
+    reset_for_tests()
     assert (User.select().count(), Appointment.select().count(), VideoCall.select().count()) == (
         0,
         0,

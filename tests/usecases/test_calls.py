@@ -12,7 +12,7 @@ from service import calls, directory, tracking, transitions
 from service.config import Settings
 from service.domain.model import Action, CallStatus, Role
 from service.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
-from service.store import repo
+from service.store import clinic
 from service.store.models import Appointment, VideoCall
 from tests.clock import DAY_MS, FrozenClock, appointment_around
 from tests.usecases.support import ROOM, Prosody, appointment, audits, read, user, write
@@ -456,6 +456,6 @@ def test_cancelling_through_the_directory_cancels_the_call(
     appointment(clock, "appt1", status="CANCELLED")
     assert stored_call(grant.call.id).status == "CANCELLED"
     assert audits("call.transition")[0][0] == "admin"
-    stored = read(lambda: repo.get_appointment("appt1"))
+    stored = read(lambda: clinic.get_appointment("appt1"))
     assert stored is not None and stored.status == "CANCELLED"
     assert directory.check_id("appt1", "id") == "appt1"

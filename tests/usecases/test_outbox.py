@@ -1,5 +1,6 @@
 """service.webhooks.outbox: the messages the use cases write, and the operators' reads and
-writes (list, a call's messages, delivery health, retry, prune)."""
+writes (list, retry); with service.store.outbox's reads and writes of the same rows (a call's
+messages, delivery health, prune)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from service import calls, tracking
+from service import calls, sweeper, tracking
 from service.config import Settings
 from service.domain.model import Action
 from service.errors import Conflict
+from service.store import outbox as outbox_store
 from service.store.models import WebhookCallState, WebhookMessage
 from service.webhooks import outbox
 from service.wire.base import iso
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("seeded")
 
 def messages(call_id: str) -> list[tuple[str, int, dict[str, Any]]]:
     """(type, sequence, body) of the call's messages, in order."""
-    rows = read(lambda: outbox.messages_of_call(call_id))
+    rows = read(lambda: outbox_store.messages_of_call(call_id))
     return [(m.type, m.sequence, json.loads(m.body)) for m in rows]
 
 
@@ -103,7 +105,7 @@ def test_list_messages_pages_newest_first_and_filters(
     settings: Settings, clock: FrozenClock
 ) -> None:
     call_id = a_full_call(settings, clock)
-    ids = [m.id for m in read(lambda: outbox.messages_of_call(call_id))]
+    ids = [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))]
     first = outbox.list_messages(None, None, 3)
     assert [m.id for m in first.items] == ids[::-1][:3]
     assert first.next_cursor is not None
@@ -119,21 +121,21 @@ def test_list_messages_pages_newest_first_and_filters(
 @pytest.mark.usefixtures("webhooks")
 def test_delivery_health_counts_failed_and_retrying(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
-    ids = [m.id for m in read(lambda: outbox.messages_of_call(call_id))]
-    assert read(lambda: outbox.delivery_health(10)) == (0, 0, [])
+    ids = [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))]
+    assert read(lambda: outbox_store.delivery_health(10)) == (0, 0, [])
     set_status(ids[0], status=outbox.FAILED, attempts=8, updated_at=clock.ms + 2)
     set_status(ids[1], attempts=1, updated_at=clock.ms + 1)
     set_status(ids[2], status=outbox.DELIVERED, attempts=1)
-    failed, retrying, newest = read(lambda: outbox.delivery_health(1))
+    failed, retrying, newest = read(lambda: outbox_store.delivery_health(1))
     assert (failed, retrying) == (1, 1)
     assert [m.id for m in newest] == [ids[0]]
-    assert [m.id for m in read(lambda: outbox.delivery_health(5))[2]] == [ids[0], ids[1]]
+    assert [m.id for m in read(lambda: outbox_store.delivery_health(5))[2]] == [ids[0], ids[1]]
 
 
 @pytest.mark.usefixtures("webhooks")
 def test_retry_queues_failed_and_idle_messages_only(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
-    ids = [m.id for m in read(lambda: outbox.messages_of_call(call_id))]
+    ids = [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))]
     set_status(ids[0], status=outbox.FAILED, attempts=8, last_status=500)
     set_status(ids[1], status=outbox.DELIVERED, attempts=1)
     set_status(ids[2], lease_owner="replica-2", next_attempt_at=clock.ms + 30_000, attempts=1)
@@ -152,7 +154,7 @@ def test_retry_queues_failed_and_idle_messages_only(settings: Settings, clock: F
 @pytest.mark.usefixtures("webhooks")
 def test_retry_failed_and_prune(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
-    ids = [m.id for m in read(lambda: outbox.messages_of_call(call_id))]
+    ids = [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))]
     set_status(ids[0], status=outbox.FAILED)
     set_status(ids[1], status=outbox.FAILED)
     assert outbox.retry_failed() == 2
@@ -161,10 +163,10 @@ def test_retry_failed_and_prune(settings: Settings, clock: FrozenClock) -> None:
     set_status(ids[0], status=outbox.DELIVERED)
     set_status(ids[1], status=outbox.DELIVERED)
     created = stored(ids[1]).created_at
-    assert write(lambda: outbox.prune(created)) == 1
-    assert write(lambda: outbox.prune(created + 1)) == 1
-    assert write(lambda: outbox.prune(clock.ms + 1)) == 0
-    assert [m.id for m in read(lambda: outbox.messages_of_call(call_id))] == ids[2:]
+    assert write(lambda: outbox_store.prune(created)) == 1
+    assert write(lambda: outbox_store.prune(created + 1)) == 1
+    assert write(lambda: outbox_store.prune(clock.ms + 1)) == 0
+    assert [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))] == ids[2:]
 
 
 def test_message_bodies_and_ids(clock: FrozenClock) -> None:
@@ -180,13 +182,13 @@ def test_message_bodies_and_ids(clock: FrozenClock) -> None:
 @pytest.mark.usefixtures("webhooks")
 def test_the_sweeper_prunes_old_delivered_messages(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
-    ids = [m.id for m in read(lambda: outbox.messages_of_call(call_id))]
+    ids = [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))]
     set_status(ids[0], status=outbox.DELIVERED)
     set_status(ids[1], status=outbox.FAILED)
     set_status(ids[3], status=outbox.DELIVERED)
     cutoff = stored(ids[1]).created_at
-    assert tracking.sweep(settings, cutoff + outbox.RETENTION_MS).pruned == 1
-    assert [m.id for m in read(lambda: outbox.messages_of_call(call_id))] == ids[1:]
+    assert sweeper.sweep(settings, cutoff + outbox.RETENTION_MS).pruned == 1
+    assert [m.id for m in read(lambda: outbox_store.messages_of_call(call_id))] == ids[1:]
 
 
 @pytest.mark.usefixtures("webhooks")

@@ -8,7 +8,7 @@ import os
 import psycopg2
 import pytest
 
-from service import calls, tracking
+from service import calls, sweeper, tracking
 from service.config import Settings
 from service.domain.model import Action
 from service.domain.prosody import EventType
@@ -147,11 +147,11 @@ def test_sweep_marks_an_untracked_call_no_show(settings: Settings, clock: Frozen
     grant = calls.initiate(settings, "doc", "appt2")
     calls.report_status("doc", "appt2", Action.JOIN)
     ends_at = read(lambda: Appointment.get_by_id("appt2").ends_at)
-    early = tracking.sweep(settings, ends_at + settings.no_show_grace * 1000 - 1)
-    assert early == tracking.SweepResult(ran=True, derived=0, no_shows=0, pruned=0)
+    early = sweeper.sweep(settings, ends_at + settings.no_show_grace * 1000 - 1)
+    assert early == sweeper.SweepResult(ran=True, derived=0, no_shows=0, pruned=0)
     assert stored_call(grant.call.id).status == "SCHEDULED"
     at = ends_at + settings.no_show_grace * 1000
-    assert tracking.sweep(settings, at) == tracking.SweepResult(True, 0, 1, 0)
+    assert sweeper.sweep(settings, at) == sweeper.SweepResult(True, 0, 1, 0)
     call = stored_call(grant.call.id)
     assert (call.status, call.missing, call.updated_at) == ("NO_SHOW", "patient", at)
     assert read(lambda: Appointment.get_by_id("appt2").status) == "NO_SHOW"
@@ -174,7 +174,7 @@ def test_sweep_leaves_calls_of_unconfirmed_appointments_alone(
     appointment(clock, "appt2", **window)
     grant = calls.initiate(settings, "pat", "appt2")
     appointment(clock, "appt2", **window, status="PENDING")
-    result = tracking.sweep(settings, clock.ms + DAY_MS)
+    result = sweeper.sweep(settings, clock.ms + DAY_MS)
     assert result.no_shows == 0
     assert stored_call(grant.call.id).status == "SCHEDULED"
 
@@ -194,9 +194,9 @@ def test_sweep_derives_tracked_calls_and_completes_after_the_grace(
         tracking.ingest(settings, event, "contract")
     assert stored_call(grant.call.id).status == "IN_PROGRESS"
     grace = settings.call_end_grace * 1000
-    assert tracking.sweep(settings, t0 + 311_000 + grace - 1).derived == 1
+    assert sweeper.sweep(settings, t0 + 311_000 + grace - 1).derived == 1
     assert stored_call(grant.call.id).status == "IN_PROGRESS"
-    assert tracking.sweep(settings, t0 + 311_000 + grace).derived == 1
+    assert sweeper.sweep(settings, t0 + 311_000 + grace).derived == 1
     call = stored_call(grant.call.id)
     assert (call.status, call.started_at, call.ended_at, call.duration) == (
         "COMPLETED",
@@ -205,33 +205,33 @@ def test_sweep_derives_tracked_calls_and_completes_after_the_grace(
         300,
     )
     assert audits("call.transition")[-1][0] == "sweeper"
-    assert tracking.sweep(settings, t0 + DAY_MS).derived == 0
+    assert sweeper.sweep(settings, t0 + DAY_MS).derived == 0
 
 
 def test_sweep_prunes_old_snapshots(settings: Settings, clock: FrozenClock) -> None:
     prosody = Prosody()
-    old = prosody.snapshot(clock.ms - tracking.SNAPSHOT_RETENTION_MS - 1, {ROOM: []})
-    recent = prosody.snapshot(clock.ms - tracking.SNAPSHOT_RETENTION_MS, {ROOM: []})
+    old = prosody.snapshot(clock.ms - sweeper.SNAPSHOT_RETENTION_MS - 1, {ROOM: []})
+    recent = prosody.snapshot(clock.ms - sweeper.SNAPSHOT_RETENTION_MS, {ROOM: []})
     tracking.ingest(settings, old, "contract")
     tracking.ingest(settings, recent, "contract")
-    assert tracking.sweep(settings).pruned == 1
+    assert sweeper.sweep(settings).pruned == 1
     assert read(lambda: [e.id for e in ProsodyEvent.select()]) == [recent.id]
     assert read(lambda: [r.event_id for r in SnapshotRoom.select()]) == [recent.id]
 
 
 def test_sweep_takes_turns_on_postgresql(settings: Settings, database_url: str) -> None:
     if not database_url.startswith("postgresql"):
-        assert tracking.sweep(settings).ran is True
+        assert sweeper.sweep(settings).ran is True
         return
     other = psycopg2.connect(os.environ["TEST_DATABASE_URL"])
     other.autocommit = True
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", (tracking.SWEEPER_LOCK_KEY,))
-            assert tracking.sweep(settings) == tracking.SweepResult(False, 0, 0, 0)
+            cursor.execute("SELECT pg_advisory_lock(%s)", (sweeper.SWEEPER_LOCK_KEY,))
+            assert sweeper.sweep(settings) == sweeper.SweepResult(False, 0, 0, 0)
             assert read(operations.last_sweep) is None
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (tracking.SWEEPER_LOCK_KEY,))
-        assert tracking.sweep(settings).ran is True
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (sweeper.SWEEPER_LOCK_KEY,))
+        assert sweeper.sweep(settings).ran is True
         assert read(operations.last_sweep) is not None
     finally:
         other.close()
@@ -250,10 +250,10 @@ def test_silent_hosts_and_their_return(settings: Settings, clock: FrozenClock) -
     )
     assert silent is False
     silent_at = silent_from(heard, 60_000)
-    tracking.sweep(settings, silent_at - 1)
+    sweeper.sweep(settings, silent_at - 1)
     assert audits("prosody_host.silent") == []
-    tracking.sweep(settings, silent_at)
-    tracking.sweep(settings, silent_at + 1)
+    sweeper.sweep(settings, silent_at)
+    sweeper.sweep(settings, silent_at + 1)
     assert audits("prosody_host.silent") == [
         (
             "sweeper",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service import calls, tracking
+from service import calls, sweeper, tracking
 from service.config import Settings
 from service.domain.prosody import ProsodyStarted, RoomEvent, Snapshot
 from service.store import event_log as event_store
@@ -148,7 +148,7 @@ def test_a_settled_call_is_watched_on_no_host(settings: Settings, clock: FrozenC
     fleet.send(prosody.left(room, f"{room}-pat", "pat", clock.ms))
     fleet.send(prosody.left(room, f"{room}-doc", "doc", clock.ms + 1))
     clock.advance(settings.call_end_grace * 1000 + 5_000)
-    tracking.sweep(settings)
+    sweeper.sweep(settings)
     call = fleet.row(call_id)
     assert (call.status, call.watched_hosts) == ("COMPLETED", None)
     assert read(lambda: CallHost.select().where(CallHost.call_id == call_id).count()) == 0

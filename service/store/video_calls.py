@@ -1,4 +1,9 @@
-"""Every query the service runs. Callers hold the connection (store/uow.py) and transactions."""
+"""The video_calls rows: a call's creation, its locks, its status transitions, the presence
+record Prosody's events give it, the hosts it is watched on, a doctor's totals, and the
+demo reset that forgets calls.
+
+Callers hold the connection and the transaction (store/uow.py).
+"""
 
 from __future__ import annotations
 
@@ -15,139 +20,18 @@ from service.domain.record import PresenceRecord
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
 from service.store.models import (
-    ALL_MODELS,
     Appointment,
-    AuditEvent,
     CallHost,
     DerivationState,
     OccupantSession,
     ProsodyEvent,
     SnapshotRoom,
-    User,
     VideoCall,
 )
 
 
 def new_call_id() -> str:
     return f"vc_{uuid.uuid4().hex}"
-
-
-# --- users and appointments -------------------------------------------------------------
-
-
-_APPOINTMENT = Compiled(lambda i: Appointment.select().where(Appointment.id == i), "a")
-_TWO_USERS = Compiled(lambda a, b: User.select().where(User.uid.in_([a, b])), "a", "b")
-
-
-def get_appointment(appointment_id: str) -> Appointment | None:
-    return _APPOINTMENT.first(Appointment, appointment_id)
-
-
-def get_users(uids: Iterable[str]) -> dict[str, User]:
-    wanted = list(set(uids))
-    if not wanted:
-        return {}
-    if len(wanted) <= 2:  # a doctor and a patient: every request's lookup
-        rows = _TWO_USERS.rows(User, wanted[0], wanted[-1])
-    else:
-        rows = list(User.select().where(User.uid.in_(wanted)))
-    return {u.uid: u for u in rows}
-
-
-def known_uids(uids: Iterable[str]) -> set[str]:
-    """Which of `uids` are stored users (in chunks: an import may name thousands)."""
-    wanted = sorted(set(uids))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(u.uid for u in User.select(User.uid).where(User.uid.in_(chunk)))
-    return found
-
-
-def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> int:
-    """Delete these appointments' calls, their timelines and their rooms' Prosody events,
-    so the next `initiate` starts from nothing (`seed-demo --reset`; the audit log stays)."""
-    call_ids = [
-        c.id
-        for c in VideoCall.select(VideoCall.id).where(VideoCall.appointment_id.in_(appointment_ids))
-    ]
-    if call_ids:
-        OccupantSession.delete().where(OccupantSession.call_id.in_(call_ids)).execute()
-        CallHost.delete().where(CallHost.call_id.in_(call_ids)).execute()
-        DerivationState.delete().where(DerivationState.call_id.in_(call_ids)).execute()
-    SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
-    ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
-    return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
-
-
-def get_appointments(ids: Iterable[str]) -> dict[str, Appointment]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    return {a.id: a for a in Appointment.select().where(Appointment.id.in_(wanted))}
-
-
-def upsert_users(rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace users by uid (rows use column names; created_at kept on update)."""
-    if not rows:
-        return
-    update = [f for f in User._meta.sorted_fields if f.name not in ("uid", "created_at")]
-    for chunk in _chunks(rows, 500):
-        (User.insert_many(chunk).on_conflict(conflict_target=[User.uid], preserve=update).execute())
-
-
-def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace appointments by id; a call follows a change of doctor or patient."""
-    if not rows:
-        return
-    update = [f for f in Appointment._meta.sorted_fields if f.name not in ("id", "created_at")]
-    for chunk in _chunks(rows, 500):
-        (
-            Appointment.insert_many(chunk)
-            .on_conflict(conflict_target=[Appointment.id], preserve=update)
-            .execute()
-        )
-    for row in rows:
-        (
-            VideoCall.update(
-                doctor_uid=row["doctor_uid"],
-                patient_uid=row["patient_uid"],
-                updated_at=row["updated_at"],
-            )
-            .where(
-                (VideoCall.appointment_id == row["id"])
-                & (
-                    (VideoCall.doctor_uid != row["doctor_uid"])
-                    | (VideoCall.patient_uid != row["patient_uid"])
-                )
-            )
-            .execute()
-        )
-
-
-def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def set_appointment_status(
-    appointment_id: str,
-    status: AppointmentStatus,
-    from_statuses: Iterable[AppointmentStatus],
-    now_ms: int,
-) -> bool:
-    updated: int = (
-        Appointment.update(status=status.value, updated_at=now_ms)
-        .where(
-            (Appointment.id == appointment_id)
-            & (Appointment.status.in_([s.value for s in from_statuses]))
-        )
-        .execute()
-    )
-    return updated == 1
-
-
-# --- video calls --------------------------------------------------------------------------
 
 
 _CALL = Compiled(lambda i: VideoCall.select().where(VideoCall.id == i), "c")
@@ -448,55 +332,17 @@ def doctor_stats(
     return counts, (int(total[0]), int(total[1]), avg, avg_wait)
 
 
-# --- audit --------------------------------------------------------------------------------
-
-
-_AUDIT = Compiled(
-    lambda at, actor, action, call, appointment, detail: AuditEvent.insert(
-        at=at,
-        actor=actor,
-        action=action,
-        call_id=call,
-        appointment_id=appointment,
-        detail=detail,
-    ),
-    -1,
-    "actor",
-    "action",
-    "call",
-    "appointment",
-    "detail",
-)
-
-
-def audit(
-    actor: str,
-    action: str,
-    now_ms: int,
-    call_id: str | None = None,
-    appointment_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    _AUDIT.execute(
-        now_ms,
-        actor,
-        action,
-        call_id,
-        appointment_id,
-        json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
-    )
-
-
-def audit_trail(call_id: str) -> list[AuditEvent]:
-    return list(AuditEvent.select().where(AuditEvent.call_id == call_id).order_by(AuditEvent.id))
-
-
-def reset_for_tests() -> None:
-    """Empty every table (tests only)."""
-    db = current()
-    tables = [m._meta.table_name for m in ALL_MODELS]
-    if is_postgres(db):
-        db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-    else:
-        for table in tables:
-            db.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> int:
+    """Delete these appointments' calls, their timelines and their rooms' Prosody events,
+    so the next `initiate` starts from nothing (`seed-demo --reset`; the audit log stays)."""
+    call_ids = [
+        c.id
+        for c in VideoCall.select(VideoCall.id).where(VideoCall.appointment_id.in_(appointment_ids))
+    ]
+    if call_ids:
+        OccupantSession.delete().where(OccupantSession.call_id.in_(call_ids)).execute()
+        CallHost.delete().where(CallHost.call_id.in_(call_ids)).execute()
+        DerivationState.delete().where(DerivationState.call_id.in_(call_ids)).execute()
+    SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
+    ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
+    return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
