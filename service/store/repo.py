@@ -10,7 +10,7 @@ from typing import Any
 
 import peewee
 
-from service.domain.model import AppointmentStatus, CallStatus
+from service.domain.model import AppointmentStatus, CallStatus, room_name_for
 from service.domain.record import PresenceRecord
 from service.store.compiled import Compiled, unconverted
 from service.store.db import current, is_postgres
@@ -100,6 +100,8 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
     """Insert or replace appointments by id; a call follows a change of doctor or patient."""
     if not rows:
         return
+    # The room's name is derived here, so no writer can store an appointment without it.
+    rows = [{**row, "room_key": room_name_for(row["id"])} for row in rows]
     update = [f for f in Appointment._meta.sorted_fields if f.name not in ("id", "created_at")]
     for chunk in _chunks(rows, 500):
         (
@@ -123,6 +125,19 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
             )
             .execute()
         )
+
+
+def room_owners(room_keys: Sequence[str]) -> dict[str, str]:
+    """The id of the stored appointment holding each of these room names (if any)."""
+    owners: dict[str, str] = {}
+    for start in range(0, len(room_keys), 500):
+        query: Any = (
+            Appointment.select(Appointment.room_key, Appointment.id)
+            .where(Appointment.room_key.in_(room_keys[start : start + 500]))
+            .tuples()
+        )
+        owners.update((key, appointment_id) for key, appointment_id in query)
+    return owners
 
 
 def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
