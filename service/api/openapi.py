@@ -36,6 +36,8 @@ ISO_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[
 DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIME_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 ID_PATTERN: Final = r"^[A-Za-z0-9_.:@-]{1,128}$"
+# An appointment id names a Jitsi room (service/fields.py).
+APPOINTMENT_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def _schema(name: str) -> JSON:
@@ -136,7 +138,8 @@ def _participant_responses(ok: JSON) -> JSON:
         "200": ok,
         "401": UNAUTHORIZED,
         "403": _error(
-            "The caller is not a participant, or an account is inactive",
+            "The caller is not a participant (the same answer when no such appointment or call "
+            "exists), or an account is inactive",
             ["not_participant", "account_inactive"],
         ),
         "503": UNAVAILABLE,
@@ -190,13 +193,13 @@ def _date_query(name: str, description: str) -> JSON:
     }
 
 
-def _id_parameter(name: str, description: str) -> JSON:
+def _id_parameter(name: str, description: str, pattern: str = ID_PATTERN) -> JSON:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": _string(pattern=ID_PATTERN),
+        "schema": _string(pattern=pattern),
     }
 
 
@@ -590,10 +593,11 @@ PATHS: Final[JSON] = {
                     ],
                     current_status=APPOINTMENT_STATUSES,
                 ),
-                "404": _error("No such appointment", ["appointment_not_found"]),
                 "409": _error(
-                    "The call is COMPLETED, CANCELLED or NO_SHOW",
-                    ["call_closed"],
+                    "The call is COMPLETED, CANCELLED or NO_SHOW (with currentStatus), or "
+                    "`room_conflict`: an appointment stored before ids differing only in case "
+                    "were refused, whose room another one holds",
+                    ["call_closed", "room_conflict"],
                     current_status=CALL_STATUSES,
                 ),
                 "413": TOO_LARGE,
@@ -721,7 +725,11 @@ PATHS: Final[JSON] = {
             "summary": "Create or replace an appointment (idempotent)",
             "tags": ["admin"],
             "security": ADMIN,
-            "parameters": [_id_parameter("id", "The appointment id")],
+            "parameters": [
+                _id_parameter(
+                    "id", "The appointment id (it names the Jitsi room)", APPOINTMENT_ID_PATTERN
+                )
+            ],
             "requestBody": _body("AppointmentUpsert"),
             "responses": {
                 "200": _ok("Saved", _schema("AppointmentSaved")),
@@ -735,6 +743,11 @@ PATHS: Final[JSON] = {
                 "404": _error(
                     "The admin API is disabled, or the id holds a '/'",
                     ["admin_api_disabled", ROUTE_NOT_FOUND],
+                ),
+                "409": _error(
+                    "Another stored appointment's id differs from this one only in letter case: "
+                    "the two would share a Jitsi room",
+                    ["room_conflict"],
                 ),
                 "413": TOO_LARGE,
                 "503": ADMIN_UNAVAILABLE,
