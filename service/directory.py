@@ -16,7 +16,7 @@ import peewee
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest, Conflict
-from service.fields import APPOINTMENT_ID_PATTERN, ID_PATTERN, is_https_url
+from service.fields import APPOINTMENT_ID_PATTERN, ID_PATTERN, MAX_ID_CHARS, is_https_url
 from service.requests import AppointmentUpsert, UserUpsert, decode
 from service.store import repo, uow
 from service.transitions import follow_cancelled_appointment
@@ -34,7 +34,8 @@ def check_appointment_id(value: str) -> str:
     """An appointment id names a Jitsi room, so its alphabet is narrower than a uid's."""
     if not APPOINTMENT_ID_PATTERN.fullmatch(value):
         raise BadRequest(
-            "id must be 1-128 characters of letters, digits, _ and - (it names the Jitsi room)",
+            f"id must be 1-{MAX_ID_CHARS} characters of letters, digits, _ and - "
+            "(it names the Jitsi room)",
             "invalid_id",
         )
     return value

@@ -18,7 +18,7 @@ ID_REGEX = r"^[A-Za-z0-9_.:@-]{1,128}$"
 # An appointment id names its Jitsi room, `appointment_{id}` lower-cased: letters, digits, `_`
 # and `-` are safe in a room name, a URL path and an XMPP address. Two ids that differ only in
 # letter case would share a room, so the store also keeps the room name unique (room_key).
-APPOINTMENT_ID_REGEX = r"^[A-Za-z0-9_-]{1,128}$"
+APPOINTMENT_ID_REGEX = rf"^[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}$"
 # What may reach a Jitsi token's `avatar`: an https URL with a host, no space or control
 # character (a `javascript:` or `data:` URL would be handed to every participant's browser).
 HTTPS_URL_REGEX = r"^https://[^\s\x00-\x1f\x7f/?#]+([/?#][^\s\x00-\x1f\x7f]*)?$"
@@ -53,7 +53,7 @@ AppointmentId = Annotated[
         pattern=APPOINTMENT_ID_REGEX,
         min_length=1,
         max_length=MAX_ID_CHARS,
-        description="1-128 of A-Z a-z 0-9 _ -",
+        description=f"1-{MAX_ID_CHARS} of A-Z a-z 0-9 _ -",
     ),
 ]
 Date = Annotated[str, Meta(pattern=DATE_REGEX, description="YYYY-MM-DD")]

@@ -21,6 +21,7 @@ from service.api.middleware import MAX_BODY_BYTES
 from service.api.prosody import EVENT_SYNC_KINDS, MAX_EVENT_BODY
 from service.api.video_calls import MAX_REF_LENGTH
 from service.domain.model import Action, AppointmentStatus, CallStatus, EndReason, Missing, Role
+from service.fields import APPOINTMENT_ID_REGEX
 from service.requests import REQUEST_MODELS
 from service.webhooks import messages as webhook_messages
 from service.webhooks import outbox
@@ -37,7 +38,7 @@ DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIME_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 ID_PATTERN: Final = r"^[A-Za-z0-9_.:@-]{1,128}$"
 # An appointment id names a Jitsi room (service/fields.py).
-APPOINTMENT_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,128}$"
+APPOINTMENT_ID_PATTERN: Final = APPOINTMENT_ID_REGEX
 
 
 def _schema(name: str) -> JSON:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal, Protocol
 
 from service.config import AuthMode, Settings
-from service.fields import ID_PATTERN
+from service.fields import ID_PATTERN, MAX_ID_CHARS
 
 AuthErrorCode = Literal[
     "missing_token",
@@ -32,9 +32,9 @@ _MESSAGES: Final[dict[AuthErrorCode, str]] = {
     "auth_unavailable": "Authentication is temporarily unavailable, try again shortly",
 }
 # A signed token can still carry a uid no user of this service can have (a NUL, a lone
-# surrogate, a control character, over 128 characters): it is refused like a bad signature.
+# surrogate, a control character, over MAX_ID_CHARS characters): it is refused like a bad signature.
 INVALID_UID_MESSAGE: Final = (
-    "Authentication token's user id is not valid here: 1-128 of A-Z a-z 0-9 _ . : @ -"
+    f"Authentication token's user id is not valid here: 1-{MAX_ID_CHARS} of A-Z a-z 0-9 _ . : @ -"
 )
 
 # Firebase ID tokens are about 1 KiB (custom claims are capped at 1000 bytes); anything far
