@@ -57,10 +57,18 @@ class CallPage:
     next_cursor: call_lists.Cursor | None
 
 
-def _participant_role(record: Appointment | VideoCall, uid: str) -> Role:
-    role = role_in(record.doctor_uid, record.patient_uid, uid)
+def _not_participant() -> Forbidden:
+    # The one answer for anyone who is not a participant, whether the appointment or call
+    # exists or not: a stranger learns nothing about which ids exist or were started.
+    return Forbidden("You are not a participant of this appointment", "not_participant")
+
+
+def _participant_role(record: Appointment | VideoCall | None, uid: str) -> Role:
+    """The caller's role in `record`; None (no such appointment or call) is refused the same
+    way as a stranger to an existing one."""
+    role = Role.OTHER if record is None else role_in(record.doctor_uid, record.patient_uid, uid)
     if role is Role.OTHER:
-        raise Forbidden("You are not a participant of this appointment", "not_participant")
+        raise _not_participant()
     return role
 
 
@@ -102,9 +110,8 @@ def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
 def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, Role]:
     """The appointment's call, created (or reset after a failure) if need be, and audited."""
     appointment = clinic.get_appointment(appointment_id)
-    if appointment is None:
-        raise NotFound("Appointment not found", "appointment_not_found")
     role = _participant_role(appointment, uid)
+    assert appointment is not None
     users = _require_active(appointment)
     status = AppointmentStatus(appointment.status)
     if not rules.can_initiate(status):
@@ -112,6 +119,13 @@ def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, R
             "Appointment must be CONFIRMED or IN_PROGRESS to start a video call",
             "appointment_not_active",
             currentStatus=status.value,
+        )
+    if appointment.room_key != room_name_for(appointment.id):
+        # Stored before migration 0011 beside an id differing only in case, which owns the room.
+        raise Conflict(
+            "Another appointment's id differs from this one only in letter case and holds its "
+            "Jitsi room: the clinic must rename one of them",
+            "room_conflict",
         )
     user = record_of(UserRecord, users[uid])
     existing = video_calls.get_call_by_appointment(appointment.id)
@@ -159,7 +173,7 @@ def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, R
 
 def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
     with uow.read():
-        call = _find_call(ref)
+        call = _find_call(ref, uid)
         role = _participant_role(call, uid)
         users = _require_active(call)
         current = CallStatus(call.status)
@@ -174,19 +188,27 @@ def refresh_token(settings: Settings, uid: str, ref: str) -> TokenGrant:
     return _grant(settings, record_of(CallRecord, call), record_of(UserRecord, users[uid]), role)
 
 
-def _find_call(ref: str) -> VideoCall:
+def _find_call(ref: str, uid: str) -> VideoCall:
+    """The call `ref` names (an appointment id or a call id), for one of its participants.
+
+    Anyone else gets the same 403 whether the appointment or call exists or not, after the
+    same two look-ups: participants, the common case, need only the first. A participant whose
+    appointment has no call yet gets the 404 that tells them to initiate it.
+    """
     call = video_calls.find_call(ref)
-    if call is None:
-        if clinic.get_appointment(ref) is not None:
-            raise NotFound("Video call not initiated for this appointment", "video_call_not_found")
-        raise NotFound("Video call not found", "video_call_not_found")
-    return call
+    if call is not None and role_in(call.doctor_uid, call.patient_uid, uid) is not Role.OTHER:
+        return call
+    appointment = clinic.get_appointment(ref)
+    if call is None and appointment is not None:
+        _participant_role(appointment, uid)
+        raise NotFound("Video call not initiated for this appointment", "video_call_not_found")
+    raise _not_participant()
 
 
 def report_status(uid: str, ref: str, action: Action) -> CallRecord:
     """Apply a client's status report under the status rules; returns the call afterwards."""
     with uow.read():
-        call = _find_call(ref)
+        call = _find_call(ref, uid)
         role = _participant_role(call, uid)
         _require_active_caller(uid)
         try:
@@ -274,8 +296,7 @@ def _refuse(call_id: str, target: CallStatus) -> None:
 
 def details(uid: str, ref: str) -> CallView:
     with uow.read():
-        call = _find_call(ref)
-        _participant_role(call, uid)
+        call = _find_call(ref, uid)
         appointment = clinic.get_appointment(call.appointment_id)
         if appointment is None:
             raise NotFound("Appointment not found", "appointment_not_found")

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.clock import now_ms
 from service.domain.model import AppointmentStatus, room_name_for
-from service.errors import BadRequest
-from service.fields import ID_PATTERN, ID_RULE
+from service.errors import BadRequest, Conflict
+from service.fields import APPOINTMENT_ID_PATTERN, ID_PATTERN, ID_RULE, MAX_ID_CHARS, is_https_url
 from service.requests import AppointmentUpsert, UserUpsert, decode
 from service.store import audit_log, clinic, uow, video_calls
 from service.transitions import follow_cancelled_appointment
@@ -26,6 +26,52 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+def check_appointment_id(value: str) -> str:
+    """An appointment id names a Jitsi room, so its alphabet is narrower than a uid's."""
+    if not APPOINTMENT_ID_PATTERN.fullmatch(value):
+        raise BadRequest(
+            f"id must be 1-{MAX_ID_CHARS} characters of letters, digits, _ and - "
+            "(it names the Jitsi room)",
+            "invalid_id",
+        )
+    return value
+
+
+def _room_conflict(first: str, second: str) -> Conflict:
+    return Conflict(
+        f"Appointment ids {first} and {second} differ only in letter case: they would share "
+        f"the Jitsi room {room_name_for(first)}",
+        "room_conflict",
+    )
+
+
+def _check_rooms(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Two appointments whose room names differ only in case would share one Jitsi room (it
+    lower-cases names): refuse them, within `rows` and against the stored appointments. Runs
+    inside the write transaction; the unique room_key index settles a race (see _upsert)."""
+    owners: dict[str, str] = {}
+    for row in rows:
+        room = room_name_for(row["id"])
+        if owners.setdefault(room, row["id"]) != row["id"]:
+            raise _room_conflict(owners[room], row["id"])
+    for room, stored in clinic.room_owners(list(owners)).items():
+        if stored != owners[room]:
+            raise _room_conflict(stored, owners[room])
+
+
+def _upsert(rows: Sequence[dict[str, Any]]) -> None:
+    _check_rooms(rows)
+    try:
+        clinic.upsert_appointments(rows)
+    except clinic.RoomTaken:
+        # A concurrent import stored another case of one of these ids after _check_rooms read.
+        raise Conflict(
+            "Another appointment whose id differs only in letter case was stored at the same "
+            "time: the two would share a Jitsi room",
+            "room_conflict",
+        ) from None
+
+
 def _mapping(data: Any) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise BadRequest("Body must be a JSON object", "invalid_body")
@@ -35,7 +81,14 @@ def _mapping(data: Any) -> Mapping[str, Any]:
 def user_row(uid: str, data: Mapping[str, Any], at: int) -> dict[str, Any]:
     """Validate a camelCase user body (requests.UserUpsert) into a users row."""
     check_id(uid, "uid")
-    body = decode(UserUpsert, _mapping(data), "invalid_body")
+    data = _mapping(data)
+    url = data.get("profileImageUrl")
+    if isinstance(url, str) and not is_https_url(url):
+        raise BadRequest(
+            "profileImageUrl must be an https:// URL (it becomes the avatar in Jitsi tokens)",
+            "invalid_body",
+        )
+    body = decode(UserUpsert, data, "invalid_body")
     return {
         "uid": uid,
         "first_name": body.first_name,
@@ -68,7 +121,7 @@ def appointment_starts_at(day: str, start_time: str, timezone: str) -> int:
 
 def appointment_row(appointment_id: str, data: Mapping[str, Any], at: int) -> dict[str, Any]:
     """Validate a camelCase appointment body (requests.AppointmentUpsert) into a row."""
-    check_id(appointment_id, "id")
+    check_appointment_id(appointment_id)
     body = decode(
         AppointmentUpsert,
         _mapping(data),
@@ -134,7 +187,7 @@ def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str
 
     with uow.write():
         require_known_users([row], set())
-        clinic.upsert_appointments([row])
+        _upsert([row])
         audit_log.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
         if row["status"] == AppointmentStatus.CANCELLED.value:
             follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
@@ -156,7 +209,7 @@ def import_records(document: Any) -> tuple[int, int]:
     with uow.write():
         require_known_users(appointments, {row["uid"] for row in users})
         clinic.upsert_users(users)
-        clinic.upsert_appointments(appointments)
+        _upsert(appointments)
         audit_log.audit(
             "import",
             "records.imported",

@@ -16,6 +16,7 @@ import jwt
 
 from service.config import KNOWN_FEATURES, Settings
 from service.domain.model import Role
+from service.fields import is_https_url
 
 # Clocks on the Jitsi host and here differ a little; a token must not be "not yet valid".
 NBF_LEEWAY_SECONDS = 30
@@ -59,7 +60,9 @@ def mint_token(settings: Settings, participant: Participant, room: str, now_s: i
             settings.doctor_lobby_bypass if is_doctor else settings.patient_lobby_bypass
         ),
     }
-    if participant.avatar:
+    # Imports accept https URLs only; one stored before that rule (`javascript:...`) is left out
+    # rather than handed to every participant's browser.
+    if is_https_url(participant.avatar):
         user["avatar"] = participant.avatar
     if settings.jitsi_token_include_email and participant.email:
         user["email"] = participant.email

@@ -15,7 +15,7 @@ import msgspec
 
 from service.domain.model import Action, AppointmentStatus
 from service.errors import BadRequest
-from service.fields import Date, Email, Id, Name, Text200, Time, Url, ZoneName
+from service.fields import Date, Email, HttpsUrl, Id, Name, Text200, Time, ZoneName
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -38,7 +38,7 @@ class UserUpsert(msgspec.Struct, rename="camel"):
     first_name: Name
     last_name: Text200 | None = None
     email: Email | None = None
-    profile_image_url: Url | None = None
+    profile_image_url: HttpsUrl | None = None
     is_active: bool = True
 
 

@@ -20,6 +20,7 @@ from service.api.common import (
     status_filter,
 )
 from service.api.video_calls import call_list
+from service.fields import APPOINTMENT_ID_REGEX
 from service.wire import admin as wire
 
 
@@ -130,7 +131,9 @@ OPERATIONS: Final[doc.JSON] = {
     "/api/admin/appointments/{id}": _saved(
         "upsertAppointment",
         "Create or replace an appointment (idempotent)",
-        doc.id_parameter("id", "The appointment id"),
+        doc.id_parameter(
+            "id", "The appointment id (it names the Jitsi room)", APPOINTMENT_ID_REGEX
+        ),
         "AppointmentUpsert",
         "AppointmentSaved",
         **{
@@ -138,7 +141,12 @@ OPERATIONS: Final[doc.JSON] = {
                 "Malformed id or body, or `unknown_user`: doctorUid or patientUid names a "
                 "user not yet created with PUT /api/admin/users/{uid}",
                 [*doc.BODY_CODES, "invalid_id", "invalid_body", "unknown_user"],
-            )
+            ),
+            "409": doc.error(
+                "Another stored appointment's id differs from this one only in letter case: "
+                "the two would share a Jitsi room",
+                ["room_conflict"],
+            ),
         },
     ),
     "/api/admin/video-calls": _listing(

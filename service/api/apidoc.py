@@ -195,11 +195,11 @@ def date_query(name: str, description: str) -> JSON:
     return query(name, description, string(format="date", pattern=DATE_PATTERN))
 
 
-def id_parameter(name: str, description: str) -> JSON:
+def id_parameter(name: str, description: str, pattern: str = ID_REGEX) -> JSON:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": string(pattern=ID_REGEX),
+        "schema": string(pattern=pattern),
     }

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from service import strict_json
-from service.auth import Authenticator, AuthError, bearer_token
+from service.auth import Authenticator, AuthError, bearer_token, checked_uid
 from service.config import Settings
 from service.domain.model import CallStatus
 from service.errors import (
@@ -92,7 +92,9 @@ async def in_thread(fn: Callable[[], T]) -> T:
 
 def _verify(authenticator: Authenticator, header: str | None) -> str:
     try:
-        return authenticator.verify(bearer_token(header))
+        # Checked here too, whatever verifier is installed: a uid reaches queries only if
+        # it can name a user.
+        return checked_uid(authenticator.verify(bearer_token(header)))
     except AuthError as exc:
         refusal = Unavailable if exc.http_status == Unavailable.status else Unauthorized
         raise refusal(exc.message, exc.code) from None

@@ -188,7 +188,8 @@ def _participant_responses(ok: doc.JSON) -> doc.JSON:
         "200": ok,
         "401": doc.UNAUTHORIZED,
         "403": doc.error(
-            "The caller is not a participant, or an account is inactive",
+            "The caller is not a participant (the same answer when no such appointment or call "
+            "exists), or an account is inactive",
             ["not_participant", "account_inactive"],
         ),
         "503": doc.UNAVAILABLE,
@@ -247,10 +248,11 @@ OPERATIONS: Final[doc.JSON] = {
                     ],
                     current_status=APPOINTMENT_STATUSES,
                 ),
-                "404": doc.error("No such appointment", ["appointment_not_found"]),
                 "409": doc.error(
-                    "The call is COMPLETED, CANCELLED or NO_SHOW",
-                    ["call_closed"],
+                    "The call is COMPLETED, CANCELLED or NO_SHOW (with currentStatus), or "
+                    "`room_conflict`: an appointment stored before ids differing only in case "
+                    "were refused, whose room another one holds",
+                    ["call_closed", "room_conflict"],
                     current_status=CALL_STATUSES,
                 ),
                 "413": doc.TOO_LARGE,

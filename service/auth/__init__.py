@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal, Protocol
 
 from service.config import AuthMode, Settings
+from service.fields import ID_PATTERN, MAX_ID_CHARS
 
 AuthErrorCode = Literal[
     "missing_token",
@@ -30,6 +31,11 @@ _MESSAGES: Final[dict[AuthErrorCode, str]] = {
     "user_disabled": "This account has been disabled",
     "auth_unavailable": "Authentication is temporarily unavailable, try again shortly",
 }
+# A signed token can still carry a uid no user of this service can have (a NUL, a lone
+# surrogate, a control character, over MAX_ID_CHARS characters): it is refused like a bad signature.
+INVALID_UID_MESSAGE: Final = (
+    f"Authentication token's user id is not valid here: 1-{MAX_ID_CHARS} of A-Z a-z 0-9 _ . : @ -"
+)
 
 # Firebase ID tokens are about 1 KiB (custom claims are capped at 1000 bytes); anything far
 # larger is not a token worth parsing.
@@ -73,6 +79,14 @@ def bearer_token(authorization_header: str | None) -> str:
     return token
 
 
+def checked_uid(uid: object) -> str:
+    """`uid` if it can name a user (the alphabet and length every user id is imported with,
+    service/fields.py), else AuthError `invalid_token`: checked at the edge, before any query."""
+    if not isinstance(uid, str) or not ID_PATTERN.fullmatch(uid):
+        raise AuthError("invalid_token", INVALID_UID_MESSAGE)
+    return uid
+
+
 def build_authenticator(settings: Settings) -> Authenticator:
     """The verifier for `settings.auth_mode`; configuration problems raise ConfigError."""
     # Imported here so dev mode never loads firebase-admin, and the submodules can import
@@ -93,4 +107,5 @@ __all__ = [
     "Authenticator",
     "bearer_token",
     "build_authenticator",
+    "checked_uid",
 ]

@@ -12,7 +12,7 @@ from typing import Final, TypeGuard
 
 import jwt
 
-from service.auth import AuthError
+from service.auth import AuthError, checked_uid
 from service.clock import now_s
 from service.config import AuthMode, ConfigError, Settings, check_secret
 
@@ -49,6 +49,10 @@ def mint_dev_token(settings: Settings, uid: str, ttl_seconds: int = DEFAULT_TTL_
     secret = _dev_secret(settings)
     if not _valid_uid(uid):
         raise ValueError(f"uid must be 1 to {MAX_UID_LENGTH} characters")
+    try:
+        checked_uid(uid)
+    except AuthError:
+        raise ValueError("uid must be letters, digits and _ . : @ - (a user id)") from None
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
     now = now_s()
@@ -114,4 +118,4 @@ class DevAuthenticator:
         uid = claims.get("sub")
         if not _valid_uid(uid):
             raise AuthError("invalid_token")
-        return uid
+        return checked_uid(uid)

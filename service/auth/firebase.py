@@ -20,7 +20,7 @@ import google.auth.exceptions
 from firebase_admin import auth as firebase_auth
 from firebase_admin import exceptions as firebase_exceptions
 
-from service.auth import AuthError
+from service.auth import AuthError, checked_uid
 from service.config import ConfigError, Settings
 
 APP_NAME_PREFIX: Final = "videocalls-auth"
@@ -156,4 +156,4 @@ class FirebaseAuthenticator:
         uid = claims.get("uid") if isinstance(claims, dict) else None
         if not isinstance(uid, str) or not uid:
             raise AuthError("invalid_token")
-        return uid
+        return checked_uid(uid)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from service.domain.model import AppointmentStatus
+import peewee
+
+from service.domain.model import AppointmentStatus, room_name_for
 from service.store.batches import chunks
 from service.store.compiled import Compiled
 from service.store.models import Appointment, User, VideoCall
@@ -62,13 +64,20 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
     """Insert or replace appointments by id; a call follows a change of doctor or patient."""
     if not rows:
         return
+    # The room's name is derived here, so no writer can store an appointment without it.
+    rows = [{**row, "room_key": room_name_for(row["id"])} for row in rows]
     update = [f for f in Appointment._meta.sorted_fields if f.name not in ("id", "created_at")]
-    for chunk in chunks(rows):
-        (
-            Appointment.insert_many(chunk)
-            .on_conflict(conflict_target=[Appointment.id], preserve=update)
-            .execute()
-        )
+    try:
+        for chunk in chunks(rows):
+            (
+                Appointment.insert_many(chunk)
+                .on_conflict(conflict_target=[Appointment.id], preserve=update)
+                .execute()
+            )
+    except peewee.IntegrityError:
+        # Users are checked before (directory.require_known_users): the one constraint left
+        # is the unique room_key, which a concurrent import of another case of an id took.
+        raise RoomTaken from None
     for row in rows:
         (
             VideoCall.update(
@@ -85,6 +94,24 @@ def upsert_appointments(rows: Sequence[dict[str, Any]]) -> None:
             )
             .execute()
         )
+
+
+class RoomTaken(Exception):
+    """Another appointment holds the Jitsi room one of these ids names (its id differs only
+    in letter case), stored after the caller's check read (`room_owners`)."""
+
+
+def room_owners(room_keys: Sequence[str]) -> dict[str, str]:
+    """The id of the stored appointment holding each of these room names (if any)."""
+    owners: dict[str, str] = {}
+    for chunk in chunks(list(room_keys)):
+        query: Any = (
+            Appointment.select(Appointment.room_key, Appointment.id)
+            .where(Appointment.room_key.in_(chunk))
+            .tuples()
+        )
+        owners.update((key, appointment_id) for key, appointment_id in query)
+    return owners
 
 
 def set_appointment_status(

@@ -44,6 +44,10 @@ class Appointment(BaseModel):
     ends_at = peewee.BigIntegerField(index=True)
     created_at = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
+    # The Jitsi room's name (domain.model.room_name_for, lower-cased), unique: ids differing
+    # only in letter case cannot both be stored. NULL only for such an id stored before
+    # migration 0011, which keeps no room until the clinic renames it.
+    room_key = peewee.CharField(max_length=160, null=True, unique=True)
 
     class Meta:
         table_name = "appointments"

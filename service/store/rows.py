@@ -51,6 +51,7 @@ class AppointmentRecord:
     ends_at: int
     created_at: int
     updated_at: int
+    room_key: str | None
 
 
 @dataclass(frozen=True, slots=True)

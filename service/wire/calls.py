@@ -13,6 +13,7 @@ from typing import Annotated, Any, cast
 from msgspec import Meta
 
 from service.domain.model import EndReason, Missing, Role
+from service.fields import is_https_url
 from service.jitsi import IssuedToken, describe_lifetime, is_moderator
 from service.store import models
 from service.store.rows import AppointmentRecord, CallRecord, SessionRecord, UserRecord
@@ -316,7 +317,10 @@ def participant(record: UserRecord | models.User | None) -> Participant | None:
         first_name=record.first_name,
         last_name=record.last_name,
         email=record.email,
-        profile_image_url=record.profile_image_url,
+        # A legacy value stored before imports took https only never reaches a browser.
+        profile_image_url=(
+            record.profile_image_url if is_https_url(record.profile_image_url) else None
+        ),
     )
 
 

@@ -182,17 +182,20 @@ def test_inactive_accounts_get_no_token(seeded: Api) -> None:
 
 
 def test_unknown_appointment_and_call(seeded: Api) -> None:
-    assert_error(seeded.initiate("doc", "nope"), 404, "appointment_not_found")
+    # A participant's appointment without a call yet is a 404 ...
     assert_error(
         seeded.client.get("/api/video-calls/token/appt1", headers=seeded.auth("doc")),
         404,
         "video_call_not_found",
     )
-    assert_error(seeded.report("doc", "nope", "join"), 404, "video_call_not_found")
+    assert_error(seeded.report("doc", "appt1", "join"), 404, "video_call_not_found")
+    # ... an unknown id is nobody's: the stranger's 403, so no id's existence leaks.
+    assert_error(seeded.initiate("doc", "nope"), 403, "not_participant")
+    assert_error(seeded.report("doc", "nope", "join"), 403, "not_participant")
     assert_error(
         seeded.client.get("/api/video-calls/nope", headers=seeded.auth("doc")),
-        404,
-        "video_call_not_found",
+        403,
+        "not_participant",
     )
     assert_error(seeded.client.get("/no/such/route"), 404, "not_found")
 

@@ -191,8 +191,8 @@ def test_initiate_responses(seeded: Api) -> None:
     body = conforms(api.initiate("doc", "with-gone"), INITIATE, "post", 403)
     assert body["error"] == "account_inactive"
 
-    body = conforms(api.initiate("doc", "nope"), INITIATE, "post", 404)
-    assert body["error"] == "appointment_not_found"
+    body = conforms(api.initiate("doc", "nope"), INITIATE, "post", 403)
+    assert body["error"] == "not_participant"
 
     api.put_appointment("cancelled-call")
     api.initiate("doc", "cancelled-call")
@@ -222,7 +222,7 @@ def test_token_responses(seeded: Api) -> None:
     response = get("/api/video-calls/token/appt1", headers=api.auth("outsider"))
     assert conforms(response, TOKEN, "get", 403)["error"] == "not_participant"
     response = get("/api/video-calls/token/nothing-here", headers=api.auth("doc"))
-    assert conforms(response, TOKEN, "get", 404)["error"] == "video_call_not_found"
+    assert conforms(response, TOKEN, "get", 403)["error"] == "not_participant"
     api.report("doc", "appt1", "failed")
     body = conforms(get("/api/video-calls/token/appt1", headers=api.auth("doc")), TOKEN, "get", 409)
     assert (body["error"], body["currentStatus"]) == ("call_closed", "FAILED")
@@ -423,6 +423,8 @@ def test_admin_appointment_responses(api: Api) -> None:
         assert conforms(response, APPOINTMENTS, "put", 400)["error"] == "invalid_body"
     response = put("/api/admin/appointments/a%20b", json=payload, headers=admin)
     assert conforms(response, APPOINTMENTS, "put", 400)["error"] == "invalid_id"
+    response = put("/api/admin/appointments/A1", json=payload, headers=admin)
+    assert conforms(response, APPOINTMENTS, "put", 409)["error"] == "room_conflict"
     conforms(put("/api/admin/appointments/a1", json=payload), APPOINTMENTS, "put", 401)
     conforms(
         put("/api/admin/appointments/a1", json=payload, headers=NO_AUTH), APPOINTMENTS, "put", 403

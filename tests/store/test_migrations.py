@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import peewee
 import pytest
@@ -11,7 +15,8 @@ from playhouse.migrations import Runner
 
 from service.store import db, event_log, uow
 from service.store.migrate import MIGRATIONS_DIR
-from service.store.models import SnapshotRoom, VideoCall
+from service.store.models import Appointment, SnapshotRoom, VideoCall
+from tests.conftest import require
 
 
 def test_migration_0008_keeps_the_last_listing_of_a_room_and_makes_them_unique(
@@ -85,3 +90,90 @@ def test_migration_0010_watches_calls_with_someone_present_on_every_host(
         )
     finally:
         database.close_all()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[peewee.Database]:
+    """A database with no table yet, bound to the models: a file, or a private schema."""
+    if request.param == "sqlite":
+        database = db.make_database(f"sqlite:///{tmp_path / 'old.db'}", 2)
+        db.bind(database)
+        yield database
+        database.close_all()  # type: ignore[attr-defined]
+        return
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    require(bool(url), "TEST_DATABASE_URL is not set (PostgreSQL tests)")
+    schema = f"vc_migration_{uuid.uuid4().hex[:8]}"
+    admin = db.make_database(url, 2)
+    admin.connect()
+    admin.execute_sql(f'CREATE SCHEMA "{schema}"')  # type: ignore[no-untyped-call]
+    admin.close()
+    sep = "&" if "?" in url else "?"
+    database = db.make_database(f"{url}{sep}options={quote(f'-csearch_path={schema}')}", 2)
+    db.bind(database)
+    try:
+        yield database
+    finally:
+        database.close_all()  # type: ignore[attr-defined]
+        admin.connect()
+        admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[no-untyped-call]
+        admin.close()
+
+
+def test_migration_0011_gives_each_room_one_appointment(empty_database: peewee.Database) -> None:
+    """Ids differing only in case shared a Jitsi room. Each room keeps one owner: the one whose
+    call holds it, else the earliest stored; the others keep no room key (initiate and their
+    next upsert are refused with room_conflict), and from then on the unique index refuses a
+    second appointment for a room."""
+    runner = Runner(empty_database, str(MIGRATIONS_DIR), table_name="schema_migrations")
+
+    def appointment(appointment_id: str, created_at: int) -> dict[str, Any]:
+        return {
+            "id": appointment_id,
+            "doctor_uid": "doc",
+            "patient_uid": "pat",
+            "appointment_date": "2026-01-01",
+            "start_time": "10:00",
+            "end_time": "10:30",
+            "status": "CONFIRMED",
+            "ends_at": 1,
+            "created_at": created_at,
+            "updated_at": created_at,
+        }
+
+    def migrate_and_read() -> dict[str, str | None]:
+        runner.up(target="0010_watched_hosts")
+        for row in (
+            appointment("Alone", 5),
+            appointment("First", 1),
+            appointment("FIRST", 2),
+            appointment("first", 3),
+            appointment("Called", 1),
+            appointment("called", 2),
+        ):
+            Appointment.insert(row).execute()
+        VideoCall.insert(
+            id="vc_1",
+            appointment_id="called",
+            room_name="appointment_called",
+            doctor_uid="doc",
+            patient_uid="pat",
+            status="SCHEDULED",
+            created_at=3,
+            updated_at=3,
+        ).execute()
+        runner.up()
+        with pytest.raises(peewee.IntegrityError), uow.write():
+            Appointment.update(room_key="appointment_first").where(
+                Appointment.id == "FIRST"
+            ).execute()
+        return {row.id: row.room_key for row in Appointment.select()}
+
+    assert uow.run(migrate_and_read) == {
+        "Alone": "appointment_alone",
+        "First": "appointment_first",
+        "FIRST": None,
+        "first": None,
+        "Called": None,
+        "called": "appointment_called",
+    }

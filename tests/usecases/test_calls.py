@@ -92,8 +92,10 @@ def test_the_second_participant_joins_the_same_call(settings: Settings, clock: F
 
 
 def test_initiate_refuses_unknown_appointments_and_outsiders(settings: Settings) -> None:
-    expect(NotFound, "appointment_not_found", calls.initiate, settings, "doc", "nope")
-    expect(Forbidden, "not_participant", calls.initiate, settings, "outsider", "appt1")
+    # An unknown appointment is refused like one of somebody else's: no existence oracle.
+    unknown = expect(Forbidden, "not_participant", calls.initiate, settings, "doc", "nope")
+    stranger = expect(Forbidden, "not_participant", calls.initiate, settings, "outsider", "appt1")
+    assert (unknown.message, unknown.extra) == (stranger.message, stranger.extra)
     assert read(lambda: VideoCall.select().count()) == 0
 
 
@@ -158,8 +160,9 @@ def test_refresh_token_errors(settings: Settings) -> None:
         NotFound, "video_call_not_found", calls.refresh_token, settings, "doc", "appt1"
     )
     assert not_initiated.message == "Video call not initiated for this appointment"
-    unknown = expect(NotFound, "video_call_not_found", calls.refresh_token, settings, "doc", "x")
-    assert unknown.message == "Video call not found"
+    # Not for a stranger, nor for an unknown id: the same 403 as for an existing call.
+    expect(Forbidden, "not_participant", calls.refresh_token, settings, "outsider", "appt1")
+    expect(Forbidden, "not_participant", calls.refresh_token, settings, "doc", "x")
     calls.initiate(settings, "doc", "appt1")
     expect(Forbidden, "not_participant", calls.refresh_token, settings, "outsider", "appt1")
     user("doc", isActive=False)

@@ -13,10 +13,10 @@ from harness.clock import local
 from service import calls, directory
 from service.config import Settings
 from service.domain.model import Action
-from service.errors import BadRequest
+from service.errors import BadRequest, Conflict
 from service.store.models import Appointment, AuditEvent, User, VideoCall
 from tests.clock import DAY_MS, FrozenClock, appointment_around, shift_days
-from tests.usecases.support import appointment, audits, read, user
+from tests.usecases.support import appointment, audits, read, user, write
 
 pytestmark = pytest.mark.usefixtures("database_url")
 
@@ -204,6 +204,64 @@ def test_import_is_all_or_nothing(clock: FrozenClock) -> None:
     )
     assert read(lambda: User.select().count()) == 0
     assert read(lambda: Appointment.select().count()) == 0
+
+
+def test_import_refuses_ids_that_would_share_a_room(settings: Settings, clock: FrozenClock) -> None:
+    """Jitsi lower-cases room names: `CaseAppt` and `caseappt` would share one room, and the
+    second `initiate` was a 500. Refused in one document, and against stored appointments."""
+    both = records(clock)
+    both["appointments"][0]["id"] = "CaseAppt"
+    both["appointments"][1]["id"] = "caseappt"
+    with pytest.raises(Conflict) as raised:
+        directory.import_records(both)
+    assert (raised.value.status, raised.value.code) == (409, "room_conflict")
+    assert read(lambda: Appointment.select().count()) == 0
+
+    first = records(clock)
+    first["appointments"][0]["id"] = "CaseAppt"
+    directory.import_records(first)
+    later = records(clock)
+    later["appointments"][0]["id"] = "CASEAPPT"
+    with pytest.raises(Conflict) as raised:
+        directory.import_records(later)
+    assert raised.value.code == "room_conflict"
+    with pytest.raises(Conflict):
+        directory.upsert_appointment("caseAppt", later["appointments"][0])
+    assert read(lambda: sorted(a.id for a in Appointment.select())) == ["CaseAppt", "a2"]
+    # Importing the stored one again is no conflict with itself.
+    assert directory.import_records(first) == (2, 2)
+    assert calls.initiate(settings, "doc", "CaseAppt").call.room_name == "appointment_caseappt"
+
+
+def test_initiate_refuses_a_case_twin_stored_before_the_rule(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """Migration 0011 leaves the twins that do not own their room without a room key: their
+    initiate is a 409 room_conflict, never the 500 of a failed insert."""
+    directory.import_records(records(clock))
+    write(lambda: Appointment.update(room_key=None).where(Appointment.id == "a1").execute())
+    with pytest.raises(Conflict) as raised:
+        calls.initiate(settings, "doc", "a1")
+    assert raised.value.code == "room_conflict"
+    assert read(lambda: VideoCall.select().count()) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("javascript:alert(4)", "invalid_body"),
+        ("http://images.example.test/a.png", "invalid_body"),
+        ("https://", "invalid_body"),
+    ],
+)
+def test_import_refuses_profile_images_that_are_not_https(
+    clock: FrozenClock, url: str, code: str
+) -> None:
+    document = records(clock)
+    document["users"][0]["profileImageUrl"] = url
+    message = refused(code, directory.import_records, document)
+    assert message.startswith("users[0]: profileImageUrl must be an https:// URL")
+    assert read(lambda: User.select().count()) == 0
 
 
 def test_import_of_a_cancelled_appointment_cancels_its_call(

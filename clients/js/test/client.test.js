@@ -102,7 +102,8 @@ describe("createClient", () => {
 
   test("errors are VideoCallError with the service's status, code and message", async () => {
     await rejects(clientFor("outsider").client.initiate("a1"), 403, "not_participant");
-    await rejects(clientFor("doc").client.initiate("nope"), 404, "appointment_not_found");
+    // An unknown id is answered like somebody else's appointment: no existence oracle.
+    await rejects(clientFor("doc").client.initiate("nope"), 403, "not_participant");
     await rejects(clientFor("doc").client.token("a6"), 404, "video_call_not_found");
     const closed = await rejects(clientFor("doc").client.token("a2"), 409, "call_closed");
     assert.equal(closed.currentStatus, "CANCELLED");
