@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,8 @@ from service.config import Settings, load_settings
 from service.errors import AppError
 from service.store import db
 from service.webhooks import outbox, sender
+
+log = logging.getLogger("service.app")
 
 # Python's default is 5 ms; see lifespan.
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -63,6 +66,13 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         # walked it with the objects of a big snapshot and paused every thread for about
         # 40 ms (the 5,000-room snapshot's worst token request: 58 ms, 17 ms after).
         gc.freeze()
+        if not settings.server_tracks_presence:
+            # Said at every start: these records are only as true as the browsers that wrote them.
+            log.warning(
+                "presence source: clients (PRESENCE_SOURCE=clients%s): calls are decided by "
+                "browsers' reports and marked verification=client_reported",
+                "" if settings.presence_source_explicit else ", no Prosody receiver configured",
+            )
         async with anyio.create_task_group() as tasks:
             if settings.sweep_interval > 0:
                 tasks.start_soon(sweeper.run_forever, settings)

@@ -6,18 +6,27 @@ Functions here are synchronous (peewee is); the web layer runs them in a worker 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from service import jitsi
 from service.clock import now_ms, now_s
 from service.config import Settings
 from service.domain import rules
-from service.domain.model import Action, AppointmentStatus, CallStatus, Role, role_in, room_name_for
+from service.domain.model import (
+    Action,
+    AppointmentStatus,
+    CallStatus,
+    ReportOutcome,
+    Role,
+    role_in,
+    room_name_for,
+)
 from service.domain.names import display_name
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.store import audit_log, call_lists, clinic, uow, video_calls
 from service.store import event_log as event_store
-from service.store.models import Appointment, User, VideoCall
+from service.store.models import Appointment, AuditEvent, User, VideoCall
 from service.store.rows import (
     AppointmentRecord,
     CallRecord,
@@ -39,6 +48,16 @@ class TokenGrant:
 
 
 @dataclass(frozen=True)
+class ClientReport:
+    """One client status report on a call, as audited: who, what, when, and what it did."""
+
+    uid: str
+    action: str
+    at: int
+    outcome: ReportOutcome
+
+
+@dataclass(frozen=True)
 class CallView:
     """A call with everything its details response needs."""
 
@@ -49,6 +68,8 @@ class CallView:
     sessions: tuple[SessionRecord, ...] = ()
     # The receiver its Prosody events came through (event_log.room_source); details only.
     source: str | None = None
+    # The clients' status reports, whatever they changed (details only).
+    reports: tuple[ClientReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,12 +124,15 @@ def _grant(settings: Settings, call: CallRecord, user: UserRecord, role: Role) -
 
 def initiate(settings: Settings, uid: str, appointment_id: str) -> TokenGrant:
     with uow.read():
-        call, user, role = _open_call(uid, appointment_id)
+        call, user, role = _open_call(uid, appointment_id, settings.server_tracks_presence)
     return _grant(settings, call, user, role)
 
 
-def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, Role]:
-    """The appointment's call, created (or reset after a failure) if need be, and audited."""
+def _open_call(
+    uid: str, appointment_id: str, tracked_by_server: bool
+) -> tuple[CallRecord, UserRecord, Role]:
+    """The appointment's call, created (or reset after a failure) if need be, and audited.
+    `tracked_by_server`: a new call's presence is Prosody's to report (PRESENCE_SOURCE)."""
     appointment = clinic.get_appointment(appointment_id)
     role = _participant_role(appointment, uid)
     assert appointment is not None
@@ -140,7 +164,7 @@ def _open_call(uid: str, appointment_id: str) -> tuple[CallRecord, UserRecord, R
     with uow.write():
         at = now_ms()
         call, created = video_calls.create_call_if_missing(
-            appointment, room_name_for(appointment.id), at
+            appointment, room_name_for(appointment.id), at, tracked_by_server=tracked_by_server
         )
         if created:
             audit_log.audit(uid, "call.created", at, call.id, appointment.id)
@@ -218,7 +242,7 @@ def report_status(uid: str, ref: str, action: Action) -> CallRecord:
             with uow.write():
                 audit_log.audit(
                     uid,
-                    "status.reported",
+                    audit_log.CLIENT_REPORT,
                     now_ms(),
                     call.id,
                     call.appointment_id,
@@ -240,7 +264,7 @@ def _report(call: VideoCall, uid: str, role: Role, action: Action) -> VideoCall:
         )
         audit_log.audit(
             uid,
-            "status.reported",
+            audit_log.CLIENT_REPORT,
             at,
             call.id,
             call.appointment_id,
@@ -273,6 +297,14 @@ def _apply_action(call: VideoCall, role: Role, action: Action, at: int) -> None:
     if action is Action.END:
         done = video_calls.end_call(call.id, sources, at, *rules.client_end(call.started_at, at))
     elif action is Action.START:
+        if not rules.client_start_allowed(
+            CallStatus(call.status), call.doctor_joined_at, call.patient_joined_at
+        ):
+            raise Conflict(
+                "Both the doctor and the patient must join before the video call can start",
+                "participants_not_joined",
+                currentStatus=call.status,
+            )
         done = video_calls.transition_call(call.id, sources, target, at, started_at=at)
     else:
         done = video_calls.transition_call(call.id, sources, target, at)
@@ -304,6 +336,7 @@ def details(uid: str, ref: str) -> CallView:
         _require_active_caller(uid, users)
         sessions = tuple(record_of(SessionRecord, s) for s in event_store.sessions_of(call.id))
         source = event_store.room_source(call.room_name)
+        reports = tuple(_report_of(row) for row in audit_log.reports_of(call.id))
     return CallView(
         record_of(CallRecord, call),
         record_of(AppointmentRecord, appointment),
@@ -311,7 +344,19 @@ def details(uid: str, ref: str) -> CallView:
         _user(users.get(call.patient_uid)),
         sessions,
         source,
+        reports,
     )
+
+
+def _report_of(row: AuditEvent) -> ClientReport:
+    detail = json.loads(row.detail or "{}")
+    if "refused" in detail:
+        outcome = ReportOutcome.REFUSED
+    elif detail.get("advisory"):
+        outcome = ReportOutcome.ADVISORY
+    else:
+        outcome = ReportOutcome.APPLIED
+    return ClientReport(row.actor, str(detail.get("action", "")), row.at, outcome)
 
 
 def _user(row: User | None) -> UserRecord | None:
@@ -347,11 +392,23 @@ class Stats:
     avg_duration: float | None
     by_status: dict[str, int]
     avg_patient_wait: float | None = None
+    # The same totals over the calls the server measured (verification: server) only.
+    verified: Stats | None = None
 
 
 def stats_for_doctor(uid: str, date_from: str | None, date_to: str | None) -> Stats:
     with uow.read():
         _require_active_caller(uid)
-        counts, (total, duration, avg, avg_wait) = video_calls.doctor_stats(uid, date_from, date_to)
+        every = video_calls.doctor_stats(uid, date_from, date_to)
+        verified = video_calls.doctor_stats(uid, date_from, date_to, verified_only=True)
+    return _stats(*every, verified=_stats(*verified))
+
+
+def _stats(
+    counts: dict[str, int],
+    totals: tuple[int, int, float | None, float | None],
+    verified: Stats | None = None,
+) -> Stats:
+    total, duration, avg, avg_wait = totals
     by_status = {s.value: counts.get(s.value, 0) for s in CallStatus}
-    return Stats(total, duration, avg, by_status, avg_wait)
+    return Stats(total, duration, avg, by_status, avg_wait, verified)

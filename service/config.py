@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
+from service.domain.model import PresenceSource
 from service.receiver.signing import SECRET_PREFIX, decode_secret
 
 MIN_SECRET_BYTES = 32
@@ -177,10 +178,18 @@ class Settings:
     sweep_interval: int = 30
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     metrics_token: str = field(default="", repr=False)
+    presence_source: PresenceSource = PresenceSource.CLIENTS
+    # Set by PRESENCE_SOURCE itself, not defaulted: production needs `clients` said aloud.
+    presence_source_explicit: bool = False
 
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def server_tracks_presence(self) -> bool:
+        """Every new call is tracked by the server from its creation."""
+        return self.presence_source is PresenceSource.SERVER
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -368,6 +377,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     # development; CORS_ORIGINS, when set, is the whole list; production never guesses.
     origin_regex = DEV_CORS_ORIGIN_REGEX if app_env == "development" and not origins else ""
 
+    presence_source, explicit = _presence_source(
+        env, receiver=bool(events_secrets or event_sync_token), production=app_env == "production"
+    )
+
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -406,4 +419,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
         webhooks=load_webhook_settings(env, production=app_env == "production"),
         metrics_token=metrics_token,
+        presence_source=presence_source,
+        presence_source_explicit=explicit,
     )
+
+
+def _presence_source(
+    env: Mapping[str, str], *, receiver: bool, production: bool
+) -> tuple[PresenceSource, bool]:
+    """PRESENCE_SOURCE, or `server` whenever a Prosody receiver is configured; production
+    never falls back to browsers' word by default (it must be said)."""
+    raw = env.get("PRESENCE_SOURCE", "").strip().lower()
+    if raw:
+        try:
+            source = PresenceSource(raw)
+        except ValueError:
+            raise ConfigError(f"PRESENCE_SOURCE must be server or clients, got {raw!r}") from None
+        if source is PresenceSource.SERVER and not receiver:
+            raise ConfigError(
+                "PRESENCE_SOURCE=server needs a Prosody receiver: set PROSODY_EVENTS_SECRET "
+                "(the signed module) or EVENT_SYNC_TOKEN (event_sync)"
+            )
+        return source, True
+    if receiver:
+        return PresenceSource.SERVER, False
+    if production:
+        raise ConfigError(
+            "APP_ENV=production without a Prosody receiver would let browsers write the "
+            "record: set PROSODY_EVENTS_SECRET (or EVENT_SYNC_TOKEN), or PRESENCE_SOURCE=clients "
+            "to accept client-reported calls knowingly"
+        )
+    return PresenceSource.CLIENTS, False

@@ -14,7 +14,13 @@ from service import directory
 from service.config import Settings
 from service.domain import attention as attention_rules
 from service.domain import totals as totals_rules
-from service.domain.model import AppointmentStatus, CallStatus, Role, missing_party
+from service.domain.model import (
+    AppointmentStatus,
+    CallStatus,
+    Role,
+    missing_party,
+    verification_of,
+)
 from service.domain.names import full_name
 from service.errors import NotFound
 from service.store import console as console_store
@@ -124,6 +130,7 @@ def _call_brief(call: VideoCall) -> wire.ConsoleCallBrief:
         ended_at=iso(call.ended_at),
         duration=call.duration,
         tracked_by_server=bool(call.tracked_by_server),
+        verification=verification_of(bool(call.tracked_by_server)).value,
     )
 
 
@@ -224,6 +231,7 @@ def call_view(ref: str, now: int) -> wire.ConsoleCall:
                 created_at=full.created_at,
                 updated_at=full.updated_at,
                 tracked_by_server=bool(call.tracked_by_server),
+                verification=full.verification,
                 doctor_presence=call.doctor_presence,
                 patient_presence=call.patient_presence,
                 missing=call.missing,

@@ -110,7 +110,11 @@ def postgres_database_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(database_url: str) -> dict[str, str]:
+def env(request: pytest.FixtureRequest, database_url: str) -> dict[str, str]:
+    """The service's environment: receivers configured, so presence comes from the server,
+    unless the test is about browsers' reports (`@pytest.mark.presence_from_clients`)."""
+    if request.node.get_closest_marker("presence_from_clients") is not None:
+        return base_env(DATABASE_URL=database_url, PRESENCE_SOURCE="clients")
     return base_env(DATABASE_URL=database_url)
 
 

@@ -27,6 +27,7 @@ from service.errors import BadRequest
 from service.fields import DATE_PATTERN, ID_PATTERN, MAX_ID_CHARS
 from service.requests import InitiateRequest, StatusRequest, decode
 from service.wire import calls as wire
+from service.wire import stats as wire_stats
 from service.wire.base import APPOINTMENT_STATUSES, CALL_STATUSES
 
 # Ids are at most this long (fields.Id); the OpenAPI document states it too.
@@ -99,7 +100,13 @@ async def details(request: Request) -> Response:
     view = await as_caller(request, lambda uid: calls.details(uid, _ref(request)))
     return JSONResponse(
         wire.details(
-            view.call, view.appointment, view.doctor, view.patient, view.sessions, view.source
+            view.call,
+            view.appointment,
+            view.doctor,
+            view.patient,
+            view.sessions,
+            view.source,
+            view.reports,
         )
     )
 
@@ -127,15 +134,8 @@ async def stats(request: Request) -> Response:
         request,
         lambda uid: calls.stats_for_doctor(uid, _date(request, "from"), _date(request, "to")),
     )
-    return JSONResponse(
-        wire.stats(
-            result.total_calls,
-            result.total_duration,
-            result.avg_duration,
-            result.avg_patient_wait,
-            result.by_status,
-        )
-    )
+    assert result.verified is not None  # stats_for_doctor always counts them
+    return JSONResponse(wire_stats.stats(result, result.verified))
 
 
 class OnlyMethods:
@@ -341,5 +341,5 @@ SHAPES: Final = (
     wire.TokenGrant,
     wire.StatusUpdated,
     wire.VideoCallDetails,
-    wire.Stats,
+    wire_stats.Stats,
 )

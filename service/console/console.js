@@ -33,6 +33,11 @@
     both: "Neither came",
     none: "Both came, but never at the same time",
   };
+  // Verification (service/domain/model.py): who measured the call.
+  const VERIFICATION = {
+    server: "Measured by the server (Prosody's events)",
+    client_reported: "Reported by browsers only, not verified",
+  };
   // The timeline's lanes: one per role, then the lobby's knocks and the recordings.
   const LANES = [...Object.entries(ROLES), ["lobby", "Lobby"], ["recording", "Recording"]];
   // Drawn only when the call has something in them.
@@ -436,7 +441,7 @@
       ["Doctor in the room", call.doctorPresence === null ? "–" : span(call.doctorPresence * 1000)],
       ["Patient in the room", call.patientPresence === null ? "–" : span(call.patientPresence * 1000)],
       ["Who did not come", call.missing === null ? "–" : words(MISSING, call.missing)],
-      ["Source", call.trackedByServer ? "Prosody's events" : "Client reports only"],
+      ["Source", words(VERIFICATION, call.verification)],
       ["Call id", call.id],
     ];
     for (const [term, value] of rows) facts.append(h("dt", { text: term }), h("dd", { text: value }));

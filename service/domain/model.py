@@ -63,6 +63,39 @@ def role_in(doctor_uid: str, patient_uid: str, uid: str | None) -> Role:
     return Role.OTHER
 
 
+class PresenceSource(StrEnum):
+    """Where a deployment's record of who was in the room comes from (PRESENCE_SOURCE)."""
+
+    # Prosody's events (the signed module, event_sync or both): clients' join, start and end
+    # are audited and change nothing.
+    SERVER = "server"
+    # Browsers' reports only: every call says so (`verification`).
+    CLIENTS = "clients"
+
+
+class Verification(StrEnum):
+    """Who measured a call's status, times and duration (the served `verification`)."""
+
+    SERVER = "server"
+    CLIENT_REPORTED = "client_reported"
+
+
+def verification_of(tracked_by_server: bool) -> Verification:
+    """A call is the server's measurement once Prosody tracks it (from its creation, with
+    PRESENCE_SOURCE=server); otherwise only clients said what happened."""
+    return Verification.SERVER if tracked_by_server else Verification.CLIENT_REPORTED
+
+
+class ReportOutcome(StrEnum):
+    """What a client's status report did to its call (the served `clientReports[].outcome`)."""
+
+    APPLIED = "applied"
+    # Audited only: the server decides (PRESENCE_SOURCE=server, or Prosody saw the call).
+    ADVISORY = "advisory"
+    # Not an allowed transition (a 409 to the client).
+    REFUSED = "refused"
+
+
 class Action(StrEnum):
     """What a client may report through PATCH /api/video-calls/{id}/status."""
 

@@ -70,6 +70,17 @@ def client_report_is_advisory(action: Action, tracked_by_server: bool, seen_toge
     return action in SERVER_OWNED_ACTIONS or seen_together
 
 
+def client_start_allowed(
+    current: CallStatus, doctor_joined_at: int | None, patient_joined_at: int | None
+) -> bool:
+    """A client's `start` needs both parties' `join` first (the API document: "when both
+    doctor and patient join -> IN_PROGRESS"): one browser alone never opens a consultation.
+    Anything but a SCHEDULED call is left to the transition rules (a repeat, or a 409)."""
+    if current is not CallStatus.SCHEDULED:
+        return True
+    return doctor_joined_at is not None and patient_joined_at is not None
+
+
 def can_transition(current: CallStatus, target: CallStatus) -> bool:
     return target in TRANSITIONS[current]
 

@@ -30,6 +30,10 @@ _AUDIT = Compiled(
 )
 
 
+# The audit action of a client's status report (service/calls.py writes it).
+CLIENT_REPORT = "status.reported"
+
+
 def audit(
     actor: str,
     action: str,
@@ -50,3 +54,12 @@ def audit(
 
 def audit_trail(call_id: str) -> list[AuditEvent]:
     return list(AuditEvent.select().where(AuditEvent.call_id == call_id).order_by(AuditEvent.id))
+
+
+def reports_of(call_id: str) -> list[AuditEvent]:
+    """The call's client status reports (`status.reported`), oldest first."""
+    return list(
+        AuditEvent.select()
+        .where((AuditEvent.call_id == call_id) & (AuditEvent.action == CLIENT_REPORT))
+        .order_by(AuditEvent.id)
+    )

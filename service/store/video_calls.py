@@ -93,12 +93,13 @@ def find_call(ref: str) -> VideoCall | None:
 
 
 def create_call_if_missing(
-    appointment: Appointment, room_name: str, now_ms: int
+    appointment: Appointment, room_name: str, now_ms: int, *, tracked_by_server: bool = False
 ) -> tuple[VideoCall, bool]:
     """Insert the appointment's call unless it exists, and return the stored call.
 
     INSERT ... ON CONFLICT DO NOTHING on the unique appointment_id: of any number of racing
     `initiate` requests exactly one inserts, and all of them then read the same row.
+    `tracked_by_server`: presence comes from Prosody (PRESENCE_SOURCE=server) from the start.
     """
     new_id = new_call_id()
     VideoCall.insert(
@@ -108,6 +109,7 @@ def create_call_if_missing(
         doctor_uid=appointment.doctor_uid,
         patient_uid=appointment.patient_uid,
         status=CallStatus.SCHEDULED.value,
+        tracked_by_server=tracked_by_server,
         created_at=now_ms,
         updated_at=now_ms,
     ).on_conflict_ignore().execute()
@@ -299,11 +301,13 @@ def _compact(value: Any) -> str:
 
 
 def doctor_stats(
-    doctor_uid: str, date_from: str | None, date_to: str | None
+    doctor_uid: str, date_from: str | None, date_to: str | None, *, verified_only: bool = False
 ) -> tuple[dict[str, int], tuple[int, int, float | None, float | None]]:
     """Counts per status, and (count, total, average) duration and the average patient wait
-    of COMPLETED calls."""
+    of COMPLETED calls; `verified_only`: of the calls the server tracked (its measurement)."""
     base = VideoCall.select().where(VideoCall.doctor_uid == doctor_uid)
+    if verified_only:
+        base = base.where(VideoCall.tracked_by_server)
     if date_from is not None or date_to is not None:
         base = base.join(Appointment, on=(Appointment.id == VideoCall.appointment_id))
         if date_from is not None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, overload
 import msgspec
 from msgspec import Meta
 
-from service.domain.model import AppointmentStatus, CallStatus, Role
+from service.domain.model import AppointmentStatus, CallStatus, Role, Verification
 from service.fields import DATE_REGEX, TIME_REGEX
 
 # iso(): ISO-8601 in UTC, always with milliseconds and "Z".
@@ -62,6 +62,14 @@ CallStatusValue = Annotated[str, one_of(CALL_STATUSES)]
 AppointmentStatusValue = Annotated[str, one_of(APPOINTMENT_STATUSES)]
 Party = Annotated[str, one_of(PARTIES)]
 RecordingMode = Annotated[str, one_of(["file", "stream"])]
+VerificationValue = Annotated[
+    str,
+    one_of([v.value for v in Verification]),
+    Meta(
+        description="Who measured status, times and duration: `server` (Prosody's events) or "
+        "`client_reported` (browsers' reports only, PRESENCE_SOURCE=clients)"
+    ),
+]
 
 
 class Shape(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Protocol, cast
 
 from msgspec import Meta
 
-from service.domain.model import EndReason, Missing, Role
+from service.domain.model import (
+    Action,
+    EndReason,
+    Missing,
+    ReportOutcome,
+    Role,
+    verification_of,
+)
 from service.fields import is_https_url
 from service.jitsi import IssuedToken, describe_lifetime, is_moderator
 from service.store import models
 from service.store.rows import AppointmentRecord, CallRecord, SessionRecord, UserRecord
 from service.wire.base import (
-    CALL_STATUSES,
     ROLES,
     AppointmentStatusValue,
     CallStatusValue,
@@ -29,6 +35,7 @@ from service.wire.base import (
     Party,
     RecordingMode,
     Shape,
+    VerificationValue,
     const,
     iso,
     one_of,
@@ -37,6 +44,21 @@ from service.wire.base import (
 # What the use cases return (records), or a row read in the caller's transaction (the
 # webhook outbox builds its bodies from those, on the ingest path, without copying them).
 CallLike = CallRecord | models.VideoCall
+
+
+class ClientReportLike(Protocol):
+    """A client's report as the use case returns it (service.calls.ClientReport)."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def at(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+
+
 SessionLike = SessionRecord | models.OccupantSession
 NULL_UNTIL = "; null until it happens"
 
@@ -81,6 +103,7 @@ class VideoCall(Shape):
     ]
     created_at: Annotated[Iso, Meta(description="Creation")]
     updated_at: Annotated[Iso, Meta(description="Last change")]
+    verification: VerificationValue
 
 
 class Appointment(Shape):
@@ -224,6 +247,15 @@ class DetailsPresence(Presence):
     ]
 
 
+class ClientReport(Shape):
+    """A participant's status report as audited (`advisory`: it changed nothing)"""
+
+    uid: Annotated[str, Meta(description="Who reported")]
+    action: Annotated[str, one_of([a.value for a in Action])]
+    at: Annotated[Iso, Meta(description="When the service received it")]
+    outcome: Annotated[str, one_of([o.value for o in ReportOutcome])]
+
+
 class VideoCallDetails(Shape):
     message: Annotated[str, const("Video call details retrieved successfully")]
     appointment: Appointment
@@ -231,32 +263,9 @@ class VideoCallDetails(Shape):
     doctor: Participant | None
     patient: Participant | None
     presence: DetailsPresence
-
-
-_BY_STATUS: dict[str, Any] = {
-    "type": "object",
-    "properties": {s: {"type": "integer", "minimum": 0} for s in CALL_STATUSES},
-    "required": CALL_STATUSES,
-    "additionalProperties": False,
-}
-
-
-class Stats(Shape):
-    message: Annotated[str, const("Video call statistics retrieved successfully")]
-    total_calls: Annotated[Count, Meta(description="COMPLETED calls")]
-    total_duration: Annotated[Count, Meta(description="Seconds, over COMPLETED calls")]
-    avg_duration: Annotated[
-        float | None, Meta(description="Seconds, one decimal; null without COMPLETED calls")
+    client_reports: Annotated[
+        list[ClientReport], Meta(description="Every client status report, oldest first")
     ]
-    avg_patient_wait: Annotated[
-        float | None,
-        Meta(
-            description="Seconds the patient waited, one decimal, over COMPLETED calls "
-            "with server-side presence; null without any"
-        ),
-    ]
-    # One count per status, every status present (keys are the statuses themselves).
-    by_status: Annotated[Any, Meta(extra_json_schema=_BY_STATUS)]
 
 
 # --- built from records ------------------------------------------------------------------
@@ -287,6 +296,7 @@ def _call_fields(call: CallLike) -> dict[str, Any]:
         ],
         "created_at": iso(call.created_at),
         "updated_at": iso(call.updated_at),
+        "verification": verification_of(bool(call.tracked_by_server)).value,
     }
 
 
@@ -419,6 +429,7 @@ def details(
     patient: UserRecord | None,
     sessions: Sequence[SessionLike],
     source: str | None = None,
+    reports: Sequence[ClientReportLike] = (),
 ) -> VideoCallDetails:
     seen = presence_of(call, sessions)
     return VideoCallDetails(
@@ -430,25 +441,8 @@ def details(
         presence=DetailsPresence(
             **{f: getattr(seen, f) for f in seen.__struct_fields__}, source=source
         ),
-    )
-
-
-def _one_decimal(value: float | None) -> float | None:
-    return round(value, 1) if value is not None else None
-
-
-def stats(
-    total_calls: int,
-    total_duration: int,
-    avg_duration: float | None,
-    avg_patient_wait: float | None,
-    by_status: dict[str, int],
-) -> Stats:
-    return Stats(
-        message="Video call statistics retrieved successfully",
-        total_calls=total_calls,
-        total_duration=total_duration,
-        avg_duration=_one_decimal(avg_duration),
-        avg_patient_wait=_one_decimal(avg_patient_wait),
-        by_status=by_status,
+        client_reports=[
+            ClientReport(uid=r.uid, action=r.action, at=iso(r.at), outcome=r.outcome)
+            for r in reports
+        ],
     )

@@ -23,6 +23,7 @@ from service.wire.base import (
     Date,
     Iso,
     Shape,
+    VerificationValue,
     one_of,
 )
 
@@ -42,6 +43,7 @@ class ConsoleCallBrief(Shape):
     ended_at: Iso | None
     duration: Count | None
     tracked_by_server: bool
+    verification: VerificationValue
 
 
 class ConsoleDayItem(Shape):
@@ -109,6 +111,7 @@ class ConsoleVideoCall(Shape):
     created_at: Iso
     updated_at: Iso
     tracked_by_server: bool
+    verification: VerificationValue
     doctor_presence: Seconds
     patient_presence: Seconds
     missing: str | None

@@ -123,12 +123,15 @@ def test_admin_api_is_off_without_a_key(env: dict[str, str]) -> None:
     assert response.json()["error"] == "admin_api_disabled"
 
 
+@pytest.mark.presence_from_clients
 def test_operators_list_calls_by_status(seeded: Api) -> None:
     for n in range(3):
         seeded.put_appointment(f"b{n}")
         seeded.initiate("doc", f"b{n}")
-    seeded.report("doc", "b0", "start")
-    seeded.report("doc", "b1", "start")
+    seeded.report("doc", "b0", "join")
+    seeded.report("pat", "b0", "join")
+    seeded.report("doc", "b1", "join")
+    seeded.report("pat", "b1", "join")
     active = seeded.client.get(
         "/api/admin/video-calls",
         params={"status": "IN_PROGRESS", "limit": "1"},
@@ -156,6 +159,7 @@ def test_doctor_change_follows_into_the_call(seeded: Api) -> None:
     assert seeded.initiate("doc2", "appt1").json()["userRole"] == "doctor"
 
 
+@pytest.mark.presence_from_clients
 def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) -> None:
     from service import sweeper
 
@@ -164,7 +168,8 @@ def test_cancelling_the_appointment_cancels_a_call_not_yet_started(seeded: Api) 
     seeded.put_appointment("c2", **past)
     seeded.initiate("doc", "c1")
     seeded.initiate("doc", "c2")
-    seeded.report("doc", "c2", "start")
+    seeded.report("doc", "c2", "join")
+    seeded.report("pat", "c2", "join")
     seeded.put_appointment("c1", **past, status="CANCELLED")
     seeded.put_appointment("c2", **past, status="CANCELLED")
     calls = {c.appointment_id: c.status for c in uow.run(lambda: list(VideoCall.select()))}

@@ -203,6 +203,7 @@ def test_unknown_appointment_and_call(seeded: Api) -> None:
 # --- 409 ------------------------------------------------------------------------------------
 
 
+@pytest.mark.presence_from_clients
 def test_transitions_outside_the_rules_conflict(seeded: Api) -> None:
     seeded.initiate("doc", "appt1")
     body = assert_error(seeded.report("doc", "appt1", "end"), 409, "invalid_transition")

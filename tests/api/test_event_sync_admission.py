@@ -108,7 +108,9 @@ def test_a_peer_outside_the_allowed_networks_is_refused_and_nothing_is_stored(
     assert fields["reason"] in ("network_not_allowed", "not_an_ip_address")
     # The log never carries the token (nor any other header).
     assert call.settings.event_sync_token not in caplog.text
-    assert record(call)["presence"]["trackedByServer"] is False
+    # Nothing of the outsider's reached the call: no event, no session, no source.
+    presence = record(call)["presence"]
+    assert presence["source"] is None and presence["sessions"] == []
 
 
 def test_outsiders_cannot_even_try_the_token(call: Api) -> None:
@@ -272,7 +274,7 @@ def test_the_forged_consultation_no_longer_completes(call: Api) -> None:
     body = record(call)
     assert body["videoCall"]["status"] == "SCHEDULED"
     assert body["videoCall"]["duration"] is None
-    assert body["presence"]["trackedByServer"] is False
+    assert body["presence"]["sessions"] == []
     assert body["presence"]["source"] is None
     assert stored() == 0
     assert hosts(call) == []

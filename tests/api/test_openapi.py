@@ -228,6 +228,7 @@ def test_token_responses(seeded: Api) -> None:
     assert (body["error"], body["currentStatus"]) == ("call_closed", "FAILED")
 
 
+@pytest.mark.presence_from_clients
 def test_status_responses(seeded: Api) -> None:
     api, patch = seeded, seeded.client.patch
     conforms(api.report("doc", "appt1", "join"), STATUS, "patch", 404)
@@ -273,7 +274,8 @@ def test_details_responses(seeded: Api) -> None:
     body = conforms(get("/api/video-calls/appt1", headers=api.auth("pat")), DETAILS, "get", 200)
     assert body["videoCall"]["duration"] is None
     assert body["doctor"]["uid"] == "doc"
-    api.report("doc", "appt1", "start")
+    api.report("doc", "appt1", "join")
+    api.report("pat", "appt1", "join")
     api.report("doc", "appt1", "end")
     conforms(get("/api/video-calls/appt1", headers=api.auth("doc")), DETAILS, "get", 200)
     conforms(get("/api/video-calls/" + "y" * 129, headers=api.auth("doc")), DETAILS, "get", 400)
@@ -284,6 +286,7 @@ def test_details_responses(seeded: Api) -> None:
     assert conforms(response, DETAILS, "get", 404)["error"] == "not_found"
 
 
+@pytest.mark.presence_from_clients
 def test_list_responses(seeded: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api, get = seeded, seeded.client.get
     body = conforms(get(LIST, headers=api.auth("doc")), LIST, "get", 200)
@@ -291,7 +294,8 @@ def test_list_responses(seeded: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api.put_appointment("appt2")
     api.initiate("doc", "appt1")
     api.initiate("doc", "appt2")
-    api.report("doc", "appt2", "start")
+    api.report("doc", "appt2", "join")
+    api.report("pat", "appt2", "join")
     api.report("doc", "appt2", "end")
     first = conforms(get(LIST, params={"limit": 1}, headers=api.auth("pat")), LIST, "get", 200)
     assert first["count"] == 1 and first["nextCursor"] is not None
@@ -327,12 +331,14 @@ def test_list_responses(seeded: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert body["error"] == "database_unavailable"
 
 
+@pytest.mark.presence_from_clients
 def test_stats_responses(seeded: Api) -> None:
     api, get = seeded, seeded.client.get
     body = conforms(get(STATS, headers=api.auth("doc")), STATS, "get", 200)
     assert body["avgDuration"] is None
     api.initiate("doc", "appt1")
-    api.report("doc", "appt1", "start")
+    api.report("doc", "appt1", "join")
+    api.report("pat", "appt1", "join")
     api.report("doc", "appt1", "end")
     berlin = "Europe/Berlin"
     params = {"from": api.clock.day(berlin, -1), "to": api.clock.day(berlin, 1)}

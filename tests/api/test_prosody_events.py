@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from harness.eventstream import (
     Stream,
     consultation,
@@ -299,6 +301,7 @@ def test_sweeper_marks_no_show_with_who_never_came(call: Api) -> None:
     assert body["appointment"]["status"] == "NO_SHOW"
 
 
+@pytest.mark.presence_from_clients
 def test_sweeper_marks_untracked_calls_no_show_by_client_reports(seeded: Api) -> None:
     seeded.put_appointment("old", **appointment_around(seeded.clock.ms - 30 * DAY_MS, "UTC"))
     seeded.initiate("doc", "appt1")  # a current appointment: must stay SCHEDULED

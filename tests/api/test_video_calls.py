@@ -100,6 +100,7 @@ def test_token_endpoint_accepts_appointment_id_or_call_id(seeded: Api) -> None:
         assert body["userRole"] == "patient"
 
 
+@pytest.mark.presence_from_clients
 def test_join_by_both_moves_call_and_appointment_in_progress(seeded: Api) -> None:
     call_id = seeded.initiate("doc", "appt1").json()["videoCall"]["id"]
     first = seeded.report("doc", "appt1", "join")
@@ -128,9 +129,11 @@ def test_rejoin_keeps_the_first_join_time(seeded: Api) -> None:
     assert first == again
 
 
+@pytest.mark.presence_from_clients
 def test_end_completes_call_and_appointment_with_duration(seeded: Api) -> None:
     seeded.initiate("doc", "appt1")
-    seeded.report("doc", "appt1", "start")
+    seeded.report("doc", "appt1", "join")
+    seeded.report("pat", "appt1", "join")
     response = seeded.report("pat", "appt1", "end")
     assert response.status_code == 200
     call = response.json()["videoCall"]
@@ -220,12 +223,14 @@ def test_list_filters_by_status_and_shows_only_own_calls(seeded: Api) -> None:
     assert outsider["count"] == 0 and outsider["nextCursor"] is None
 
 
+@pytest.mark.presence_from_clients
 def test_stats_for_the_doctor(seeded: Api) -> None:
     days = [seeded.clock.day(days=n - 10) for n in range(3)]
     for n in range(3):
         seeded.put_appointment(f"s{n}", appointmentDate=days[n], timezone="UTC")
         seeded.initiate("doc", f"s{n}")
-        seeded.report("doc", f"s{n}", "start")
+        seeded.report("doc", f"s{n}", "join")
+        seeded.report("pat", f"s{n}", "join")
     seeded.report("doc", "s0", "end")
     seeded.report("doc", "s1", "end")
     body = seeded.client.get("/api/video-calls/stats", headers=seeded.auth("doc")).json()
@@ -242,9 +247,11 @@ def test_stats_for_the_doctor(seeded: Api) -> None:
     assert ranged["byStatus"]["IN_PROGRESS"] == 1
 
 
+@pytest.mark.presence_from_clients
 def test_every_change_is_audited_without_tokens(seeded: Api) -> None:
     body = seeded.initiate("doc", "appt1").json()
-    seeded.report("doc", "appt1", "start")
+    seeded.report("doc", "appt1", "join")
+    seeded.report("pat", "appt1", "join")
     trail = uow.run(lambda: audit_log.audit_trail(body["videoCall"]["id"]))
     actions = [e.action for e in trail]
     assert actions[:2] == ["call.created", "token.issued"]

@@ -36,10 +36,12 @@ HOOKS = WebhookSettings(
 
 
 @pytest.fixture
-def hooked(database_url: str, clock: FrozenClock) -> Iterator[Api]:
+def hooked(request: pytest.FixtureRequest, database_url: str, clock: FrozenClock) -> Iterator[Api]:
     """The app with webhooks on, aimed at a port nobody listens on: messages stay pending."""
+    clients = request.node.get_closest_marker("presence_from_clients") is not None
     env = base_env(
         DATABASE_URL=database_url,
+        PRESENCE_SOURCE="clients" if clients else "server",
         WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hooks",
         WEBHOOK_SECRET=HOOKS.secrets[0],
         SWEEP_INTERVAL="0",
@@ -71,6 +73,7 @@ def stored(call_id: str | None = None) -> list[WebhookMessage]:
     return uow.run(work)
 
 
+@pytest.mark.presence_from_clients
 def test_changes_write_their_messages_in_their_transaction(hooked: Api) -> None:
     r = hooked.initiate("doc", "appt1")
     assert r.status_code == 200

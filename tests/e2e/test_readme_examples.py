@@ -91,12 +91,16 @@ def test_readme_quick_start_and_examples_run_in_order(tmp_path: Path) -> None:
 
         api = _run(examples, port, env)
         assert api.returncode == 0, api.stderr + api.stdout
-        assert '"status":"COMPLETED"' in api.stdout.replace(" ", "")
+        answers = api.stdout.replace(" ", "")
+        # make run configures the Prosody receiver: the doctor's join, start and end are
+        # recorded and change nothing, as the README's comment says (nobody was in Jitsi).
+        assert '"status":"COMPLETED"' not in answers
+        assert '"verification":"server"' in answers
+        assert answers.count('"outcome":"advisory"') >= 3
 
-        # The demo call is over: the quick start now fails, as the README says...
-        closed = _run(quick, port, env)
-        assert closed.returncode != 0
-        assert "HTTP 400" in closed.stderr and "appointment_not_active" in closed.stdout
+        # The call is still open: the quick start answers again...
+        still = _run(quick, port, env)
+        assert still.returncode == 0, still.stderr + still.stdout
 
         # ...until `make reset`, run beside the live service.
         reset = subprocess.run(

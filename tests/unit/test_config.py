@@ -11,6 +11,7 @@ import pytest
 
 from harness.env import base_env
 from service.config import AuthMode, ConfigError, load_settings
+from service.domain.model import PresenceSource
 
 
 def test_defaults() -> None:
@@ -213,3 +214,58 @@ def test_readme_configuration_table_lists_every_setting() -> None:
         assert f"Example: `{name}=" in row, name
         example = row.split(f"Example: `{name}=", 1)[1].split("`", 1)[0]
         load_settings(base_env(**{name: example}))  # the example works
+
+
+# --- where presence comes from (PRESENCE_SOURCE) ---------------------------------------------
+
+
+def test_a_prosody_receiver_makes_the_server_the_presence_source() -> None:
+    both = load_settings(base_env())
+    assert both.presence_source is PresenceSource.SERVER
+    assert both.server_tracks_presence and not both.presence_source_explicit
+    signed_only = load_settings(base_env(EVENT_SYNC_TOKEN=""))
+    event_sync_only = load_settings(base_env(PROSODY_EVENTS_SECRET=""))
+    assert signed_only.presence_source is event_sync_only.presence_source is PresenceSource.SERVER
+
+
+def test_without_a_receiver_clients_report_presence_outside_production() -> None:
+    settings = load_settings(base_env(PROSODY_EVENTS_SECRET="", EVENT_SYNC_TOKEN=""))
+    assert settings.presence_source is PresenceSource.CLIENTS
+    assert not settings.server_tracks_presence
+
+
+def test_clients_may_be_chosen_beside_a_receiver() -> None:
+    settings = load_settings(base_env(PRESENCE_SOURCE="clients"))
+    assert settings.presence_source is PresenceSource.CLIENTS
+    assert settings.presence_source_explicit
+
+
+def _production(**change: str) -> dict[str, str]:
+    env = base_env(APP_ENV="production", AUTH_MODE="firebase", FIREBASE_PROJECT_ID="clinic")
+    env.update(change)
+    return env
+
+
+def test_production_never_falls_back_to_browsers_by_default() -> None:
+    with pytest.raises(ConfigError, match="PRESENCE_SOURCE=clients"):
+        load_settings(_production(PROSODY_EVENTS_SECRET="", EVENT_SYNC_TOKEN=""))
+    said = load_settings(
+        _production(PROSODY_EVENTS_SECRET="", EVENT_SYNC_TOKEN="", PRESENCE_SOURCE="clients")
+    )
+    assert said.presence_source is PresenceSource.CLIENTS
+    assert load_settings(_production()).presence_source is PresenceSource.SERVER
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"PRESENCE_SOURCE": "browsers"}, "PRESENCE_SOURCE must be server or clients"),
+        (
+            {"PRESENCE_SOURCE": "server", "PROSODY_EVENTS_SECRET": "", "EVENT_SYNC_TOKEN": ""},
+            "needs a Prosody receiver",
+        ),
+    ],
+)
+def test_presence_source_refusals(change: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load_settings(base_env(**change))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.domain.attention import STARTING_SOON_MS, Attention, Situation, attention
-from service.domain.model import AppointmentStatus, CallStatus, Missing, Role
+from service.domain.model import AppointmentStatus, CallStatus, Missing, Role, Verification
 from service.domain.totals import CallFacts, minutes_per_day, totals
 from tests.clock import FrozenClock, shift_days
 
@@ -129,7 +129,13 @@ def _table(name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("table", "enum"), [("MISSING", Missing), ("ROLES", Role), ("GROUPS", Attention)]
+    ("table", "enum"),
+    [
+        ("MISSING", Missing),
+        ("ROLES", Role),
+        ("GROUPS", Attention),
+        ("VERIFICATION", Verification),
+    ],
 )
 def test_every_value_has_its_words_and_nothing_else_has(table: str, enum: type[StrEnum]) -> None:
     words = _table(table)

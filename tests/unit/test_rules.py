@@ -60,3 +60,14 @@ def test_duration_rounds_and_never_goes_negative(
     started: int | None, ended: int, expected: int
 ) -> None:
     assert rules.duration_seconds(started, ended) == expected
+
+
+def test_a_client_start_needs_both_parties_joined() -> None:
+    scheduled = CallStatus.SCHEDULED
+    assert not rules.client_start_allowed(scheduled, None, None)
+    assert not rules.client_start_allowed(scheduled, 1_000, None)
+    assert not rules.client_start_allowed(scheduled, None, 1_000)
+    assert rules.client_start_allowed(scheduled, 1_000, 2_000)
+    # Any other status is the transition rules' to answer (a repeat, or invalid_transition).
+    for status in set(CallStatus) - {scheduled}:
+        assert rules.client_start_allowed(status, None, None)

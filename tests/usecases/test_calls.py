@@ -176,6 +176,7 @@ def test_refresh_token_errors(settings: Settings) -> None:
 # --- report_status ----------------------------------------------------------------------
 
 
+@pytest.mark.presence_from_clients
 def test_joins_start_the_call_when_both_are_in(settings: Settings, clock: FrozenClock) -> None:
     calls.initiate(settings, "doc", "appt1")
     doctor_at = clock.advance(10_000)
@@ -205,13 +206,15 @@ def test_joins_start_the_call_when_both_are_in(settings: Settings, clock: Frozen
     ]
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.parametrize(("talk_ms", "seconds"), [(90_499, 90), (90_500, 91)])
 def test_end_completes_with_a_rounded_duration(
     settings: Settings, clock: FrozenClock, talk_ms: int, seconds: int
 ) -> None:
     calls.initiate(settings, "doc", "appt1")
     started_at = clock.ms
-    assert calls.report_status("doc", "appt1", Action.START).started_at == started_at
+    calls.report_status("doc", "appt1", Action.JOIN)
+    assert calls.report_status("pat", "appt1", Action.JOIN).started_at == started_at
     ended_at = clock.advance(talk_ms)
     done = calls.report_status("pat", "appt1", Action.END)
     assert (done.status, done.ended_at, done.duration) == ("COMPLETED", ended_at, seconds)
@@ -221,6 +224,7 @@ def test_end_completes_with_a_rounded_duration(
     assert [a[3]["to"] for a in audits("call.transition")] == ["IN_PROGRESS", "COMPLETED"]
 
 
+@pytest.mark.presence_from_clients
 def test_a_refused_report_is_audited_and_changes_nothing(settings: Settings) -> None:
     grant = calls.initiate(settings, "doc", "appt1")
     error = expect(Conflict, "invalid_transition", calls.report_status, "doc", "appt1", Action.END)
@@ -232,6 +236,7 @@ def test_a_refused_report_is_audited_and_changes_nothing(settings: Settings) -> 
     assert audits("call.transition") == []
 
 
+@pytest.mark.presence_from_clients
 def test_cancel_leaves_the_appointment_and_closes_the_call(settings: Settings) -> None:
     calls.initiate(settings, "doc", "appt1")
     cancelled = calls.report_status("pat", "appt1", Action.CANCEL)
@@ -245,9 +250,11 @@ def test_cancel_leaves_the_appointment_and_closes_the_call(settings: Settings) -
     assert start.message == "Cannot change video call status from CANCELLED to IN_PROGRESS"
 
 
+@pytest.mark.presence_from_clients
 def test_failed_from_in_progress(settings: Settings) -> None:
     calls.initiate(settings, "doc", "appt1")
-    calls.report_status("doc", "appt1", Action.START)
+    calls.report_status("doc", "appt1", Action.JOIN)
+    calls.report_status("pat", "appt1", Action.JOIN)
     failed = calls.report_status("doc", "appt1", Action.FAILED)
     assert failed.status == "FAILED"
     assert appointment_status("appt1") == "IN_PROGRESS"
@@ -370,9 +377,11 @@ def test_list_for_user_needs_an_active_account(settings: Settings) -> None:
     expect(Forbidden, "account_inactive", calls.list_for_user, "doc", None, None, 10)
 
 
+@pytest.mark.presence_from_clients
 def test_list_for_admin(settings: Settings, clock: FrozenClock) -> None:
     ids = three_calls(settings, clock)
-    calls.report_status("pat", "appt3", Action.START)
+    calls.report_status("other", "appt3", Action.JOIN)
+    calls.report_status("pat", "appt3", Action.JOIN)
     page = calls.list_for_admin(None, None, 2)
     assert [v.call.id for v in page.items] == [ids[2], ids[1]]
     assert page.next_cursor is not None
@@ -387,13 +396,15 @@ def test_list_for_admin(settings: Settings, clock: FrozenClock) -> None:
 # --- stats ------------------------------------------------------------------------------
 
 
+@pytest.mark.presence_from_clients
 def test_stats_for_doctor(settings: Settings, clock: FrozenClock) -> None:
     yesterday = appointment_around(clock.ms - DAY_MS)
     appointment(clock, "appt2", **yesterday)
     appointment(clock, "appt3")
     for appointment_id, talk_ms in (("appt1", 60_000), ("appt2", 120_000)):
         calls.initiate(settings, "doc", appointment_id)
-        calls.report_status("doc", appointment_id, Action.START)
+        calls.report_status("doc", appointment_id, Action.JOIN)
+        calls.report_status("pat", appointment_id, Action.JOIN)
         clock.advance(talk_ms)
         calls.report_status("doc", appointment_id, Action.END)
     calls.initiate(settings, "doc", "appt3")
@@ -441,11 +452,13 @@ def test_follow_cancelled_appointment_cancels_a_call_not_started(
     ]
 
 
+@pytest.mark.presence_from_clients
 def test_follow_cancelled_appointment_leaves_a_started_call(
     settings: Settings, clock: FrozenClock
 ) -> None:
     grant = calls.initiate(settings, "doc", "appt1")
-    calls.report_status("doc", "appt1", Action.START)
+    calls.report_status("doc", "appt1", Action.JOIN)
+    calls.report_status("pat", "appt1", Action.JOIN)
     write(lambda: transitions.follow_cancelled_appointment("appt1", "clinic", clock.ms))
     write(lambda: transitions.follow_cancelled_appointment("no-call", "clinic", clock.ms))
     assert stored_call(grant.call.id).status == "IN_PROGRESS"

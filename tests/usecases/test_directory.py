@@ -145,6 +145,7 @@ def test_changing_the_patient_moves_the_call(settings: Settings, clock: FrozenCl
     assert calls.details("pat2", "a1").patient is not None
 
 
+@pytest.mark.presence_from_clients
 def test_cancelling_an_appointment_leaves_a_completed_call(
     settings: Settings, clock: FrozenClock
 ) -> None:
@@ -152,7 +153,8 @@ def test_cancelling_an_appointment_leaves_a_completed_call(
     user("pat")
     appointment(clock, "a1")
     calls.initiate(settings, "doc", "a1")
-    calls.report_status("doc", "a1", Action.START)
+    calls.report_status("doc", "a1", Action.JOIN)
+    calls.report_status("pat", "a1", Action.JOIN)
     calls.report_status("doc", "a1", Action.END)
     appointment(clock, "a1", status="CANCELLED")
     assert calls.details("doc", "a1").call.status == "COMPLETED"

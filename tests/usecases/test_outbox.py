@@ -40,6 +40,7 @@ def a_full_call(settings: Settings, clock: FrozenClock) -> str:
     return call_id
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_a_call_tells_its_story_in_sequence(settings: Settings, clock: FrozenClock) -> None:
     t0 = clock.ms
@@ -77,6 +78,7 @@ def test_observe_owes_nothing_twice(settings: Settings, clock: FrozenClock) -> N
     assert len(messages(call_id)) == 1
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_a_refused_report_writes_no_message(settings: Settings) -> None:
     call_id = calls.initiate(settings, "doc", "appt1").call.id
@@ -100,6 +102,7 @@ def stored(message_id: str) -> WebhookMessage:
     return read(lambda: WebhookMessage.get_by_id(message_id))
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_list_messages_pages_newest_first_and_filters(
     settings: Settings, clock: FrozenClock
@@ -118,6 +121,7 @@ def test_list_messages_pages_newest_first_and_filters(
     assert outbox.list_messages(outbox.DELIVERED, None, 10).items == []
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_delivery_health_counts_failed_and_retrying(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
@@ -132,6 +136,7 @@ def test_delivery_health_counts_failed_and_retrying(settings: Settings, clock: F
     assert [m.id for m in read(lambda: outbox_store.delivery_health(5))[2]] == [ids[0], ids[1]]
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_retry_queues_failed_and_idle_messages_only(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
@@ -151,6 +156,7 @@ def test_retry_queues_failed_and_idle_messages_only(settings: Settings, clock: F
     assert outbox.retry("msg_missing") is None
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_retry_failed_and_prune(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)
@@ -179,6 +185,7 @@ def test_message_bodies_and_ids(clock: FrozenClock) -> None:
     }
 
 
+@pytest.mark.presence_from_clients
 @pytest.mark.usefixtures("webhooks")
 def test_the_sweeper_prunes_old_delivered_messages(settings: Settings, clock: FrozenClock) -> None:
     call_id = a_full_call(settings, clock)

@@ -141,6 +141,7 @@ def test_a_restart_closes_open_sessions(settings: Settings, clock: FrozenClock) 
     assert stored_call(grant.call.id).open_sessions == 0
 
 
+@pytest.mark.presence_from_clients
 def test_sweep_marks_an_untracked_call_no_show(settings: Settings, clock: FrozenClock) -> None:
     window = appointment_around(clock.ms, before_ms=HOUR_MS, after_ms=0)
     appointment(clock, "appt2", **window)
@@ -167,6 +168,7 @@ def test_sweep_marks_an_untracked_call_no_show(settings: Settings, clock: Frozen
     assert (last.ran_at, last.derived, last.no_shows) == (at, 0, 1)
 
 
+@pytest.mark.presence_from_clients
 def test_sweep_leaves_calls_of_unconfirmed_appointments_alone(
     settings: Settings, clock: FrozenClock
 ) -> None:
