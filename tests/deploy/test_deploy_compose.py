@@ -100,6 +100,14 @@ def test_event_sync_settings_pass_through(checkout: Checkout) -> None:
     assert settings.event_sync_host == "conference.meet.example.com"
 
 
+def test_the_presence_source_passes_through(checkout: Checkout) -> None:
+    default = load_settings(environment(checkout.compose_config()["services"]["videocalls"]))
+    assert default.server_tracks_presence  # the overlay's signed module
+    checkout.set("VIDEOCALLS_PRESENCE_SOURCE", "clients")
+    chosen = load_settings(environment(checkout.compose_config()["services"]["videocalls"]))
+    assert not chosen.server_tracks_presence and chosen.presence_source_explicit
+
+
 def test_every_service_variable_is_one_the_service_reads() -> None:
     # config.py is the single source of truth; a name it does not read is a typo.
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (REPO / "service" / "config.py").read_text()))

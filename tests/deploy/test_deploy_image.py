@@ -4,6 +4,7 @@ built and run in tests/image."""
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import os
 import re
@@ -238,6 +239,8 @@ def test_entrypoint_migrate_with_the_real_cli(tmp_path: Path) -> None:
         JITSI_APP_SECRET=os.urandom(32).hex(),
         JITSI_DOMAIN="meet.example.com",
         FIREBASE_PROJECT_ID="demo-clinic",
+        # Production takes presence from Prosody (or must say PRESENCE_SOURCE=clients).
+        PROSODY_EVENTS_SECRET="whsec_" + base64.b64encode(os.urandom(32)).decode(),
     )
     environment["PATH"] = f"{REPO / '.venv' / 'bin'}:{environment['PATH']}"
     for _ in range(2):  # the second run finds nothing to do

@@ -37,6 +37,11 @@ export interface VideoCall extends VideoCallSummary {
   patientJoinedAt: Timestamp | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  /**
+   * Who measured status, times and duration: `server` (Prosody's events) or
+   * `client_reported` (browsers' reports only, where the deployment has no Prosody receiver).
+   */
+  verification: "server" | "client_reported";
 }
 
 export interface Appointment {
@@ -89,6 +94,17 @@ export interface Presence {
   patientPresence: number | null;
   missing: "both" | "doctor" | "patient" | "none" | null;
   sessions: OccupantSession[];
+  /** Details only: the receiver Prosody's events came through (null: none yet). */
+  source?: "v1" | "event_sync" | null;
+}
+
+/** A participant's status report as the service recorded it. */
+export interface ClientReport {
+  uid: string;
+  action: "join" | "start" | "end" | "cancel" | "failed";
+  at: Timestamp;
+  /** `advisory`: recorded only, the server decides (its presence source is Prosody). */
+  outcome: "applied" | "advisory" | "refused";
 }
 
 export interface CallDetails {
@@ -98,6 +114,7 @@ export interface CallDetails {
   doctor: Participant | null;
   patient: Participant | null;
   presence: Presence;
+  clientReports: ClientReport[];
 }
 
 export interface VideoCallListItem extends VideoCall {
@@ -118,6 +135,13 @@ export interface Stats {
   totalDuration: number;
   avgDuration: number | null;
   byStatus: Partial<Record<CallStatus, number>>;
+  /** The same totals over the calls the server measured: the figures to bill on. */
+  serverVerified: {
+    totalCalls: number;
+    totalDuration: number;
+    avgDuration: number | null;
+    byStatus: Record<CallStatus, number>;
+  };
 }
 
 export interface ListQuery {
