@@ -1,0 +1,216 @@
+"""Late evidence corrects the record (issue 30), through the signed receiver, on SQLite and
+PostgreSQL: events that occurred before a decision and arrive after it (a spool replayed after
+an outage) correct a NO_SHOW to the consultation that took place, audited, told by webhook,
+and the appointment follows; a late clinic replayed after the deadline waits again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from harness.env import base_env
+from harness.eventstream import Stream
+from service import sweeper
+from service.app import create_app
+from service.config import load_settings
+from service.store import uow
+from service.store.models import Appointment, AuditEvent, VideoCall, WebhookMessage
+from service.webhooks import outbox
+from tests.api.conftest import Api
+from tests.api.test_prosody_events import ROOM, details, iso, post
+from tests.clock import FrozenClock, appointment_around
+from tests.e2e.conftest import free_port
+
+MINUTE = 60_000
+WEBHOOK_SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+@pytest.fixture
+def hooked(database_url: str, clock: FrozenClock) -> Iterator[Api]:
+    """Presence from the server, webhooks on (aimed at a port nobody listens on, so the
+    messages stay in the outbox to be read), the sweeper only when a test runs it."""
+    env = base_env(
+        DATABASE_URL=database_url,
+        PRESENCE_SOURCE="server",
+        WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hooks",
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
+        SWEEP_INTERVAL="0",
+    )
+    settings = load_settings(env)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        api = Api(client, settings, clock)
+        for uid in ("doc", "pat"):
+            api.put_user(uid)
+        yield api
+    outbox.configure(False)
+
+
+def appointment(api: Api) -> tuple[int, int]:
+    """`appt1` from a minute ago for half an hour, its call initiated now: (now, its end);
+    the consultation's times below count from now."""
+    api.put_appointment(
+        "appt1", **appointment_around(api.clock.ms, before_ms=MINUTE, after_ms=29 * MINUTE)
+    )
+    assert api.initiate("doc", "appt1").status_code == 200
+    row = uow.run(lambda: Appointment.get_by_id("appt1"))
+    return api.clock.ms, row.ends_at
+
+
+def stored() -> tuple[str, str]:
+    return uow.run(
+        lambda: (
+            VideoCall.get(VideoCall.room_name == ROOM).status,
+            Appointment.get_by_id("appt1").status,
+        )
+    )
+
+
+def audits(action: str) -> list[dict[str, Any]]:
+    rows = uow.run(
+        lambda: list(AuditEvent.select().where(AuditEvent.action == action).order_by(AuditEvent.id))
+    )
+    return [json.loads(row.detail) for row in rows]
+
+
+def told() -> list[tuple[int, str, dict[str, Any]]]:
+    rows = uow.run(lambda: list(WebhookMessage.select().order_by(WebhookMessage.sequence)))
+    return [(row.sequence, row.type, json.loads(row.body)["data"]) for row in rows]
+
+
+def test_a_kept_appointment_marked_no_show_is_corrected_by_the_replayed_spool(
+    hooked: Api,
+) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    # The service hears nothing during the appointment (the module spools); at the deadline
+    # the sweeper settles what it knows: nobody came.
+    api.clock.set(deadline + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert stored() == ("NO_SHOW", "NO_SHOW")
+    assert details(api)["presence"]["missing"] == "both"
+    # Ten minutes later the spool is replayed: the consultation took place.
+    api.clock.set(deadline + 10 * MINUTE)
+    stream = Stream()
+    replay = [
+        stream.created(ROOM, "m1", start + 2 * MINUTE - 1_000),
+        stream.joined(ROOM, "m1", "s-doc", "doc", start + 2 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat", "pat", start + 3 * MINUTE),
+        stream.left(ROOM, "m1", "s-pat", "pat", start + 22 * MINUTE),
+        stream.left(ROOM, "m1", "s-doc", "doc", start + 22 * MINUTE),
+        stream.destroyed(ROOM, "m1", start + 22 * MINUTE + 1_000),
+    ]
+    for event in replay:
+        assert post(api, event).status_code == 204
+    body = details(api)
+    record = body["videoCall"]
+    assert record["status"] == "COMPLETED"
+    assert record["startedAt"] == iso(start + 3 * MINUTE)
+    assert record["endedAt"] == iso(start + 22 * MINUTE)
+    assert record["duration"] == 19 * 60
+    assert body["presence"]["missing"] is None
+    assert body["appointment"]["status"] == "COMPLETED"
+    assert stored() == ("COMPLETED", "COMPLETED")
+    # One correction, naming the event that made the difference: the doctor's join shows
+    # someone was there at the deadline, so the no-show was not one (the start and the end
+    # then follow as transitions, each the derivation of the events arrived so far).
+    corrections = audits("call.corrected")
+    assert [(c["from"], c["to"], c["events"]) for c in corrections] == [
+        ("NO_SHOW", "SCHEDULED", [replay[1]["id"]])
+    ]
+    assert corrections[0]["previous"]["missing"] == "both"
+    assert corrections[0]["corrected"]["missing"] is None
+    # The appointment follows: back to CONFIRMED with the correction, then along the call.
+    assert [(a["to"], a.get("correction")) for a in audits("appointment.transition")] == [
+        ("NO_SHOW", None),
+        ("CONFIRMED", True),
+        ("IN_PROGRESS", None),
+        ("COMPLETED", None),
+    ]
+    # The clinic hears the corrected record as status messages numbered after the no-show
+    # it was told: the last one it reads is the truth.
+    statuses = [(seq, kind) for seq, kind, _ in told() if kind.startswith("call.")]
+    assert [kind for _, kind in statuses] == [
+        "call.scheduled",
+        "call.no_show",
+        "call.scheduled",
+        "call.waiting",
+        "call.started",
+        "call.completed",
+    ]
+    last_seq, last_kind, last_data = told()[-1]
+    assert last_kind == "call.completed" and last_seq == max(seq for seq, _ in statuses)
+    assert last_data["videoCall"]["duration"] == 19 * 60
+    assert last_data["presence"]["missing"] is None
+
+
+def test_a_late_clinic_replayed_after_the_deadline_waits_again(hooked: Api) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    api.clock.set(deadline + 10 * MINUTE)
+    stream = Stream()
+    created = stream.created(ROOM, "m1", start + 5 * MINUTE - 1_000)
+    assert post(api, created).status_code == 204
+    # Nobody in the room yet, as far as the service knows: the deadline has passed.
+    assert stored()[0] == "NO_SHOW"
+    # The patient joined at start + 5 min and is still waiting: the call waits again.
+    assert post(api, stream.joined(ROOM, "m1", "s-pat", "pat", start + 5 * MINUTE)).status_code
+    assert stored() == ("SCHEDULED", "CONFIRMED")
+    body = details(api)
+    assert body["presence"]["missing"] is None
+    waiting = body["presence"]["waiting"]
+    assert waiting["role"] == "patient"
+    assert waiting["since"] == iso(start + 5 * MINUTE)
+    assert [(c["from"], c["to"]) for c in audits("call.corrected")] == [("NO_SHOW", "SCHEDULED")]
+    # A sweep while the patient waits changes nothing.
+    api.clock.set(api.clock.ms + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert stored()[0] == "SCHEDULED"
+    # The doctor arrives: the consultation starts.
+    arrived = api.clock.ms - 1_000  # (a second ago: together for a moment already)
+    assert post(api, stream.joined(ROOM, "m1", "s-doc", "doc", arrived)).status_code == 204
+    assert stored() == ("IN_PROGRESS", "IN_PROGRESS")
+    assert details(api)["videoCall"]["startedAt"] == iso(arrived)
+    kinds = [kind for _, kind, _ in told() if kind.startswith("call.")]
+    assert kinds[-3:] == ["call.scheduled", "call.waiting", "call.started"]
+
+
+def test_a_late_clinic_whose_patient_left_is_a_no_show_again(hooked: Api) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    api.clock.set(deadline + 10 * MINUTE)
+    stream = Stream()
+    assert post(api, stream.created(ROOM, "m1", start + 5 * MINUTE - 1_000)).status_code == 204
+    assert post(api, stream.joined(ROOM, "m1", "s-pat", "pat", start + 5 * MINUTE)).status_code
+    assert stored()[0] == "SCHEDULED"
+    # The patient gives up after waiting a while: the doctor never came.
+    left = stream.left(ROOM, "m1", "s-pat", "pat", api.clock.ms)
+    assert post(api, left).status_code == 204
+    api.clock.set(api.clock.ms + api.settings.call_end_grace * 1000 + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert stored() == ("NO_SHOW", "NO_SHOW")
+    assert details(api)["presence"]["missing"] == "doctor"
+
+
+def test_past_the_horizon_a_no_show_stays(hooked: Api) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    api.clock.set(deadline + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    api.clock.set(deadline + api.settings.correction_horizon * 1000 + 1)
+    stream = Stream()
+    for event in (
+        stream.joined(ROOM, "m1", "s-doc", "doc", start + 2 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat", "pat", start + 3 * MINUTE),
+        stream.left(ROOM, "m1", "s-pat", "pat", start + 22 * MINUTE),
+    ):
+        assert post(api, event).status_code == 204
+    assert stored() == ("NO_SHOW", "NO_SHOW")
+    assert audits("call.corrected") == []
