@@ -420,8 +420,10 @@
     for (const tr of data.transitions) {
       const t = Date.parse(tr.at);
       if (t < from || t > to) continue;
-      svg.append(s("line", { class: "transition", x1: x(t), x2: x(t), y1: top - 10, y2: axisY }, s("title", { text: `${tr.from} → ${tr.to} at ${clockTime(tr.at)}` })));
-      svg.append(s("text", { x: x(t) + 3, y: 12, text: `→ ${tr.to}` }));
+      // A correction (late evidence, the cause says so) is marked apart from a transition.
+      const corrected = (tr.cause || "").startsWith("correction");
+      svg.append(s("line", { class: "transition", x1: x(t), x2: x(t), y1: top - 10, y2: axisY }, s("title", { text: `${tr.from} → ${tr.to} at ${clockTime(tr.at)}${corrected ? " (corrected by late events)" : ""}` })));
+      svg.append(s("text", { x: x(t) + 3, y: 12, text: `${corrected ? "↺" : "→"} ${tr.to}` }));
     }
     if (now >= from && now <= to) svg.append(s("line", { class: "now", x1: x(now), x2: x(now), y1: top - 4, y2: axisY }, s("title", { text: "Now" })));
     box.append(svg);

@@ -146,6 +146,15 @@ def test_a_kept_appointment_marked_no_show_is_corrected_by_the_replayed_spool(
     assert last_kind == "call.completed" and last_seq == max(seq for seq, _ in statuses)
     assert last_data["videoCall"]["duration"] == 19 * 60
     assert last_data["presence"]["missing"] is None
+    # The console's timeline shows the correction among the status changes.
+    console = api.client.get(f"/api/admin/console/calls/{record['id']}", headers=api.admin())
+    assert console.status_code == 200, console.text
+    assert [(t["from"], t["to"], t["cause"]) for t in console.json()["transitions"]] == [
+        ("SCHEDULED", "NO_SHOW", "sweeper"),
+        ("NO_SHOW", "SCHEDULED", "correction: server_event"),
+        ("SCHEDULED", "IN_PROGRESS", "server_event"),
+        ("IN_PROGRESS", "COMPLETED", "server_event"),
+    ]
 
 
 def test_a_late_clinic_replayed_after_the_deadline_waits_again(hooked: Api) -> None:
