@@ -40,7 +40,7 @@ from service.store import audit_log, clinic, hosts, summaries, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
-from service.transitions import record_correction, record_transition
+from service.transitions import mark_provisional, record_correction, record_transition
 from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
@@ -477,16 +477,21 @@ def _save(
         # The same status, measured again: start, end or duration moved.
         record_correction(call, current, current, actor, at, cause, evidence, previous, corrected)
     else:
-        _move_status(call, current, derived.status, at, cause, actor)
+        after = _move_status(call, current, derived.status, at, cause, actor)
+    mark_provisional(
+        settings, call, rules.decided_at(after, record.ended_at, params.no_show_at), at
+    )
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
 
 def _move_status(
     call: VideoCall, current: CallStatus, target: CallStatus, at: int, cause: str, actor: str
-) -> None:
-    """Walk from the stored status to the derived one through allowed transitions only."""
+) -> CallStatus:
+    """Walk from the stored status to the derived one through allowed transitions only;
+    returns the status reached."""
     for step in rules.status_path(current, target):
         if not video_calls.transition_call(call.id, [current], step, at):
-            return
+            break
         record_transition(call, current, step, actor, at, cause)
         current = step
+    return current

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.config import Settings
 from service.domain import rules
 from service.domain.model import CallStatus
-from service.store import audit_log, clinic, video_calls
+from service.store import audit_log, clinic, hosts, video_calls
 from service.store.models import VideoCall
 from service.webhooks import outbox
 
@@ -98,6 +99,18 @@ def record_correction(
             call.appointment_id,
             {"to": target.value, "cause": cause, "correction": True},
         )
+
+
+def mark_provisional(settings: Settings, call: VideoCall, decided: int | None, at: int) -> None:
+    """A call settled at `decided` (None: open) is provisional while a host has not been heard
+    past it (rules.provisional_since); the sweep makes it final once every host has
+    (sweeper.py)."""
+    since = None
+    if settings.server_tracks_presence and decided is not None:
+        horizon_ms = settings.correction_horizon * 1000
+        since = rules.provisional_since(decided, hosts.heard_until(), at, horizon_ms)
+    if since != call.provisional_since:
+        video_calls.set_provisional(call.id, since)
 
 
 def follow_cancelled_appointment(appointment_id: str, actor: str, at: int) -> None:

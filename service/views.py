@@ -241,6 +241,7 @@ def call_view(ref: str, now: int) -> wire.ConsoleCall:
                 updated_at=full.updated_at,
                 tracked_by_server=bool(call.tracked_by_server),
                 verification=full.verification,
+                settled=full.settled,
                 doctor_presence=call.doctor_presence,
                 patient_presence=call.patient_presence,
                 missing=call.missing,

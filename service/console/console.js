@@ -38,6 +38,10 @@
     server: "Measured by the server (Prosody's events)",
     client_reported: "Reported by browsers only, not verified",
   };
+  const SETTLED = {
+    final: "Final",
+    provisional: "Provisional: a Prosody host has not been heard past the decision yet",
+  };
   // The timeline's lanes: one per role, then the lobby's knocks and the recordings.
   const LANES = [...Object.entries(ROLES), ["lobby", "Lobby"], ["recording", "Recording"]];
   // Drawn only when the call has something in them.
@@ -435,7 +439,7 @@
     const facts = $("call-facts");
     clear(facts);
     const rows = [
-      ["Status", call.status],
+      ["Status", call.settled ? `${call.status} (${words(SETTLED, call.settled)})` : call.status],
       ["Appointment", `${data.appointment.appointmentDate} ${data.appointment.startTime}–${data.appointment.endTime} (${data.appointment.timezone}), ${data.appointment.status}`],
       ["Started", stamp(call.startedAt)],
       ["Ended", stamp(call.endedAt)],

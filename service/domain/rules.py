@@ -118,6 +118,20 @@ def within_correction_horizon(decided_at: int | None, at: int, horizon_ms: int) 
     return decided_at is None or at - decided_at <= horizon_ms
 
 
+def provisional_since(
+    decided: int | None, heard_until: int | None, at: int, horizon_ms: int
+) -> int | None:
+    """The decision moment, when a settled call's decision is provisional, else None.
+
+    A decision taken at `decided` is provisional while some Prosody host has not been heard
+    past it (`heard_until`: the earliest of the hosts' last-heard times; None: no host known,
+    nothing to wait for), so events that occurred before it may still be on their way (a spool
+    replayed after an outage or a partition), until the correction horizon ends it anyway."""
+    if decided is None or heard_until is None or heard_until >= decided:
+        return None
+    return decided if within_correction_horizon(decided, at, horizon_ms) else None
+
+
 def client_report_is_advisory(action: Action, tracked_by_server: bool, seen_together: bool) -> bool:
     """Whether a client's status report is only audited (it changes neither status nor times).
 

@@ -87,15 +87,18 @@ def test_a_kept_appointment_marked_no_show_is_corrected_by_the_replayed_spool(
     api = hooked
     start, end = appointment(api)
     deadline = end + api.settings.no_show_grace * 1000
-    # The service hears nothing during the appointment (the module spools); at the deadline
-    # the sweeper settles what it knows: nobody came.
+    # The host was heard as the appointment began (its minute's snapshot, no rooms yet).
+    stream = Stream()
+    assert post(api, stream.snapshot(start, [], 60)).status_code == 204
+    # Then the service hears nothing (the module spools); at the deadline the sweeper settles
+    # what it knows, nobody came, provisionally: the host has not been heard past it.
     api.clock.set(deadline + MINUTE)
     assert sweeper.sweep(api.settings, at=api.clock.ms).ran
     assert stored() == ("NO_SHOW", "NO_SHOW")
     assert details(api)["presence"]["missing"] == "both"
+    assert details(api)["videoCall"]["settled"] == "provisional"
     # Ten minutes later the spool is replayed: the consultation took place.
     api.clock.set(deadline + 10 * MINUTE)
-    stream = Stream()
     replay = [
         stream.created(ROOM, "m1", start + 2 * MINUTE - 1_000),
         stream.joined(ROOM, "m1", "s-doc", "doc", start + 2 * MINUTE),
@@ -115,6 +118,9 @@ def test_a_kept_appointment_marked_no_show_is_corrected_by_the_replayed_spool(
     assert body["presence"]["missing"] is None
     assert body["appointment"]["status"] == "COMPLETED"
     assert stored() == ("COMPLETED", "COMPLETED")
+    # The replay reached past the call's end (the room's destroy): nothing before the
+    # decision can still be on its way.
+    assert record["settled"] == "final"
     # One correction, naming the event that made the difference: the doctor's join shows
     # someone was there at the deadline, so the no-show was not one (the start and the end
     # then follow as transitions, each the derivation of the events arrived so far).
@@ -223,3 +229,49 @@ def test_past_the_horizon_a_no_show_stays(hooked: Api) -> None:
         assert post(api, event).status_code == 204
     assert stored() == ("NO_SHOW", "NO_SHOW")
     assert audits("call.corrected") == []
+
+
+def test_a_no_show_is_provisional_until_the_host_is_heard_past_the_deadline(
+    hooked: Api,
+) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    stream = Stream()
+    assert post(api, stream.snapshot(start, [], 60)).status_code == 204
+    api.clock.set(deadline + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "provisional"
+    # Still unheard (silent, or partitioned away): still provisional, sweep after sweep.
+    api.clock.set(deadline + 30 * MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "provisional"
+    # Its next snapshot, taken after the deadline, says the room stayed empty: final.
+    assert post(api, stream.snapshot(deadline + 29 * MINUTE, [], 60)).status_code == 204
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "final"
+    assert stored() == ("NO_SHOW", "NO_SHOW")
+
+
+def test_a_provisional_no_show_is_final_after_the_horizon(hooked: Api) -> None:
+    api = hooked
+    start, end = appointment(api)
+    deadline = end + api.settings.no_show_grace * 1000
+    assert post(api, Stream().snapshot(start, [], 60)).status_code == 204
+    api.clock.set(deadline + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "provisional"
+    api.clock.set(deadline + api.settings.correction_horizon * 1000 + 1)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "final"
+
+
+def test_without_any_host_heard_a_no_show_is_final_and_an_open_call_unsettled(
+    hooked: Api,
+) -> None:
+    api = hooked
+    _, end = appointment(api)
+    assert details(api)["videoCall"]["settled"] is None
+    api.clock.set(end + api.settings.no_show_grace * 1000 + MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["settled"] == "final"
