@@ -275,3 +275,102 @@ def test_without_any_host_heard_a_no_show_is_final_and_an_open_call_unsettled(
     api.clock.set(end + api.settings.no_show_grace * 1000 + MINUTE)
     assert sweeper.sweep(api.settings, at=api.clock.ms).ran
     assert details(api)["videoCall"]["settled"] == "final"
+
+
+def test_a_completed_call_is_measured_again_when_late_events_extend_it(hooked: Api) -> None:
+    api = hooked
+    start, _ = appointment(api)
+    stream = Stream()
+    early = [
+        stream.created(ROOM, "m1", start + MINUTE),
+        stream.joined(ROOM, "m1", "s-doc", "doc", start + 2 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat", "pat", start + 3 * MINUTE),
+        stream.left(ROOM, "m1", "s-pat", "pat", start + 10 * MINUTE),
+        stream.left(ROOM, "m1", "s-doc", "doc", start + 10 * MINUTE),
+    ]
+    api.clock.set(start + 10 * MINUTE + 1_000)
+    for event in early:
+        assert post(api, event).status_code == 204
+    # Nobody for the grace: the sweeper completes the call at the last departure.
+    api.clock.set(start + 13 * MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    assert details(api)["videoCall"]["duration"] == 7 * 60
+    # Late (a partition healed): both were back within the grace and stayed ten minutes.
+    api.clock.set(start + 25 * MINUTE)
+    late = [
+        stream.joined(ROOM, "m1", "s-doc2", "doc", start + 11 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat2", "pat", start + 11 * MINUTE),
+    ]
+    for event in late:
+        assert post(api, event).status_code == 204
+    # The doctor's return, inside the grace, already means the room was never empty for it:
+    # the call goes on (corrected back to IN_PROGRESS).
+    assert stored()[0] == "IN_PROGRESS"
+    assert details(api)["videoCall"]["endedAt"] is None
+    closing = [
+        stream.left(ROOM, "m1", "s-pat2", "pat", start + 21 * MINUTE),
+        stream.left(ROOM, "m1", "s-doc2", "doc", start + 21 * MINUTE),
+    ]
+    for event in closing:
+        assert post(api, event).status_code == 204
+    api.clock.set(start + 25 * MINUTE)
+    assert sweeper.sweep(api.settings, at=api.clock.ms).ran
+    record = details(api)["videoCall"]
+    assert (record["status"], record["duration"]) == ("COMPLETED", 17 * 60)
+    assert record["endedAt"] == iso(start + 21 * MINUTE)
+    corrections = audits("call.corrected")
+    assert [(c["from"], c["to"], c["events"]) for c in corrections] == [
+        ("COMPLETED", "IN_PROGRESS", [late[0]["id"]])
+    ]
+    assert corrections[0]["previous"]["duration"] == 7 * 60
+    assert corrections[0]["corrected"]["ended_at"] is None
+    # The appointment went back with its call, and on to COMPLETED again.
+    assert stored() == ("COMPLETED", "COMPLETED")
+    kinds = [kind for _, kind, _ in told() if kind.startswith("call.")]
+    # The clinic hears the call go on (call.started again), then complete with the new end.
+    assert kinds == [
+        "call.scheduled",
+        "call.waiting",
+        "call.started",
+        "call.completed",
+        "call.started",
+        "call.completed",
+    ]
+
+
+def test_the_same_status_measured_again_is_a_correction_too(hooked: Api) -> None:
+    api = hooked
+    start, _ = appointment(api)
+    stream = Stream()
+    api.clock.set(start + 30 * MINUTE)
+    for event in (
+        stream.created(ROOM, "m1", start + MINUTE),
+        stream.joined(ROOM, "m1", "s-doc", "doc", start + 2 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat", "pat", start + 5 * MINUTE),
+        stream.left(ROOM, "m1", "s-pat", "pat", start + 15 * MINUTE),
+        stream.left(ROOM, "m1", "s-doc", "doc", start + 15 * MINUTE),
+    ):
+        assert post(api, event).status_code == 204
+    assert details(api)["videoCall"]["duration"] == 10 * 60
+    # A second patient device, there from start + 4 min to start + 6 min, is reported late
+    # (its left first, then its join): the call started earlier than measured; still
+    # COMPLETED, now 11 minutes.
+    early = [
+        stream.left(ROOM, "m1", "s-pat-phone", "pat", start + 6 * MINUTE),
+        stream.joined(ROOM, "m1", "s-pat-phone", "pat", start + 4 * MINUTE),
+    ]
+    for event in early:
+        assert post(api, event).status_code == 204
+    record = details(api)["videoCall"]
+    assert (record["status"], record["duration"]) == ("COMPLETED", 11 * 60)
+    assert record["startedAt"] == iso(start + 4 * MINUTE)
+    corrections = audits("call.corrected")
+    assert [(c["from"], c["to"], c["events"]) for c in corrections] == [
+        ("COMPLETED", "COMPLETED", [early[1]["id"]])
+    ]
+    assert (corrections[0]["previous"]["duration"], corrections[0]["corrected"]["duration"]) == (
+        600,
+        660,
+    )
+    completed = [data for _, kind, data in told() if kind == "call.completed"]
+    assert [data["videoCall"]["duration"] for data in completed] == [600, 660]
