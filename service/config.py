@@ -44,6 +44,10 @@ DEFAULT_EVENT_SYNC_NETWORKS = (
 DEFAULT_EVENT_SYNC_HOST = "muc.meet.jitsi"
 # event_sync retries a failed request within seconds; two minutes also covers clock drift.
 DEFAULT_EVENT_SYNC_MAX_AGE = 120
+# How long a call's settled status may still be corrected by late events: the Prosody
+# module's `video_call_events_max_age` (48 h), after which its spool drops what it could not
+# deliver, so no event older than that can still arrive (docs/events.md, "Late evidence").
+DEFAULT_CORRECTION_HORIZON = 172_800
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -174,6 +178,7 @@ class Settings:
     event_sync_max_age: int = DEFAULT_EVENT_SYNC_MAX_AGE
     call_end_grace: int = 120
     no_show_grace: int = 900
+    correction_horizon: int = DEFAULT_CORRECTION_HORIZON
     max_call_duration: int = 14400
     sweep_interval: int = 30
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
@@ -415,6 +420,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_sync_max_age=_int(env, "EVENT_SYNC_MAX_AGE", DEFAULT_EVENT_SYNC_MAX_AGE, minimum=1),
         call_end_grace=_int(env, "CALL_END_GRACE", 120),
         no_show_grace=_int(env, "NO_SHOW_GRACE", 900),
+        correction_horizon=_int(env, "CORRECTION_HORIZON", DEFAULT_CORRECTION_HORIZON, minimum=0),
         max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
         sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
         webhooks=load_webhook_settings(env, production=app_env == "production"),

@@ -19,7 +19,7 @@ from service import metrics, tracking
 from service.clock import now_ms
 from service.config import Settings
 from service.domain.model import CallStatus, missing_party
-from service.store import db, operations, uow, video_calls
+from service.store import db, hosts, operations, uow, video_calls
 from service.store import event_log as event_store
 from service.store import outbox as outbox_store
 from service.transitions import record_transition
@@ -59,12 +59,21 @@ def sweep(settings: Settings, at: int | None = None) -> SweepResult:
             derived = len(open_calls)
             no_shows = _untracked_no_shows(settings, now)
             with uow.write():
+                _settle_provisional(settings, now)
                 pruned = event_store.prune_snapshots(now - SNAPSHOT_RETENTION_MS)
                 pruned += outbox_store.prune(now - outbox.RETENTION_MS)
                 operations.record_sweep(now, derived, no_shows)
             return SweepResult(ran=True, derived=derived, no_shows=no_shows, pruned=pruned)
         finally:
             db.advisory_unlock(SWEEPER_LOCK_KEY)
+
+
+def _settle_provisional(settings: Settings, now: int) -> None:
+    """Provisional calls become final once every host has been heard past their decision, or
+    the correction horizon has passed (rules.provisional_since)."""
+    heard = hosts.heard_until()
+    through = now - settings.correction_horizon * 1000
+    video_calls.settle_provisional(through if heard is None else max(heard, through))
 
 
 def _untracked_no_shows(settings: Settings, now: int) -> int:

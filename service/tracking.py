@@ -35,12 +35,12 @@ from service.domain.prosody import (
     SnapshotRoom,
     type_of,
 )
-from service.domain.record import SettledEnd, presence_record
+from service.domain.record import SettledEnd, outcome, presence_record
 from service.store import audit_log, clinic, hosts, summaries, uow, video_calls
 from service.store import event_log as event_store
 from service.store.models import Appointment, VideoCall
 from service.store.rows import HostRecord, record_of
-from service.transitions import record_transition
+from service.transitions import mark_provisional, record_correction, record_transition
 from service.webhooks import outbox
 
 log = logging.getLogger("service.tracking")
@@ -97,7 +97,14 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
             if event.recording is not None:
                 _audit_recording(event, call_ids, at)
             for call_id in call_ids:
-                _derive_and_apply(settings, call_id, at, cause="server_event", arrival=event)
+                _derive_and_apply(
+                    settings,
+                    call_id,
+                    at,
+                    cause="server_event",
+                    arrival=event,
+                    evidence=(event.id,),
+                )
             return Ingested(new=True, calls=len(call_ids))
         if new:
             # A snapshot or restart is audited on no call: it may concern thousands.
@@ -109,6 +116,7 @@ def ingest(settings: Settings, event: Event, source: str) -> Ingested:
         call_ids,
         cause="server_event",
         snapshot=event if isinstance(event, Snapshot) else None,
+        evidence=(event.id,),
     )
     return Ingested(new=new, calls=len(call_ids))
 
@@ -119,6 +127,7 @@ def apply_in_steps(
     cause: str,
     at: int | None = None,
     snapshot: Snapshot | None = None,
+    evidence: tuple[str, ...] = (),
 ) -> None:
     """Derive these calls again as of `at` (None: each step's now), a few per transaction
     (see STEP_BUDGET_S), in id order so that concurrent writers lock calls in one order;
@@ -136,13 +145,13 @@ def apply_in_steps(
             began = time.perf_counter()
             while index < len(pending) or in_full:
                 if in_full:
-                    _derive_and_apply(settings, in_full.pop(0), step_at, cause)
+                    _derive_and_apply(settings, in_full.pop(0), step_at, cause, evidence=evidence)
                 elif snapshot is not None:
                     batch = pending[index : index + CONFIRM_BATCH]
                     index += len(batch)
-                    in_full = _confirm(settings, batch, step_at, cause, snapshot, listed)
+                    in_full = _confirm(settings, batch, step_at, cause, snapshot, listed, evidence)
                 else:
-                    _derive_and_apply(settings, pending[index], step_at, cause)
+                    _derive_and_apply(settings, pending[index], step_at, cause, evidence=evidence)
                     index += 1
                 if time.perf_counter() - began >= STEP_BUDGET_S:
                     break
@@ -325,6 +334,7 @@ def _confirm(
     cause: str,
     snapshot: Snapshot,
     listed: Mapping[str, list[SnapshotRoom]],
+    evidence: tuple[str, ...] = (),
 ) -> list[str]:
     """Apply `snapshot` to these calls from their summaries where `confirm` can (reading and
     writing the summaries of all of them at once); returns the others, to derive in full.
@@ -333,28 +343,29 @@ def _confirm(
     appointments = clinic.get_appointments(call.appointment_id for call in calls.values())
     loaded = summaries.load_many(call_ids)
     in_full = []
-    confirmed: list[tuple[VideoCall, Step]] = []
+    confirmed: list[tuple[VideoCall, Params, Step]] = []
     for call_id in call_ids:
         call = calls.get(call_id)
         state = loaded.get(call_id)
         if call is None or state is None:
             in_full.append(call_id)
             continue
+        params = _params(settings, call, appointments.get(call.appointment_id))
         step = confirm(
             state,
             snapshot,
             listed.get(call.room_name, []),
-            params=_params(settings, call, appointments.get(call.appointment_id)),
+            params=params,
             now_ms=at,
             counts=summaries.counts(state, call.room_name),
         )
         if step is None:
             in_full.append(call_id)
         else:
-            confirmed.append((call, step))
-    summaries.save_many([(call.id, step.state) for call, step in confirmed])
-    for call, step in confirmed:
-        _save(call, step.record, at, cause, SERVER)
+            confirmed.append((call, params, step))
+    summaries.save_many([(call.id, step.state) for call, _, step in confirmed])
+    for call, params, step in confirmed:
+        _save(settings, call, params, step.record, at, cause, SERVER, evidence)
     return in_full
 
 
@@ -395,6 +406,7 @@ def _derive_and_apply(
     at: int,
     cause: str,
     arrival: RoomEvent | None = None,
+    evidence: tuple[str, ...] = (),
 ) -> None:
     """Derive one call again after `arrival` (None: the clock moved, or the arrival is one
     the summary cannot take), from its summary when the arrival allows
@@ -414,27 +426,72 @@ def _derive_and_apply(
         if step is not None
         else _derive_in_full(settings, call, params, at, actor, summary)
     )
-    _save(call, derived, at, cause, actor)
+    _save(settings, call, params, derived, at, cause, actor, evidence)
 
 
-def _save(call: VideoCall, derived: CallDerivation, at: int, cause: str, actor: str) -> None:
-    """Store a call's new derivation: its record, its status, the messages it owes."""
+def _save(
+    settings: Settings,
+    call: VideoCall,
+    params: Params,
+    derived: CallDerivation,
+    at: int,
+    cause: str,
+    actor: str,
+    evidence: tuple[str, ...] = (),
+) -> None:
+    """Store a call's new derivation: its record, its status, the messages it owes.
+
+    Within the correction horizon the derivation wins over a settled status too (late events
+    correct it, audited as `call.corrected`); past it, the status and a COMPLETED end stay.
+    `evidence`: the ids of the events this derivation follows (for the audit)."""
     call_id = call.id
     current = CallStatus(call.status)
-    settled = SettledEnd(current, call.ended_at, call.duration, bool(call.duration_uncertain))
+    decided = rules.decided_at(current, call.ended_at, params.no_show_at)
+    open_to_correction = settings.server_tracks_presence and rules.within_correction_horizon(
+        decided, at, settings.correction_horizon * 1000
+    )
+    corrects = open_to_correction and rules.is_correction(current, derived.status)
+    after = derived.status if corrects else current
+    settled = SettledEnd(
+        after,
+        call.ended_at,
+        call.duration,
+        bool(call.duration_uncertain),
+        final=not open_to_correction,
+    )
     record = presence_record(derived, settled)
+    previous = outcome(current, call.started_at, call.ended_at, call.duration, call.missing)
     video_calls.save_presence(call_id, record, at)
     video_calls.watch(call_id, record.watched_hosts, call.watched_hosts)
-    _move_status(call, current, derived.status, at, cause, actor)
+    corrected = outcome(
+        after,
+        record.started_at,
+        record.ended_at,
+        record.duration,
+        record.missing.value if record.missing else None,
+    )
+    if corrects:
+        if video_calls.transition_call(call_id, [current], after, at):
+            record_correction(call, current, after, actor, at, cause, evidence, previous, corrected)
+    elif current is CallStatus.COMPLETED and open_to_correction and previous != corrected:
+        # The same status, measured again: start, end or duration moved.
+        record_correction(call, current, current, actor, at, cause, evidence, previous, corrected)
+    else:
+        after = _move_status(call, current, derived.status, at, cause, actor)
+    mark_provisional(
+        settings, call, rules.decided_at(after, record.ended_at, params.no_show_at), at
+    )
     outbox.observe(call_id, at)  # joins, leaves and waiting change no status
 
 
 def _move_status(
     call: VideoCall, current: CallStatus, target: CallStatus, at: int, cause: str, actor: str
-) -> None:
-    """Walk from the stored status to the derived one through allowed transitions only."""
+) -> CallStatus:
+    """Walk from the stored status to the derived one through allowed transitions only;
+    returns the status reached."""
     for step in rules.status_path(current, target):
         if not video_calls.transition_call(call.id, [current], step, at):
-            return
+            break
         record_transition(call, current, step, actor, at, cause)
         current = step
+    return current

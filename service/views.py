@@ -191,13 +191,22 @@ def _audit(entry: AuditEvent) -> wire.ConsoleAuditEntry:
     )
 
 
+# The audit actions that change a call's status, on the timeline: a transition, and a
+# correction by late evidence (docs/events.md, "Late evidence"), whose cause says so.
+STATUS_CHANGES = ("call.transition", "call.corrected")
+CORRECTION_CAUSE = "correction: {}"
+
+
 def _transition(entry: wire.ConsoleAuditEntry) -> wire.ConsoleTransition:
+    cause = entry.detail.get("cause")
+    if entry.action == "call.corrected":
+        cause = CORRECTION_CAUSE.format(cause)
     return wire.ConsoleTransition(
         at=entry.at,
         from_=entry.detail.get("from"),
         to=entry.detail.get("to"),
         actor=entry.actor,
-        cause=entry.detail.get("cause"),
+        cause=cause,
     )
 
 
@@ -232,6 +241,7 @@ def call_view(ref: str, now: int) -> wire.ConsoleCall:
                 updated_at=full.updated_at,
                 tracked_by_server=bool(call.tracked_by_server),
                 verification=full.verification,
+                settled=full.settled,
                 doctor_presence=call.doctor_presence,
                 patient_presence=call.patient_presence,
                 missing=call.missing,
@@ -264,7 +274,7 @@ def call_view(ref: str, now: int) -> wire.ConsoleCall:
                 for s in rows.sessions
             ],
             lobby=list(lobby_of(call)),
-            transitions=[_transition(a) for a in audit if a.action == "call.transition"],
+            transitions=[_transition(a) for a in audit if a.action in STATUS_CHANGES],
             audit=audit,
             webhooks=[message_summary(m) for m in outbox.messages_of_call(call.id)],
         )

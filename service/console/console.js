@@ -38,6 +38,10 @@
     server: "Measured by the server (Prosody's events)",
     client_reported: "Reported by browsers only, not verified",
   };
+  const SETTLED = {
+    final: "Final",
+    provisional: "Provisional: a Prosody host has not been heard past the decision yet",
+  };
   // The timeline's lanes: one per role, then the lobby's knocks and the recordings.
   const LANES = [...Object.entries(ROLES), ["lobby", "Lobby"], ["recording", "Recording"]];
   // Drawn only when the call has something in them.
@@ -420,8 +424,10 @@
     for (const tr of data.transitions) {
       const t = Date.parse(tr.at);
       if (t < from || t > to) continue;
-      svg.append(s("line", { class: "transition", x1: x(t), x2: x(t), y1: top - 10, y2: axisY }, s("title", { text: `${tr.from} → ${tr.to} at ${clockTime(tr.at)}` })));
-      svg.append(s("text", { x: x(t) + 3, y: 12, text: `→ ${tr.to}` }));
+      // A correction (late evidence, the cause says so) is marked apart from a transition.
+      const corrected = (tr.cause || "").startsWith("correction");
+      svg.append(s("line", { class: "transition", x1: x(t), x2: x(t), y1: top - 10, y2: axisY }, s("title", { text: `${tr.from} → ${tr.to} at ${clockTime(tr.at)}${corrected ? " (corrected by late events)" : ""}` })));
+      svg.append(s("text", { x: x(t) + 3, y: 12, text: `${corrected ? "↺" : "→"} ${tr.to}` }));
     }
     if (now >= from && now <= to) svg.append(s("line", { class: "now", x1: x(now), x2: x(now), y1: top - 4, y2: axisY }, s("title", { text: "Now" })));
     box.append(svg);
@@ -433,7 +439,7 @@
     const facts = $("call-facts");
     clear(facts);
     const rows = [
-      ["Status", call.status],
+      ["Status", call.settled ? `${call.status} (${words(SETTLED, call.settled)})` : call.status],
       ["Appointment", `${data.appointment.appointmentDate} ${data.appointment.startTime}–${data.appointment.endTime} (${data.appointment.timezone}), ${data.appointment.status}`],
       ["Started", stamp(call.startedAt)],
       ["Ended", stamp(call.endedAt)],

@@ -86,6 +86,22 @@ def verification_of(tracked_by_server: bool) -> Verification:
     return Verification.SERVER if tracked_by_server else Verification.CLIENT_REPORTED
 
 
+class Settled(StrEnum):
+    """How settled a final call is (the served `settled`; null while the call is open)."""
+
+    FINAL = "final"
+    # Decided while a Prosody host had not been heard past the decision: late events may
+    # still correct it (docs/events.md, "Late evidence").
+    PROVISIONAL = "provisional"
+
+
+def settled_of(status: str, provisional_since: int | None) -> Settled | None:
+    """A call's `settled`: none while SCHEDULED or IN_PROGRESS."""
+    if status in (CallStatus.SCHEDULED, CallStatus.IN_PROGRESS):
+        return None
+    return Settled.FINAL if provisional_since is None else Settled.PROVISIONAL
+
+
 class ReportOutcome(StrEnum):
     """What a client's status report did to its call (the served `clientReports[].outcome`)."""
 

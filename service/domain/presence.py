@@ -42,6 +42,13 @@ class Params:
     no_show_grace_ms: int
     max_call_ms: int
 
+    @property
+    def no_show_at(self) -> int | None:
+        """The appointment's no-show deadline before late clinics move it (None: no end)."""
+        if self.appointment_end_ms is None:
+            return None
+        return self.appointment_end_ms + self.no_show_grace_ms
+
 
 @dataclass(frozen=True)
 class PresenceSession:

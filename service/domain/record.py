@@ -1,9 +1,9 @@
 """What a derivation changes in a call's stored record: one typed value the store writes.
 
 The derivation (service.domain.presence) says what Prosody's events show; this module decides
-what of it is saved, given what the call already holds. A settled COMPLETED record keeps its
-end when a later derivation has none (an event that arrived after the sweeper closed the
-call); otherwise the derivation is the truth.
+what of it is saved, given what the call already holds. A COMPLETED record keeps its end
+when a later derivation has none and the status is not corrected (a client closed the call),
+or once past the correction horizon; otherwise the derivation is the truth.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from service.domain.presence import CallDerivation, LobbyVisit, RecordingSpan
 
 @dataclass(frozen=True)
 class SettledEnd:
-    """The stored call's status and end, as the derivation finds them."""
+    """The call's status after this derivation and its stored end; `final`: past the
+    correction horizon (rules.within_correction_horizon), so a COMPLETED end stays."""
 
     status: CallStatus
     ended_at: int | None
     duration: int | None
     duration_uncertain: bool
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def watched_hosts(derived: CallDerivation) -> tuple[str, ...]:
 
 
 def presence_record(derived: CallDerivation, stored: SettledEnd) -> PresenceRecord:
-    keep = rules.keeps_settled_end(stored.status, derived.status)
+    keep = rules.keeps_settled_end(stored.status, derived.status, stored.final)
     return PresenceRecord(
         doctor_joined_at=derived.doctor_joined_at,
         patient_joined_at=derived.patient_joined_at,
@@ -79,3 +81,20 @@ def presence_record(derived: CallDerivation, stored: SettledEnd) -> PresenceReco
         recordings=derived.recordings,
         watched_hosts=watched_hosts(derived),
     )
+
+
+def outcome(
+    status: CallStatus,
+    started_at: int | None,
+    ended_at: int | None,
+    duration: int | None,
+    missing: str | None,
+) -> dict[str, object]:
+    """What a correction's audit shows of a record, before and after."""
+    return {
+        "status": status.value,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "duration": duration,
+        "missing": missing,
+    }

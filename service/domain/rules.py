@@ -47,6 +47,20 @@ APPOINTMENT_FOLLOWS: dict[CallStatus, AppointmentStatus] = {
 }
 
 
+# What a corrected call's appointment becomes (a correction may undo a NO_SHOW entirely: the
+# late clinic's call is SCHEDULED again, its appointment CONFIRMED, as before the sweep).
+APPOINTMENT_CORRECTED: dict[CallStatus, AppointmentStatus] = {
+    **APPOINTMENT_FOLLOWS,
+    CallStatus.SCHEDULED: AppointmentStatus.CONFIRMED,
+}
+
+# The statuses the server derives from Prosody's events (service.domain.presence): a later
+# derivation over more evidence may replace one outright (a correction). CANCELLED and FAILED
+# are client decisions (`client_report_is_advisory`) and no derivation produces them.
+DERIVED_STATUSES = frozenset(
+    {CallStatus.SCHEDULED, CallStatus.IN_PROGRESS, CallStatus.COMPLETED, CallStatus.NO_SHOW}
+)
+
 FINAL_APPOINTMENT_STATUSES = frozenset(
     {AppointmentStatus.COMPLETED, AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW}
 )
@@ -55,6 +69,67 @@ FINAL_APPOINTMENT_STATUSES = frozenset(
 def appointment_sources(target: AppointmentStatus) -> frozenset[AppointmentStatus]:
     """An appointment follows its call unless it is already settled (or already there)."""
     return frozenset(AppointmentStatus) - FINAL_APPOINTMENT_STATUSES - {target}
+
+
+def appointment_correction(
+    before: CallStatus, after: CallStatus
+) -> tuple[AppointmentStatus, frozenset[AppointmentStatus]] | None:
+    """What a call's correction does to its appointment: `(target, sources)`, or None.
+
+    The appointment moves only from the status the call's previous status gave it (a NO_SHOW
+    appointment becomes COMPLETED with its call); one the clinic has changed since (cancelled,
+    say) is the clinic's and stays."""
+    target = APPOINTMENT_CORRECTED.get(after)
+    source = APPOINTMENT_FOLLOWS.get(before)
+    if target is None or target is source:
+        return None
+    if source is None:
+        return target, appointment_sources(target)
+    return target, frozenset({source})
+
+
+def is_correction(current: CallStatus, derived: CallStatus) -> bool:
+    """Whether a derived status replaces the stored one outright: both are the server's, they
+    differ, and no allowed transition leads there (`status_path` is empty). Late events can
+    show a NO_SHOW was kept, a COMPLETED call still going on, or a start that never was."""
+    return (
+        current is not derived
+        and current in DERIVED_STATUSES
+        and derived in DERIVED_STATUSES
+        and not status_path(current, derived)
+    )
+
+
+def decided_at(status: CallStatus, ended_at: int | None, no_show_at: int | None) -> int | None:
+    """When a stored status was decided, for the correction horizon: a COMPLETED call at its
+    end, a NO_SHOW at the appointment's no-show deadline (`no_show_at`); an open call is not
+    decided (None)."""
+    if status is CallStatus.COMPLETED:
+        return ended_at if ended_at is not None else no_show_at
+    if status is CallStatus.NO_SHOW:
+        return no_show_at
+    return None
+
+
+def within_correction_horizon(decided_at: int | None, at: int, horizon_ms: int) -> bool:
+    """Whether a decision taken at `decided_at` (None: not final yet) may still be corrected at
+    `at`: evidence older than the horizon cannot arrive any more (docs/events.md, "Late
+    evidence"), so after it the record is final."""
+    return decided_at is None or at - decided_at <= horizon_ms
+
+
+def provisional_since(
+    decided: int | None, heard_until: int | None, at: int, horizon_ms: int
+) -> int | None:
+    """The decision moment, when a settled call's decision is provisional, else None.
+
+    A decision taken at `decided` is provisional while some Prosody host has not been heard
+    past it (`heard_until`: the earliest of the hosts' last-heard times; None: no host known,
+    nothing to wait for), so events that occurred before it may still be on their way (a spool
+    replayed after an outage or a partition), until the correction horizon ends it anyway."""
+    if decided is None or heard_until is None or heard_until >= decided:
+        return None
+    return decided if within_correction_horizon(decided, at, horizon_ms) else None
 
 
 def client_report_is_advisory(action: Action, tracked_by_server: bool, seen_together: bool) -> bool:
@@ -101,10 +176,11 @@ def status_path(current: CallStatus, target: CallStatus) -> list[CallStatus]:
     return []
 
 
-def keeps_settled_end(stored: CallStatus, derived: CallStatus) -> bool:
-    """Whether a stored COMPLETED call keeps its end against a derivation that is not
-    COMPLETED (events that arrived after the sweeper or a client closed the call)."""
-    return stored is CallStatus.COMPLETED and derived is not CallStatus.COMPLETED
+def keeps_settled_end(stored: CallStatus, derived: CallStatus, final: bool = False) -> bool:
+    """Whether a COMPLETED call keeps its stored end: against a derivation that is not
+    COMPLETED (a client closed the call, or a correction is not allowed), or once `final`
+    (past the correction horizon). `stored`: the status the call keeps after this derivation."""
+    return stored is CallStatus.COMPLETED and (final or derived is not CallStatus.COMPLETED)
 
 
 def allowed_sources(target: CallStatus) -> frozenset[CallStatus]:

@@ -98,3 +98,10 @@ def mark_silent(now_ms: int) -> list[ProsodyHost]:
 
 def all_hosts() -> list[ProsodyHost]:
     return list(ProsodyHost.select().order_by(ProsodyHost.host))
+
+
+def heard_until() -> int | None:
+    """The earliest of the hosts' last-heard times: every host has been heard up to it (None:
+    no host heard yet). A decision before it is no longer waiting for any host's events."""
+    value: int | None = ProsodyHost.select(peewee.fn.MIN(ProsodyHost.last_heard)).scalar()
+    return value

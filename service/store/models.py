@@ -91,10 +91,15 @@ class VideoCall(BaseModel):
     # do not list its room, derived (domain/record.py), space-separated (NULL: none); the
     # look-up by host is call_hosts.
     watched_hosts = peewee.TextField(null=True)
+    # A settled status decided while a Prosody host had not yet been heard past the decision
+    # (its evidence may still be on its way): the decision moment (rules.decided_at); NULL
+    # once every host has been heard past it, after the correction horizon, or while open.
+    provisional_since = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "video_calls"
         indexes = (
+            (("provisional_since",), False),
             (("doctor_uid", "created_at", "id"), False),
             (("patient_uid", "created_at", "id"), False),
             (("status", "created_at", "id"), False),

@@ -85,6 +85,7 @@ class CallRecord:
     lobby_visits: str
     recordings: str
     watched_hosts: str | None
+    provisional_since: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,3 +350,20 @@ def forget_calls(appointment_ids: Sequence[str], room_names: Sequence[str]) -> i
     SnapshotRoom.delete().where(SnapshotRoom.room_name.in_(room_names)).execute()
     ProsodyEvent.delete().where(ProsodyEvent.room_name.in_(room_names)).execute()
     return int(VideoCall.delete().where(VideoCall.id.in_(call_ids)).execute()) if call_ids else 0
+
+
+def set_provisional(call_id: str, since: int | None) -> None:
+    """Mark a settled call provisional from `since` (its decision), or final (None)."""
+    VideoCall.update(provisional_since=since).where(VideoCall.id == call_id).execute()
+
+
+def settle_provisional(through: int) -> int:
+    """Provisional calls decided at or before `through` become final; returns how many."""
+    updated: int = (
+        VideoCall.update(provisional_since=None)
+        .where(
+            VideoCall.provisional_since.is_null(False) & (VideoCall.provisional_since <= through)
+        )
+        .execute()
+    )
+    return updated

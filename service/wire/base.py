@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, overload
 import msgspec
 from msgspec import Meta
 
-from service.domain.model import AppointmentStatus, CallStatus, Role, Verification
+from service.domain.model import AppointmentStatus, CallStatus, Role, Settled, Verification
 from service.fields import DATE_REGEX, TIME_REGEX
 
 # iso(): ISO-8601 in UTC, always with milliseconds and "Z".
@@ -68,6 +68,15 @@ VerificationValue = Annotated[
     Meta(
         description="Who measured status, times and duration: `server` (Prosody's events) or "
         "`client_reported` (browsers' reports only, PRESENCE_SOURCE=clients)"
+    ),
+]
+
+SettledValue = Annotated[
+    Annotated[str, one_of([v.value for v in Settled])] | None,
+    Meta(
+        description="How settled a final call is: `final`, or `provisional` while a Prosody "
+        "host has not been heard past the decision, so late events may still correct it "
+        "(docs/events.md, Late evidence); null while the call is open"
     ),
 ]
 

@@ -18,6 +18,7 @@ from service.domain.model import (
     Missing,
     ReportOutcome,
     Role,
+    settled_of,
     verification_of,
 )
 from service.fields import is_https_url
@@ -34,6 +35,7 @@ from service.wire.base import (
     Iso,
     Party,
     RecordingMode,
+    SettledValue,
     Shape,
     VerificationValue,
     const,
@@ -104,6 +106,7 @@ class VideoCall(Shape):
     created_at: Annotated[Iso, Meta(description="Creation")]
     updated_at: Annotated[Iso, Meta(description="Last change")]
     verification: VerificationValue
+    settled: SettledValue
 
 
 class Appointment(Shape):
@@ -297,7 +300,13 @@ def _call_fields(call: CallLike) -> dict[str, Any]:
         "created_at": iso(call.created_at),
         "updated_at": iso(call.updated_at),
         "verification": verification_of(bool(call.tracked_by_server)).value,
+        "settled": _settled(call),
     }
+
+
+def _settled(call: CallLike) -> str | None:
+    settled = settled_of(call.status, call.provisional_since)
+    return None if settled is None else settled.value
 
 
 def call_full(call: CallLike) -> VideoCall:

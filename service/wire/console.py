@@ -22,6 +22,7 @@ from service.wire.base import (
     Count,
     Date,
     Iso,
+    SettledValue,
     Shape,
     VerificationValue,
     one_of,
@@ -112,6 +113,7 @@ class ConsoleVideoCall(Shape):
     updated_at: Iso
     tracked_by_server: bool
     verification: VerificationValue
+    settled: SettledValue
     doctor_presence: Seconds
     patient_presence: Seconds
     missing: str | None
