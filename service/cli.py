@@ -20,8 +20,10 @@ from service.errors import AppError
 log = logging.getLogger("service.cli")
 
 # How `serve` runs uvicorn (bench/baseline_app.py uses the same, so they are compared fairly):
-# our middleware writes the request log, and the server does not announce itself.
+# our middleware writes the request log, the server does not announce itself, and a request's
+# headers must arrive within BODY_READ_TIMEOUT (service/api/deadlines.py).
 UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "service.api.deadlines:HeaderDeadlineProtocol",
     "log_config": None,
     "access_log": False,
     "proxy_headers": True,
@@ -68,6 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            # Only these peers' X-Forwarded-For becomes request.client (the throttle, the logs);
+            # said here so uvicorn never falls back to reading the environment itself.
+            forwarded_allow_ips=",".join(settings.forwarded_allow_ips),
             **UVICORN_OPTIONS,
         )
     finally:

@@ -181,6 +181,10 @@ class Settings:
     presence_source: PresenceSource = PresenceSource.CLIENTS
     # Set by PRESENCE_SOURCE itself, not defaulted: production needs `clients` said aloud.
     presence_source_explicit: bool = False
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (service/cli.py).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    # Seconds a request's headers, and then its body, may take to arrive (408 / closed).
+    body_read_timeout: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -298,6 +302,32 @@ def _event_sync_host(env: Mapping[str, str]) -> str:
             f"{DEFAULT_EVENT_SYNC_HOST}), got {host!r}"
         )
     return host
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
+    """FORWARDED_ALLOW_IPS: the reverse proxies whose forwarding headers name the client."""
+    raw = env.get("FORWARDED_ALLOW_IPS", "").strip()
+    items = _list(raw) if raw else ("127.0.0.1",)
+    for item in items:
+        if item == "*":
+            # Any peer could then write its own address into the log and the throttle.
+            raise ConfigError(
+                "FORWARDED_ALLOW_IPS=* would believe any client's X-Forwarded-For: "
+                "name the proxy's addresses or networks"
+            )
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"FORWARDED_ALLOW_IPS must be comma-separated addresses or CIDRs, got {item!r}"
+            ) from None
+    return items
+
+
+def _body_read_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get("BODY_READ_TIMEOUT", "").strip()
+    # Half a second: below that a real client on a slow phone link could not send a request.
+    return _seconds("BODY_READ_TIMEOUT", raw, 0.5) if raw else 10.0
 
 
 def _project_from_credentials(path: str) -> str:
@@ -421,6 +451,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         presence_source=presence_source,
         presence_source_explicit=explicit,
+        forwarded_allow_ips=_forwarded_allow_ips(env),
+        body_read_timeout=_body_read_timeout(env),
     )
 
 

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from service import strict_json
+from service.api.throttle import KeyThrottle
 from service.auth import Authenticator, AuthError, bearer_token, checked_uid
 from service.config import Settings
 from service.domain.model import CallStatus
@@ -28,6 +29,7 @@ from service.errors import (
     BadRequest,
     Forbidden,
     NotFound,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
@@ -62,6 +64,8 @@ async def app_error(request: Request, exc: Exception) -> Response:
     response = error_response(exc.status, exc.code, exc.message, **exc.extra)
     if isinstance(exc, Unavailable):
         response.headers["Retry-After"] = RETRY_AFTER_S
+    elif isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = exc.retry_after
     return response
 
 
@@ -125,7 +129,17 @@ def require_admin(request: Request) -> None:
     key = settings_of(request).admin_api_key
     if not key:
         raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
-    require_bearer_key(request, key, "invalid_admin_key", "admin key")
+    # Rejections are logged and throttled per client address (service/api/throttle.py).
+    address = request.client.host if request.client is not None else "unknown"
+    rejected: KeyThrottle = request.app.state.admin_key_throttle
+    wait = rejected.wait_s(address)
+    if wait:
+        raise TooManyRequests("Too many wrong admin keys from this address; wait", retry_after=wait)
+    try:
+        require_bearer_key(request, key, "invalid_admin_key", "admin key")
+    except Forbidden:
+        rejected.failed(address, "admin key", request.url.path)
+        raise
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
