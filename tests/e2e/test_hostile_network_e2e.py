@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import selectors
 import socket
 import threading
@@ -243,3 +244,24 @@ def test_a_client_dripping_its_headers_is_closed(database_url: str) -> None:
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
     finally:
         stop_server(server)
+
+
+def test_forwarded_allow_ips_decides_whose_address_is_logged(database_url: str) -> None:
+    """`videocalls serve` hands FORWARDED_ALLOW_IPS to uvicorn: a trusted proxy's
+    X-Forwarded-For becomes request.client (the log, the throttle); anyone else's is ignored."""
+    for trusted, expected in (("127.0.0.1", "203.0.113.5"), ("192.0.2.1", "127.0.0.1")):
+        env = base_env(DATABASE_URL=database_url, FORWARDED_ALLOW_IPS=trusted)
+        server = start_server(env)
+        try:
+            r = httpx.get(
+                f"{server.url}/api/admin/video-calls",
+                headers={"Authorization": "Bearer " + "w" * 64, "X-Forwarded-For": "203.0.113.5"},
+                timeout=10,
+            )
+            assert r.status_code == 403
+        finally:
+            logs = server.logs()
+            stop_server(server)
+        rejected = [line for line in logs.splitlines() if "admin key rejected" in line]
+        assert len(rejected) == 1, logs
+        assert json.loads(rejected[0])["client"] == expected, rejected[0]
