@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import shutil
@@ -47,11 +48,31 @@ def _bind(settings: Settings) -> None:
     outbox.configure(settings.webhooks.enabled)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings()
     logs.configure(settings.log_level)
+    if settings.auth_mode is AuthMode.DEV:
+        # Anyone holding DEV_AUTH_SECRET can sign in as anyone: never on a reachable address,
+        # whatever APP_ENV says (unset, it is development).
+        if not _loopback(args.host):
+            print(
+                f"videocalls: AUTH_MODE=dev is served only on a loopback address, not "
+                f"{args.host}: use --host 127.0.0.1, or AUTH_MODE=firebase",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning("development authentication (AUTH_MODE=dev): loopback only, never for patients")
     _bind(settings)
     from service.store.migrate import pending
 

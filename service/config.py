@@ -58,7 +58,9 @@ class AuthMode(StrEnum):
 
 # Development's CORS default: a frontend's dev server on this machine, over plain http.
 DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
-DEFAULT_DOCTOR_FEATURES = ("recording", "livestreaming", "screen-sharing")
+# Recording and live streaming are off unless the operator grants them: a consultation is
+# recorded or broadcast only where the clinic has the patient's consent to it.
+DEFAULT_DOCTOR_FEATURES = ("screen-sharing",)
 DEFAULT_PATIENT_FEATURES = ("screen-sharing",)
 # Features Jitsi knows in `context.features`; anything listed and not granted is sent as false.
 KNOWN_FEATURES = (
