@@ -114,6 +114,11 @@ def _seconds(name: str, raw: str, minimum: float) -> float:
     return value
 
 
+def _optional_seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    return _seconds(name, raw, minimum) if raw else default
+
+
 def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
     url = env.get("WEBHOOK_URL", "").strip()
     secrets = _list(env.get("WEBHOOK_SECRET", ""), sep=None)
@@ -135,8 +140,7 @@ def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSe
         if raw_delays
         else DEFAULT_WEBHOOK_RETRY_DELAYS
     )
-    raw_timeout = env.get("WEBHOOK_TIMEOUT", "").strip()
-    timeout = _seconds("WEBHOOK_TIMEOUT", raw_timeout, 0.1) if raw_timeout else 10.0
+    timeout = _optional_seconds(env, "WEBHOOK_TIMEOUT", 10.0, 0.1)
     return WebhookSettings(url=url, secrets=secrets, retry_delays=delays, timeout=timeout)
 
 
@@ -160,6 +164,11 @@ class Settings:
     firebase_project_id: str = ""
     google_application_credentials: str = ""
     firebase_auth_emulator_host: str = ""
+    # Who the clinic takes and how long Google may take (service/auth/firebase.py).
+    firebase_allow_anonymous: bool = False
+    firebase_allowed_tenants: tuple[str, ...] = ()
+    firebase_check_revoked: bool = False
+    firebase_http_timeout: float = 5.0
     admin_api_key: str = field(default="", repr=False)
     cors_origins: tuple[str, ...] = ()
     # Development without CORS_ORIGINS: any http://localhost:PORT (a frontend's dev server).
@@ -311,25 +320,15 @@ def _forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("FORWARDED_ALLOW_IPS", "").strip()
     items = _list(raw) if raw else ("127.0.0.1",)
     for item in items:
-        if item == "*":
-            # Any peer could then write its own address into the log and the throttle.
-            raise ConfigError(
-                "FORWARDED_ALLOW_IPS=* would believe any client's X-Forwarded-For: "
-                "name the proxy's addresses or networks"
-            )
+        # `*` would let any client write its own address into the log and the throttle.
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ConfigError(
-                f"FORWARDED_ALLOW_IPS must be comma-separated addresses or CIDRs, got {item!r}"
+                "FORWARDED_ALLOW_IPS must be the proxies' addresses or CIDRs, comma-separated "
+                f"(never *), got {item!r}"
             ) from None
     return items
-
-
-def _body_read_timeout(env: Mapping[str, str]) -> float:
-    raw = env.get("BODY_READ_TIMEOUT", "").strip()
-    # Half a second: below that a real client on a slow phone link could not send a request.
-    return _seconds("BODY_READ_TIMEOUT", raw, 0.5) if raw else 10.0
 
 
 def _project_from_credentials(path: str) -> str:
@@ -386,6 +385,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "(or a GOOGLE_APPLICATION_CREDENTIALS file that names project_id)"
             )
 
+    check_revoked = _bool(env, "FIREBASE_CHECK_REVOKED", False)
+    if check_revoked and auth_mode is AuthMode.FIREBASE and not (credentials or emulator):
+        raise ConfigError(
+            "FIREBASE_CHECK_REVOKED needs GOOGLE_APPLICATION_CREDENTIALS: the Firebase Auth API "
+            "is asked about each token with the service account"
+        )
+
     admin_key = env.get("ADMIN_API_KEY", "")
     if admin_key:
         check_secret("ADMIN_API_KEY", admin_key)
@@ -434,6 +440,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firebase_project_id=project_id,
         google_application_credentials=credentials,
         firebase_auth_emulator_host=emulator,
+        firebase_allow_anonymous=_bool(env, "FIREBASE_ALLOW_ANONYMOUS", False),
+        firebase_allowed_tenants=_list(env.get("FIREBASE_ALLOWED_TENANTS", "")),
+        firebase_check_revoked=check_revoked,
+        firebase_http_timeout=_optional_seconds(env, "FIREBASE_HTTP_TIMEOUT", 5.0, 0.5),
         admin_api_key=admin_key,
         cors_origins=origins,
         cors_origin_regex=origin_regex,
@@ -454,7 +464,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         presence_source=presence_source,
         presence_source_explicit=explicit,
         forwarded_allow_ips=_forwarded_allow_ips(env),
-        body_read_timeout=_body_read_timeout(env),
+        # At least half a second: a real client on a slow phone link must get a request in.
+        body_read_timeout=_optional_seconds(env, "BODY_READ_TIMEOUT", 10.0, 0.5),
     )
 
 

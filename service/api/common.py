@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -104,15 +106,35 @@ def _verify(authenticator: Authenticator, header: str | None) -> str:
         raise refusal(exc.message, exc.code) from None
 
 
-async def as_caller(request: Request, work: Callable[[str], T]) -> T:
-    """Verify the caller's ID token, then run `work(uid)`: one trip to a worker thread.
+# Threads for verifiers that may wait on the network (Firebase's certificate fetch, bounded by
+# FIREBASE_HTTP_TIMEOUT): a stalled fetch then holds these, never the database's threads
+# (whose number is DB_POOL_SIZE, app.py).
+AUTH_THREADS = 8
 
-    Both steps may block (Google's certificates, the database), and one hop instead of two
-    halves the thread hand-offs per request. Authentication runs first, so a request with a
-    bad token and a bad body is a 401.
+
+def _auth_threads(request: Request) -> anyio.CapacityLimiter:
+    # One per app, made on its event loop at first use.
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "auth_threads", None)
+    if limiter is None:
+        limiter = request.app.state.auth_threads = anyio.CapacityLimiter(AUTH_THREADS)
+    return limiter
+
+
+async def as_caller(request: Request, work: Callable[[str], T]) -> T:
+    """Verify the caller's ID token, then run `work(uid)`.
+
+    Authentication runs first, so a request with a bad token and a bad body is a 401. A
+    verifier that cannot block (dev tokens) runs in the same trip to a database thread as the
+    work (one hand-off instead of two); one that may wait on the network (Firebase) runs on
+    threads of its own first, so Google's certificates never hold up the database's threads.
     """
     header = request.headers.get("authorization")
     authenticator: Authenticator = request.app.state.authenticator
+    if getattr(authenticator, "blocks_on_network", False):
+        uid = await anyio.to_thread.run_sync(
+            _verify, authenticator, header, limiter=_auth_threads(request)
+        )
+        return await in_thread(lambda: work(uid))
     return await in_thread(lambda: work(_verify(authenticator, header)))
 
 
