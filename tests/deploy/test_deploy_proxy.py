@@ -56,7 +56,7 @@ NEVER = [
 
 
 def guide_block(language: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+    blocks: list[str] = re.findall(rf"```{language}\n(.*?)```", GUIDE.read_text(), re.DOTALL)
     assert len(blocks) == 1, f"one {language} block expected in the operator guide"
     return blocks[0]
 
