@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from harness.env import base_env
-from service import cli
+from service import cli, logs
 from service.config import load_settings
 from service.store import db
 from tests.api.conftest import Api
@@ -39,6 +39,8 @@ def served(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[list[
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    # serve configures the process's root logger; the tests after this one keep theirs.
+    monkeypatch.setattr(logs, "configure", lambda level: None)
     for name, value in base_env(DATABASE_URL=database_url).items():
         monkeypatch.setenv(name, value)
     yield calls
