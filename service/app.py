@@ -19,6 +19,7 @@ from service.api import (
     admin,
     admin_views,
     console,
+    deadlines,
     health,
     openapi,
     prometheus,
@@ -28,6 +29,7 @@ from service.api import (
 )
 from service.api.common import app_error, http_error
 from service.api.middleware import BodyLimit, RequestLog
+from service.api.throttle import KeyThrottle
 from service.auth import Authenticator, build_authenticator
 from service.config import Settings, load_settings
 from service.errors import AppError
@@ -97,8 +99,19 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
             )
         )
     middleware.append(
-        Middleware(BodyLimit, overrides={"/api/prosody/events": prosody.MAX_EVENT_BODY})
+        Middleware(
+            BodyLimit,
+            overrides={"/api/prosody/events": prosody.MAX_EVENT_BODY},
+            # The receivers judge a request's headers before a byte of its body is read.
+            gates=(
+                ("POST", "/api/prosody/events", prosody.admit_v1),
+                ("POST", "/api/event-sync/events/", prosody.admit_event_sync),
+            ),
+            read_timeout=settings.body_read_timeout,
+        )
     )
+    # The headers' deadline, in uvicorn's protocol of this worker (service/api/deadlines.py).
+    deadlines.configure(settings.body_read_timeout)
 
     app = Starlette(
         routes=[
@@ -120,6 +133,10 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # One per app (per worker): wrong admin keys counted per client address.
+    app.state.admin_key_throttle = KeyThrottle()
+    # /readyz's write probe, at most once a second (service/api/health.py).
+    app.state.readiness = health.Readiness()
     app.state.authenticator = authenticator or build_authenticator(settings)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import shutil
@@ -20,8 +21,10 @@ from service.errors import AppError
 log = logging.getLogger("service.cli")
 
 # How `serve` runs uvicorn (bench/baseline_app.py uses the same, so they are compared fairly):
-# our middleware writes the request log, and the server does not announce itself.
+# our middleware writes the request log, the server does not announce itself, and a request's
+# headers must arrive within BODY_READ_TIMEOUT (service/api/deadlines.py).
 UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "service.api.deadlines:HeaderDeadlineProtocol",
     "log_config": None,
     "access_log": False,
     "proxy_headers": True,
@@ -45,11 +48,31 @@ def _bind(settings: Settings) -> None:
     outbox.configure(settings.webhooks.enabled)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings()
     logs.configure(settings.log_level)
+    if settings.auth_mode is AuthMode.DEV:
+        # Anyone holding DEV_AUTH_SECRET can sign in as anyone: never on a reachable address,
+        # whatever APP_ENV says (unset, it is development).
+        if not _loopback(args.host):
+            print(
+                f"videocalls: AUTH_MODE=dev is served only on a loopback address, not "
+                f"{args.host}: use --host 127.0.0.1, or AUTH_MODE=firebase",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning("development authentication (AUTH_MODE=dev): loopback only, never for patients")
     _bind(settings)
     from service.store.migrate import pending
 
@@ -68,6 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            # Only these peers' X-Forwarded-For becomes request.client (the throttle, the logs);
+            # said here so uvicorn never falls back to reading the environment itself.
+            forwarded_allow_ips=",".join(settings.forwarded_allow_ips),
             **UVICORN_OPTIONS,
         )
     finally:

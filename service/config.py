@@ -62,7 +62,9 @@ class AuthMode(StrEnum):
 
 # Development's CORS default: a frontend's dev server on this machine, over plain http.
 DEV_CORS_ORIGIN_REGEX = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
-DEFAULT_DOCTOR_FEATURES = ("recording", "livestreaming", "screen-sharing")
+# Recording and live streaming are off unless the operator grants them: a consultation is
+# recorded or broadcast only where the clinic has the patient's consent to it.
+DEFAULT_DOCTOR_FEATURES = ("screen-sharing",)
 DEFAULT_PATIENT_FEATURES = ("screen-sharing",)
 # Features Jitsi knows in `context.features`; anything listed and not granted is sent as false.
 KNOWN_FEATURES = (
@@ -116,6 +118,11 @@ def _seconds(name: str, raw: str, minimum: float) -> float:
     return value
 
 
+def _optional_seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    return _seconds(name, raw, minimum) if raw else default
+
+
 def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
     url = env.get("WEBHOOK_URL", "").strip()
     secrets = _list(env.get("WEBHOOK_SECRET", ""), sep=None)
@@ -137,8 +144,7 @@ def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSe
         if raw_delays
         else DEFAULT_WEBHOOK_RETRY_DELAYS
     )
-    raw_timeout = env.get("WEBHOOK_TIMEOUT", "").strip()
-    timeout = _seconds("WEBHOOK_TIMEOUT", raw_timeout, 0.1) if raw_timeout else 10.0
+    timeout = _optional_seconds(env, "WEBHOOK_TIMEOUT", 10.0, 0.1)
     return WebhookSettings(url=url, secrets=secrets, retry_delays=delays, timeout=timeout)
 
 
@@ -162,6 +168,11 @@ class Settings:
     firebase_project_id: str = ""
     google_application_credentials: str = ""
     firebase_auth_emulator_host: str = ""
+    # Who the clinic takes and how long Google may take (service/auth/firebase.py).
+    firebase_allow_anonymous: bool = False
+    firebase_allowed_tenants: tuple[str, ...] = ()
+    firebase_check_revoked: bool = False
+    firebase_http_timeout: float = 5.0
     admin_api_key: str = field(default="", repr=False)
     cors_origins: tuple[str, ...] = ()
     # Development without CORS_ORIGINS: any http://localhost:PORT (a frontend's dev server).
@@ -186,6 +197,10 @@ class Settings:
     presence_source: PresenceSource = PresenceSource.CLIENTS
     # Set by PRESENCE_SOURCE itself, not defaulted: production needs `clients` said aloud.
     presence_source_explicit: bool = False
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (service/cli.py).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    # Seconds a request's headers, and then its body, may take to arrive (408 / closed).
+    body_read_timeout: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -305,6 +320,21 @@ def _event_sync_host(env: Mapping[str, str]) -> str:
     return host
 
 
+def _forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
+    """FORWARDED_ALLOW_IPS: the reverse proxies whose forwarding headers name the client."""
+    items = _list(env.get("FORWARDED_ALLOW_IPS", "")) or ("127.0.0.1",)
+    for item in items:
+        # `*` would let any client write its own address into the log and the throttle.
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                "FORWARDED_ALLOW_IPS must be the proxies' addresses or CIDRs, comma-separated "
+                f"(never *), got {item!r}"
+            ) from None
+    return items
+
+
 def _project_from_credentials(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -359,6 +389,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "(or a GOOGLE_APPLICATION_CREDENTIALS file that names project_id)"
             )
 
+    check_revoked = _bool(env, "FIREBASE_CHECK_REVOKED", False)
+    if check_revoked and auth_mode is AuthMode.FIREBASE and not (credentials or emulator):
+        raise ConfigError("FIREBASE_CHECK_REVOKED needs GOOGLE_APPLICATION_CREDENTIALS")
+
     admin_key = env.get("ADMIN_API_KEY", "")
     if admin_key:
         check_secret("ADMIN_API_KEY", admin_key)
@@ -407,6 +441,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firebase_project_id=project_id,
         google_application_credentials=credentials,
         firebase_auth_emulator_host=emulator,
+        firebase_allow_anonymous=_bool(env, "FIREBASE_ALLOW_ANONYMOUS", False),
+        firebase_allowed_tenants=_list(env.get("FIREBASE_ALLOWED_TENANTS", "")),
+        firebase_check_revoked=check_revoked,
+        firebase_http_timeout=_optional_seconds(env, "FIREBASE_HTTP_TIMEOUT", 5.0, 0.5),
         admin_api_key=admin_key,
         cors_origins=origins,
         cors_origin_regex=origin_regex,
@@ -427,6 +465,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         presence_source=presence_source,
         presence_source_explicit=explicit,
+        forwarded_allow_ips=_forwarded_allow_ips(env),
+        # At least half a second: a real client on a slow phone link must get a request in.
+        body_read_timeout=_optional_seconds(env, "BODY_READ_TIMEOUT", 10.0, 0.5),
     )
 
 

@@ -56,3 +56,14 @@ class Unavailable(AppError):
 
     status = 503
     code = "unavailable"
+
+
+class TooManyRequests(AppError):
+    """A caller that keeps failing (wrong admin keys) waits: 429 + Retry-After."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, code: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, code)
+        self.retry_after = str(max(1, retry_after))

@@ -85,6 +85,7 @@ def _saved(
                         f"The admin API is disabled, or the {name} holds a '/'",
                         ["admin_api_disabled", doc.ROUTE_NOT_FOUND],
                     ),
+                    "408": doc.SLOW_BODY,
                     "413": doc.TOO_LARGE,
                     **by,
                 }

@@ -132,12 +132,29 @@ UNAVAILABLE: Final = {
     ),
     "headers": RETRY_AFTER,
 }
+# Too many wrong admin keys from one address within a minute (service/api/throttle.py).
+ADMIN_THROTTLED: Final = {
+    **error("Too many wrong admin keys from this address; wait", ["too_many_requests"]),
+    "headers": RETRY_AFTER,
+}
 ADMIN_UNAVAILABLE: Final = {
     **error("The database cannot be reached; retry later", ["database_unavailable"]),
     "headers": RETRY_AFTER,
 }
 INACTIVE: Final = error("The caller's account is unknown or inactive", ["account_inactive"])
 TOO_LARGE: Final = error(f"Request body over {MAX_BODY_BYTES} bytes", ["payload_too_large"])
+# BODY_READ_TIMEOUT (service/api/middleware.py BodyLimit): the body arrived too slowly.
+SLOW_BODY: Final = error(
+    "The request body did not arrive within BODY_READ_TIMEOUT seconds", ["request_timeout"]
+)
+# Bodies over 64 KiB held at once per worker (BodyLimit's MAX_BIG_BODIES).
+BIG_BODY_BUSY: Final = {
+    **error(
+        "The database cannot be reached, or too many large uploads are under way; retry later",
+        ["database_unavailable", "busy"],
+    ),
+    "headers": RETRY_AFTER,
+}
 # A {ref} holding an encoded "/" no longer matches the route: the router's own 404.
 ROUTE_NOT_FOUND: Final = "not_found"
 
@@ -146,11 +163,12 @@ PAGING_CODES: Final = ["invalid_query", "invalid_cursor"]
 
 
 def admin_responses(**by_status: JSON) -> JSON:
-    """401, 403, 404 (disabled) and 503 of an admin operation, and `by_status` besides."""
+    """401, 403, 404 (disabled), 429 and 503 of an admin operation, and `by_status` besides."""
     return {
         "401": ADMIN_UNAUTHORIZED,
         "403": ADMIN_FORBIDDEN,
         "404": ADMIN_DISABLED,
+        "429": ADMIN_THROTTLED,
         "503": ADMIN_UNAVAILABLE,
         **by_status,
     }

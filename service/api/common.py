@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from service import strict_json
+from service.api.throttle import KeyThrottle
 from service.auth import Authenticator, AuthError, bearer_token, checked_uid
 from service.config import Settings
 from service.domain.model import CallStatus
@@ -28,6 +31,7 @@ from service.errors import (
     BadRequest,
     Forbidden,
     NotFound,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
@@ -62,6 +66,8 @@ async def app_error(request: Request, exc: Exception) -> Response:
     response = error_response(exc.status, exc.code, exc.message, **exc.extra)
     if isinstance(exc, Unavailable):
         response.headers["Retry-After"] = RETRY_AFTER_S
+    elif isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = exc.retry_after
     return response
 
 
@@ -100,15 +106,35 @@ def _verify(authenticator: Authenticator, header: str | None) -> str:
         raise refusal(exc.message, exc.code) from None
 
 
-async def as_caller(request: Request, work: Callable[[str], T]) -> T:
-    """Verify the caller's ID token, then run `work(uid)`: one trip to a worker thread.
+# Threads for verifiers that may wait on the network (Firebase's certificate fetch, bounded by
+# FIREBASE_HTTP_TIMEOUT): a stalled fetch then holds these, never the database's threads
+# (whose number is DB_POOL_SIZE, app.py).
+AUTH_THREADS = 8
 
-    Both steps may block (Google's certificates, the database), and one hop instead of two
-    halves the thread hand-offs per request. Authentication runs first, so a request with a
-    bad token and a bad body is a 401.
+
+def _auth_threads(request: Request) -> anyio.CapacityLimiter:
+    # One per app, made on its event loop at first use.
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "auth_threads", None)
+    if limiter is None:
+        limiter = request.app.state.auth_threads = anyio.CapacityLimiter(AUTH_THREADS)
+    return limiter
+
+
+async def as_caller(request: Request, work: Callable[[str], T]) -> T:
+    """Verify the caller's ID token, then run `work(uid)`.
+
+    Authentication runs first, so a request with a bad token and a bad body is a 401. A
+    verifier that cannot block (dev tokens) runs in the same trip to a database thread as the
+    work (one hand-off instead of two); one that may wait on the network (Firebase) runs on
+    threads of its own first, so Google's certificates never hold up the database's threads.
     """
     header = request.headers.get("authorization")
     authenticator: Authenticator = request.app.state.authenticator
+    if getattr(authenticator, "blocks_on_network", False):
+        uid = await anyio.to_thread.run_sync(
+            _verify, authenticator, header, limiter=_auth_threads(request)
+        )
+        return await in_thread(lambda: work(uid))
     return await in_thread(lambda: work(_verify(authenticator, header)))
 
 
@@ -125,7 +151,17 @@ def require_admin(request: Request) -> None:
     key = settings_of(request).admin_api_key
     if not key:
         raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
-    require_bearer_key(request, key, "invalid_admin_key", "admin key")
+    # Rejections are logged and throttled per client address (service/api/throttle.py).
+    address = request.client.host if request.client is not None else "unknown"
+    rejected: KeyThrottle = request.app.state.admin_key_throttle
+    wait = rejected.wait_s(address)
+    if wait:
+        raise TooManyRequests("Too many wrong admin keys from this address; wait", retry_after=wait)
+    try:
+        require_bearer_key(request, key, "invalid_admin_key", "admin key")
+    except Forbidden:
+        rejected.failed(address, "admin key", request.url.path)
+        raise
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

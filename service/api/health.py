@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api.common import JSONResponse
+from service.clock import now_ms
 from service.errors import RETRY_AFTER_S
 from service.store import uow
+
+# The probe commits a write; a flood of /readyz must not become a flood of commits.
+PROBE_INTERVAL_MS = 1_000
+
+
+class Readiness:
+    """The last write probe's answer, reused for PROBE_INTERVAL_MS; one probe at a time."""
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+        self._at: int | None = None
+        self._ready = False
+
+    async def ready(self) -> bool:
+        async with self._lock:
+            # Callers that queued behind a probe take its answer: still within the interval.
+            at = now_ms()
+            if self._at is None or not 0 <= at - self._at < PROBE_INTERVAL_MS:
+                self._ready = await run_in_threadpool(uow.can_write)
+                self._at = now_ms()
+            return self._ready
 
 
 async def healthz(request: Request) -> Response:
@@ -18,7 +41,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready means able to take a write: `SELECT 1` passes on a full or read-only disk."""
-    if await run_in_threadpool(uow.can_write):
+    readiness: Readiness = request.app.state.readiness
+    if await readiness.ready():
         return JSONResponse({"status": "ready"})
     return JSONResponse(
         {

@@ -159,6 +159,7 @@ def _event_sync(kind: str) -> doc.JSON:
                 "404": doc.error(
                     "The receiver is disabled (EVENT_SYNC_TOKEN unset)", ["receiver_disabled"]
                 ),
+                "408": doc.SLOW_BODY,
                 "413": doc.TOO_LARGE,
                 "503": doc.ADMIN_UNAVAILABLE,
             },
@@ -191,10 +192,11 @@ OPERATIONS: Final[doc.JSON] = {
                     "The receiver is disabled (PROSODY_EVENTS_SECRET unset)",
                     ["receiver_disabled"],
                 ),
+                "408": doc.SLOW_BODY,
                 "413": doc.error(
                     f"Request body over {MAX_EVENT_BODY} bytes", ["payload_too_large"]
                 ),
-                "503": doc.ADMIN_UNAVAILABLE,
+                "503": doc.BIG_BODY_BUSY,
             },
         }
     },

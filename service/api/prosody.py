@@ -21,7 +21,7 @@ from service.fields import MAX_ID_CHARS
 from service.receiver import admission
 from service.receiver.parse import EVENT_SYNC_KINDS as EVENT_SYNC_KINDS
 from service.receiver.parse import MAX_BODY_BYTES, InvalidEvent, parse_event_sync, parse_v1
-from service.receiver.signing import SignatureError, verify
+from service.receiver.signing import SignatureError, check_headers, verify
 
 log = logging.getLogger("service.receiver")
 
@@ -43,29 +43,49 @@ async def _ingest(request: Request, event: Event, source: str) -> tracking.Inges
     return result
 
 
-async def prosody_events(request: Request) -> Response:
+def _v1_secrets(request: Request) -> tuple[str, ...]:
     secrets = settings_of(request).prosody_events_secrets
     if not secrets:
         raise NotFound(
             "Prosody event receiver is disabled: set PROSODY_EVENTS_SECRET", "receiver_disabled"
         )
+    return secrets
+
+
+def _rejected(request: Request, exc: SignatureError) -> Unauthorized:
+    # The reason (stale, no match, malformed) helps operators; signatures are never logged.
+    log.warning(
+        "event rejected",
+        extra={
+            "fields": {
+                "reason": exc.reason,
+                # As much of it as a valid event id can be.
+                "webhook_id": request.headers.get("webhook-id", "")[:MAX_ID_CHARS],
+            }
+        },
+    )
+    metrics.event_received("v1", "rejected")
+    return Unauthorized("Invalid webhook signature or timestamp", "invalid_signature")
+
+
+def admit_v1(request: Request) -> None:
+    """Before a byte of the body (service/api/middleware.py BodyLimit's gate): the receiver is
+    on and the `webhook-*` headers are present, well formed and fresh. A forger's upload is
+    refused without being read; the signature itself needs the body (prosody_events)."""
+    _v1_secrets(request)
+    try:
+        check_headers(request.headers, now_ms() / 1000)
+    except SignatureError as exc:
+        raise _rejected(request, exc) from None
+
+
+async def prosody_events(request: Request) -> Response:
+    secrets = _v1_secrets(request)
     body = await request.body()
     try:
         webhook_id = verify(secrets, request.headers, body, now_ms() / 1000)
     except SignatureError as exc:
-        # The reason (stale, no match, malformed) helps operators; signatures are never logged.
-        log.warning(
-            "event rejected",
-            extra={
-                "fields": {
-                    "reason": exc.reason,
-                    # As much of it as a valid event id can be.
-                    "webhook_id": request.headers.get("webhook-id", "")[:MAX_ID_CHARS],
-                }
-            },
-        )
-        metrics.event_received("v1", "rejected")
-        raise Unauthorized("Invalid webhook signature or timestamp", "invalid_signature") from None
+        raise _rejected(request, exc) from None
     try:
         # A snapshot of a busy Prosody is megabytes: parsed on the event loop it would hold
         # up every other request for tens of milliseconds, so big bodies go to a thread.
@@ -82,7 +102,9 @@ async def prosody_events(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def event_sync(request: Request) -> Response:
+def admit_event_sync(request: Request) -> None:
+    """Before a byte of the body (BodyLimit's gate): the receiver is on, the peer is on
+    Prosody's network, and the token is right. Raises what event_sync would."""
     settings = settings_of(request)
     token = settings.event_sync_token
     if not token:
@@ -108,6 +130,12 @@ async def event_sync(request: Request) -> Response:
     except AppError:
         metrics.event_received("event_sync", "rejected")
         raise
+
+
+async def event_sync(request: Request) -> Response:
+    # The gate has run already when served through the app; said again, the route stands alone.
+    admit_event_sync(request)
+    settings = settings_of(request)
     kind: str = request.path_params["kind"]
     if kind not in EVENT_SYNC_KINDS:
         raise NotFound("Unknown event_sync event", "not_found")

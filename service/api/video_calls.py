@@ -255,6 +255,7 @@ OPERATIONS: Final[doc.JSON] = {
                     ["call_closed", "room_conflict"],
                     current_status=CALL_STATUSES,
                 ),
+                "408": doc.SLOW_BODY,
                 "413": doc.TOO_LARGE,
             },
         )
@@ -313,6 +314,7 @@ OPERATIONS: Final[doc.JSON] = {
                     ["invalid_transition"],
                     current_status=[*CALL_STATUSES, "UNKNOWN"],
                 ),
+                "408": doc.SLOW_BODY,
                 "413": doc.TOO_LARGE,
             },
         )

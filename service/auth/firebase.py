@@ -81,32 +81,43 @@ def _credential(settings: Settings) -> google.auth.credentials.Credentials:
 
 
 def _firebase_app(settings: Settings) -> Any:
-    # One app per project and credential file, shared by every authenticator built for them:
-    # its auth client caches Google's certificates for the life of the process.
-    project, credentials_file = (
+    # One app per project, credential file and timeout, shared by every authenticator built
+    # for them: its auth client caches Google's certificates for the life of the process.
+    project, credentials_file, timeout = (
         settings.firebase_project_id,
         settings.google_application_credentials,
+        settings.firebase_http_timeout,
     )
-    name = f"{APP_NAME_PREFIX}:{project}:{credentials_file}"
+    name = f"{APP_NAME_PREFIX}:{project}:{credentials_file}:{timeout:g}"
     with _apps_lock:
         try:
             return firebase_admin.get_app(name)
         except ValueError:
             pass  # not initialised yet
+        # httpTimeout bounds each of its HTTP calls, the certificate fetch included (its
+        # default, 120 s, would hold a request, and a worker thread, for two minutes).
         return firebase_admin.initialize_app(
-            _credential(settings), {"projectId": project}, name=name
+            _credential(settings), {"projectId": project, "httpTimeout": timeout}, name=name
         )
 
 
 class FirebaseAuthenticator:
     """Verifies Firebase ID tokens for `settings.firebase_project_id`.
 
-    `check_revoked` additionally asks the Firebase Auth API, on every request, whether the
-    token was revoked or the user disabled; it needs GOOGLE_APPLICATION_CREDENTIALS. Off by
-    default: ID tokens live one hour and the clinic's backend deactivates accounts here.
+    `check_revoked` (FIREBASE_CHECK_REVOKED) additionally asks the Firebase Auth API, on every
+    request, whether the token was revoked or the user disabled; it needs
+    GOOGLE_APPLICATION_CREDENTIALS. Off by default: ID tokens live one hour and the clinic's
+    backend deactivates accounts here. Anonymous sign-ins and tokens of an Identity Platform
+    tenant are refused unless FIREBASE_ALLOW_ANONYMOUS / FIREBASE_ALLOWED_TENANTS say so.
     """
 
-    def __init__(self, settings: Settings, *, check_revoked: bool = False) -> None:
+    # Verification may wait on Google's certificates: common.as_caller runs it on threads of
+    # its own, never on the database's.
+    blocks_on_network = True
+
+    def __init__(self, settings: Settings, *, check_revoked: bool | None = None) -> None:
+        if check_revoked is None:
+            check_revoked = settings.firebase_check_revoked
         if not settings.firebase_project_id:
             raise ConfigError("FIREBASE_PROJECT_ID is required with AUTH_MODE=firebase")
         _sync_emulator_host(settings)
@@ -118,6 +129,8 @@ class FirebaseAuthenticator:
             raise ConfigError("checking revoked tokens needs GOOGLE_APPLICATION_CREDENTIALS")
         self._app = _firebase_app(settings)
         self._check_revoked = check_revoked
+        self._allow_anonymous = settings.firebase_allow_anonymous
+        self._tenants = frozenset(settings.firebase_allowed_tenants)
 
     def verify(self, token: str) -> str:
         # Exception texts from firebase-admin and google-auth can quote the token, so only
@@ -156,4 +169,18 @@ class FirebaseAuthenticator:
         uid = claims.get("uid") if isinstance(claims, dict) else None
         if not isinstance(uid, str) or not uid:
             raise AuthError("invalid_token")
+        self._admitted(claims)
         return checked_uid(uid)
+
+    def _admitted(self, claims: dict[str, Any]) -> None:
+        """A genuine token may still be one the clinic does not take: an anonymous sign-in (no
+        identity at all) or a user of another tenant of the project."""
+        firebase = claims.get("firebase")
+        firebase = firebase if isinstance(firebase, dict) else {}
+        if firebase.get("sign_in_provider") == "anonymous" and not self._allow_anonymous:
+            logger.info("Firebase ID token rejected: anonymous sign-in")
+            raise AuthError("invalid_token")
+        tenant = firebase.get("tenant")
+        if tenant is not None and tenant not in self._tenants:
+            logger.info("Firebase ID token rejected: tenant not in FIREBASE_ALLOWED_TENANTS")
+            raise AuthError("invalid_token")

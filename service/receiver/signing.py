@@ -88,12 +88,11 @@ def _signatures(header: str) -> list[bytes]:
     return found
 
 
-def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now: float) -> str:
-    """Check the signature and freshness of one request; return its `webhook-id`.
+def check_headers(headers: Mapping[str, str], now: float) -> tuple[str, str, list[bytes]]:
+    """The `webhook-*` headers present, well formed and fresh: (id, timestamp, signatures).
 
-    Any `v1` signature in the header may match any of `secrets` (rotation). The timestamp
-    must be within 5 minutes of `now` (Unix seconds) in either direction.
-    Raises SignatureError; nothing about the body is trusted before this returns.
+    Needs no body: the receiver calls it before reading a byte of one (service/api/prosody.py),
+    so a request that could never verify costs no upload. Raises SignatureError.
     """
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
@@ -107,6 +106,17 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now:
     candidates = _signatures(signature_header)
     if not candidates:
         raise SignatureError("no v1 signature")
+    return msg_id, timestamp, candidates
+
+
+def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now: float) -> str:
+    """Check the signature and freshness of one request; return its `webhook-id`.
+
+    Any `v1` signature in the header may match any of `secrets` (rotation). The timestamp
+    must be within 5 minutes of `now` (Unix seconds) in either direction.
+    Raises SignatureError; nothing about the body is trusted before this returns.
+    """
+    msg_id, timestamp, candidates = check_headers(headers, now)
     matched = False
     for secret in secrets:
         expected = _digest(secret_key(secret), msg_id, timestamp, body)

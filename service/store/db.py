@@ -35,6 +35,26 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or is overloaded; callers answer 503 and retry later."""
 
 
+def _private_file(path: str) -> None:
+    """The database's folder (0700) and file (0600), when this creates them: the file holds
+    patients' names and appointments, and the default umask would make both world-readable.
+    An existing folder or file keeps the permissions its operator gave it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for created in reversed(missing):
+        try:
+            os.mkdir(created, 0o700)
+        except FileExistsError:
+            continue  # another worker made it first, the same way
+        os.chmod(created, 0o700)  # mkdir's mode is narrowed by the umask, never widened
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+
+
 def make_database(url: str, pool_size: int = 20) -> peewee.Database:
     """Build a pooled database from a `sqlite:///path` or `postgresql://...` URL."""
     parsed = urlparse(url)
@@ -43,7 +63,7 @@ def make_database(url: str, pool_size: int = 20) -> peewee.Database:
         if not path:
             raise ValueError("sqlite URL needs a path: sqlite:///data/videocalls.db")
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _private_file(path)
         return PooledSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,

@@ -1,11 +1,18 @@
 """The sender: delivers due outbox messages to WEBHOOK_URL, signed, with retries.
 
-Each replica (each worker process) runs one. A sender claims a batch of due messages in one
-short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's single writer elsewhere)
-and moves their `next_attempt_at` past the attempt's timeout: that is the lease. Only the
-first pending message of each call is due, so a call's messages are attempted in sequence
-order. The outcome is written back only by the claimant of that attempt; a sender killed
-mid-attempt leaves the lease to expire, and the message is sent again with the same id.
+Each replica (each worker process) runs one. A sender claims due messages in one short
+transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's single writer elsewhere) and moves
+their `next_attempt_at` past the attempt's deadline: that is the lease. Only the first pending
+message of each call is due, so a call's messages are attempted in sequence order. The outcome
+is written back only by the claimant of that attempt; a sender killed mid-attempt leaves the
+lease to expire, and the message is sent again with the same id.
+
+WEBHOOK_TIMEOUT is each attempt's whole deadline, counted from before its claim: connecting,
+sending, the answer's headers and the little of its body that is read (ANSWER_BYTES) all fit in
+it, however slowly a receiver drips. The lease runs LEASE_MARGIN_MS past that deadline, so an
+attempt is over before any other sender may take its message up: a message is never in flight
+twice. Attempts run side by side and the sender claims again while they run, so a slow receiver
+delays no other call's message.
 """
 
 from __future__ import annotations
@@ -36,8 +43,12 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 BATCH = 20
 IDLE_POLL_S = 1.0
-# Beyond the attempt's own timeout, before another sender may take the message up.
+# Beyond the attempt's own deadline, before another sender may take the message up: covers
+# the clocks of two replicas disagreeing a little, and the thread hop before the claim.
 LEASE_MARGIN_MS = 5_000
+# Of the receiver's answer only the status matters; a few KiB are read (so a short answer
+# completes and its connection can be reused), never a receiver's 30 MiB error page.
+ANSWER_BYTES = 4096
 JITTER = 0.10
 GONE = 410
 USER_AGENT = "videocalls-webhooks/1"
@@ -49,6 +60,9 @@ class Claimed:
     type: str
     attempt: int
     body: str
+    # When the attempt must be over (anyio's clock, seconds): WEBHOOK_TIMEOUT after the moment
+    # before the claim, so always before the lease ends. None: WEBHOOK_TIMEOUT from its start.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,13 @@ def max_attempts(settings: WebhookSettings) -> int:
     return len(settings.retry_delays) + 1
 
 
-def claim(settings: WebhookSettings, owner: str, limit: int = BATCH) -> list[Claimed]:
-    """Lease up to `limit` due messages to `owner`: the first pending one of each call."""
+def claim(
+    settings: WebhookSettings, owner: str, limit: int = BATCH, deadline: float | None = None
+) -> list[Claimed]:
+    """Lease up to `limit` due messages to `owner`: the first pending one of each call.
+
+    `deadline`, read before this was called, ends each attempt; the lease is counted from
+    later (inside the transaction), so it outlives the attempt by at least LEASE_MARGIN_MS."""
 
     with uow.write():
         at = now_ms()
@@ -85,7 +104,7 @@ def claim(settings: WebhookSettings, owner: str, limit: int = BATCH) -> list[Cla
                 continue
             attempt = row.attempts + 1
             outbox_store.lease(row.id, attempt, owner, lease_until, at)
-            claimed.append(Claimed(row.id, row.type, attempt, row.body))
+            claimed.append(Claimed(row.id, row.type, attempt, row.body, deadline))
         return claimed
 
 
@@ -137,31 +156,45 @@ def headers(secrets: tuple[str, ...], message_id: str, body: bytes) -> dict[str,
 async def attempt(
     client: httpx.AsyncClient, settings: WebhookSettings, message: Claimed
 ) -> Outcome:
+    """One POST, over by `message.deadline` (or WEBHOOK_TIMEOUT from now) whatever happens."""
     raw = message.body.encode()
-    try:
-        response = await client.post(
-            settings.url, content=raw, headers=headers(settings.secrets, message.id, raw)
-        )
-    except httpx.TimeoutException:
-        return Outcome(None, "timeout")
-    except httpx.HTTPError as exc:
-        return Outcome(None, type(exc).__name__)
-    return Outcome(response.status_code, None)
+    deadline = message.deadline
+    if deadline is None:
+        deadline = anyio.current_time() + settings.timeout
+    with anyio.move_on_after(deadline - anyio.current_time()):
+        try:
+            async with client.stream(
+                "POST",
+                settings.url,
+                content=raw,
+                headers=headers(settings.secrets, message.id, raw),
+            ) as response:
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read >= ANSWER_BYTES:
+                        break
+                return Outcome(response.status_code, None)
+        except httpx.TimeoutException:
+            return Outcome(None, "timeout")
+        except httpx.HTTPError as exc:
+            return Outcome(None, type(exc).__name__)
+    return Outcome(None, "timeout")
 
 
 def deliver_now(settings: WebhookSettings, message_id: str, type_: str, body: str) -> Outcome:
-    """One synchronous attempt outside the outbox (`videocalls webhooks test`)."""
-    raw = body.encode()
-    try:
-        with httpx.Client(timeout=settings.timeout, follow_redirects=False) as client:
-            response = client.post(
-                settings.url, content=raw, headers=headers(settings.secrets, message_id, raw)
-            )
-    except httpx.TimeoutException:
-        return Outcome(None, "timeout")
-    except httpx.HTTPError as exc:
-        return Outcome(None, type(exc).__name__)
-    return Outcome(response.status_code, None)
+    """One attempt outside the outbox (`videocalls webhooks test`), with the same deadline."""
+
+    async def once() -> Outcome:
+        async with _client(settings) as client:
+            return await attempt(client, settings, Claimed(message_id, type_, 1, body))
+
+    return anyio.run(once)
+
+
+def _client(settings: WebhookSettings) -> httpx.AsyncClient:
+    # httpx's timeout is per read: the attempt's deadline (attempt) is what bounds the whole.
+    return httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
 
 
 async def _one(
@@ -186,24 +219,41 @@ async def _one(
 
 
 async def run_forever(settings: WebhookSettings) -> None:
-    """Claim and send due messages until cancelled; errors are logged and retried."""
+    """Claim and send due messages until cancelled; errors are logged and retried.
+
+    Up to BATCH attempts are in flight at once; the sender claims again every IDLE_POLL_S
+    while they run, so a message due behind a slow receiver's waits no longer than a poll."""
     owner = worker_id()
-    async with httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False) as client:
+    in_flight = 0
+
+    async def one(message: Claimed) -> None:
+        nonlocal in_flight
+        try:
+            await _safe_one(client, settings, owner, message)
+        finally:
+            in_flight -= 1
+
+    async with _client(settings) as client, anyio.create_task_group() as tasks:
         while True:
-            try:
-                batch = await anyio.to_thread.run_sync(claim, settings, owner)
-            except DatabaseUnavailable as exc:
-                log.warning("webhook claim failed", extra={"fields": {"reason": str(exc)}})
-                batch = []
-            except Exception:
-                log.exception("webhook claim failed")
-                batch = []
-            if batch:
-                async with anyio.create_task_group() as tasks:
-                    for message in batch:
-                        tasks.start_soon(_safe_one, client, settings, owner, message)
-            if len(batch) < BATCH:
+            room = BATCH - in_flight
+            batch: list[Claimed] = []
+            if room > 0:
+                # The deadline is taken before the claim, the lease inside it: the lease ends
+                # at least LEASE_MARGIN_MS after the attempt has been cut off.
+                deadline = anyio.current_time() + settings.timeout
+                try:
+                    batch = await anyio.to_thread.run_sync(claim, settings, owner, room, deadline)
+                except DatabaseUnavailable as exc:
+                    log.warning("webhook claim failed", extra={"fields": {"reason": str(exc)}})
+                except Exception:
+                    log.exception("webhook claim failed")
+            for message in batch:
+                in_flight += 1
+                tasks.start_soon(one, message)
+            if len(batch) < room or room <= 0:
                 await anyio.sleep(IDLE_POLL_S)
+            else:
+                await anyio.sleep(0)
 
 
 async def _safe_one(

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 from harness.env import base_env
 from harness.eventstream import Stream, consultation, signed
+from service.api.health import PROBE_INTERVAL_MS
 from service.app import create_app
 from service.config import load_settings
 from service.store import db, uow
@@ -73,6 +74,12 @@ def assert_unavailable(response: Any) -> None:
     assert response.headers["retry-after"].isdigit()
 
 
+def ready(api: Api) -> Any:
+    """/readyz after its probe interval: a fresh write probe, not the last second's answer."""
+    api.clock.advance(PROBE_INTERVAL_MS)
+    return api.client.get("/readyz")
+
+
 def run_through_fault(
     api: Api,
     events: list[dict[str, Any]],
@@ -82,14 +89,14 @@ def run_through_fault(
     reads_fail: bool,
 ) -> dict[str, Any]:
     """Send the stream with a fault from the third event on; then clear it and re-send."""
-    assert api.client.get("/readyz").status_code == 200
+    assert ready(api).status_code == 200
     unacknowledged = []
     for index, event in enumerate(events):
         if index == 2:
             inject()
-            ready = api.client.get("/readyz")
-            assert ready.status_code == 503, ready.text
-            assert ready.headers["retry-after"].isdigit()
+            probe = ready(api)
+            assert probe.status_code == 503, probe.text
+            assert probe.headers["retry-after"].isdigit()
             # Every kind of request meets the same fault with the same answer.
             assert_unavailable(api.report("pat", "appt1", "join"))
             listing = api.client.get("/api/video-calls", headers=api.auth("doc"))
@@ -112,7 +119,7 @@ def run_through_fault(
             assert_unavailable(response)
             unacknowledged.append(event)
     clear()
-    assert api.client.get("/readyz").status_code == 200
+    assert ready(api).status_code == 200
     # Prosody's module re-sends what was not acknowledged, oldest first.
     for event in unacknowledged:
         assert post(api, event).status_code == 204
@@ -177,7 +184,7 @@ def test_sqlite_disk_full(
             # The WAL file's last memory page may still have room for one small commit
             # (which then is on disk, honestly acknowledged); the probe's write uses it up.
             for _ in range(3):
-                if api.client.get("/readyz").status_code == 503:
+                if ready(api).status_code == 503:
                     break
 
         assert run_through_fault(api, events, fill, filler.unlink, reads_fail=False) == reference

@@ -39,6 +39,7 @@ from starlette.testclient import TestClient
 
 from harness.env import base_env
 from service.api import openapi
+from service.api.health import PROBE_INTERVAL_MS
 from service.api.middleware import MAX_BODY_BYTES
 from service.api.prosody import EVENT_SYNC_KINDS
 from service.app import create_app
@@ -146,6 +147,7 @@ def test_health_endpoints(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     conforms(api.client.get("/healthz"), "/healthz", "get", 200)
     conforms(api.client.get("/readyz"), "/readyz", "get", 200)
     monkeypatch.setattr("service.store.uow.can_write", lambda: False)
+    api.clock.advance(PROBE_INTERVAL_MS)  # past the last probe's answer
     body = conforms(api.client.get("/readyz"), "/readyz", "get", 503)
     assert body["error"] == "database_unavailable"
 

@@ -59,8 +59,9 @@ def test_token_claims_pass_jitsi_verification_rules(seeded: Api) -> None:
     assert user["lobby_bypass"] is True
     assert "email" not in user  # tokens end up in URLs: e-mail only when configured
     features = claims["context"]["features"]
-    assert features["recording"] is True
-    assert features["livestreaming"] is True
+    # Nobody records or broadcasts a consultation unless the operator grants it (consent).
+    assert features["recording"] is False
+    assert features["livestreaming"] is False
     assert features["screen-sharing"] is True
 
 

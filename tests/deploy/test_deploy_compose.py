@@ -315,3 +315,28 @@ def test_operator_lobby_modules_and_global_config_are_kept(checkout: Checkout) -
     options = render_global_config(prosody["GLOBAL_CONFIG"])
     assert options["log_level"] == '"info"'
     assert "video_call_events_url" in options
+
+
+def test_the_service_is_bounded_and_unprivileged(checkout: Checkout) -> None:
+    """No Linux capability, never a new privilege, capped memory and processes (issue 33): a
+    flood costs this container, not the Jitsi stack beside it."""
+    videocalls = checkout.compose_config()["services"]["videocalls"]
+    assert videocalls["cap_drop"] == ["ALL"]
+    assert videocalls.get("cap_add") is None
+    assert videocalls["security_opt"] == ["no-new-privileges:true"]
+    assert videocalls["read_only"] is True
+    assert str(videocalls["mem_limit"]).lower() in ("1g", str(1024**3))
+    assert int(videocalls["pids_limit"]) == 256
+    # Jitsi's own services are left as docker-jitsi-meet made them.
+    assert "cap_drop" not in checkout.compose_config()["services"]["prosody"]
+
+
+def test_the_hostile_network_settings_pass_through(checkout: Checkout) -> None:
+    checkout.set("VIDEOCALLS_FORWARDED_ALLOW_IPS", "172.18.0.1")
+    checkout.set("VIDEOCALLS_BODY_READ_TIMEOUT", "5")
+    checkout.set("VIDEOCALLS_FIREBASE_ALLOWED_TENANTS", "clinic-a1b2c")
+    settings = load_settings(environment(checkout.compose_config()["services"]["videocalls"]))
+    assert settings.forwarded_allow_ips == ("172.18.0.1",)
+    assert settings.body_read_timeout == 5.0
+    assert settings.firebase_allowed_tenants == ("clinic-a1b2c",)
+    assert settings.firebase_allow_anonymous is False

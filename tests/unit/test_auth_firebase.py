@@ -231,3 +231,93 @@ def test_unreadable_credentials_file_is_refused(settings: Settings, tmp_path: Pa
 def test_project_id_is_required(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="FIREBASE_PROJECT_ID"):
         build_authenticator(replace(settings, firebase_project_id=""))
+
+
+# --- who the clinic takes (issue 33, item 3) ------------------------------------------------
+
+
+def _provider(provider: str, **firebase: Any) -> dict[str, Any]:
+    return _claims(firebase={"identities": {}, "sign_in_provider": provider, **firebase})
+
+
+def test_an_anonymous_sign_in_is_refused_by_default(
+    verifier: FirebaseAuthenticator, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _id_token(_provider("anonymous"))
+    with caplog.at_level(logging.INFO):
+        assert _rejected(verifier, token).code == "invalid_token"
+    assert "anonymous sign-in" in caplog.text
+    assert token not in caplog.text
+    # Signed by Google's key and otherwise valid: only the sign-in method refused it.
+    assert verifier.verify(_id_token(_provider("password"))) == UID
+
+
+def test_anonymous_sign_ins_when_the_clinic_allows_them(
+    settings: Settings, certs: CertEndpoint
+) -> None:
+    allowing = build_authenticator(replace(settings, firebase_allow_anonymous=True))
+    assert allowing.verify(_id_token(_provider("anonymous"))) == UID
+
+
+def test_a_foreign_tenant_is_refused_unless_listed(
+    settings: Settings, verifier: FirebaseAuthenticator, certs: CertEndpoint
+) -> None:
+    foreign = _id_token(_provider("password", tenant="other-clinic-x1y2"))
+    assert _rejected(verifier, foreign).code == "invalid_token"
+    listed = build_authenticator(replace(settings, firebase_allowed_tenants=("our-clinic-a1b2",)))
+    ours = _id_token(_provider("password", tenant="our-clinic-a1b2"))
+    assert listed.verify(ours) == UID
+    assert _rejected(listed, foreign).code == "invalid_token"  # type: ignore[arg-type]
+    # Without a tenant claim, a project-level user, as before.
+    assert listed.verify(_id_token()) == UID
+
+
+def test_the_certificate_fetch_has_a_bounded_timeout(
+    settings: Settings, certs: CertEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    real = certs.send
+
+    # Installed as a plain function, so it is bound: the adapter comes first; requests passes
+    # (request, stream, timeout, verify, cert, proxies), positionally.
+    def send(
+        adapter: Any,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        *rest: Any,
+    ) -> requests.Response:
+        seen.append(timeout)
+        return real(request)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    quick = build_authenticator(replace(settings, firebase_http_timeout=2.5))
+    assert quick.verify(_id_token()) == UID
+    assert seen == [2.5]
+
+
+def test_firebase_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.env import base_env
+    from service.config import load_settings
+
+    firebase = {"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": PROJECT}
+    default = load_settings(base_env(**firebase))
+    assert (default.firebase_allow_anonymous, default.firebase_allowed_tenants) == (False, ())
+    assert (default.firebase_check_revoked, default.firebase_http_timeout) == (False, 5.0)
+    with pytest.raises(ConfigError, match="FIREBASE_CHECK_REVOKED needs"):
+        load_settings(base_env(**firebase, FIREBASE_CHECK_REVOKED="true"))
+    key = tmp_path / "sa.json"
+    key.write_text("{}")
+    checked = load_settings(
+        base_env(
+            **firebase,
+            FIREBASE_CHECK_REVOKED="true",
+            GOOGLE_APPLICATION_CREDENTIALS=str(key),
+            FIREBASE_ALLOWED_TENANTS="a-1,b-2",
+            FIREBASE_ALLOW_ANONYMOUS="yes",
+            FIREBASE_HTTP_TIMEOUT="3",
+        )
+    )
+    assert checked.firebase_check_revoked and checked.firebase_allow_anonymous
+    assert checked.firebase_allowed_tenants == ("a-1", "b-2")
+    assert checked.firebase_http_timeout == 3.0
