@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
+from service.domain import audit_chain
 from service.domain.model import PresenceSource
 from service.receiver.signing import SECRET_PREFIX, decode_secret
 
@@ -181,6 +182,11 @@ class Settings:
     presence_source: PresenceSource = PresenceSource.CLIENTS
     # Set by PRESENCE_SOURCE itself, not defaulted: production needs `clients` said aloud.
     presence_source_explicit: bool = False
+    # The audit trail's checkpoints (service/audit.py): the Ed25519 key that signs them, the
+    # public keys `audit verify` trusts besides its own (earlier keys), and how often.
+    audit_signing_key: str = field(default="", repr=False)
+    audit_trusted_keys: tuple[str, ...] = ()
+    audit_checkpoint_interval: int = 3600
 
     @property
     def is_production(self) -> bool:
@@ -421,7 +427,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         presence_source=presence_source,
         presence_source_explicit=explicit,
+        audit_signing_key=_audit_signing_key(env),
+        audit_trusted_keys=_audit_trusted_keys(env),
+        audit_checkpoint_interval=_int(env, "AUDIT_CHECKPOINT_INTERVAL", 3600),
     )
+
+
+def _audit_signing_key(env: Mapping[str, str]) -> str:
+    raw = env.get("AUDIT_SIGNING_KEY", "").strip()
+    if raw:
+        try:
+            audit_chain.private_key(raw)
+        except ValueError as exc:
+            raise ConfigError(f"AUDIT_SIGNING_KEY {exc}") from None
+    return raw
+
+
+def _audit_trusted_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return tuple(
+            audit_chain.check_public_key(k) for k in _list(env.get("AUDIT_TRUSTED_KEYS", ""))
+        )
+    except ValueError as exc:
+        raise ConfigError(f"AUDIT_TRUSTED_KEYS {exc}") from None
 
 
 def _presence_source(

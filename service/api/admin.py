@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import calls, directory, tracking
+from service import audit, calls, directory, tracking
 from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
@@ -22,6 +22,7 @@ from service.api.common import (
 from service.api.video_calls import call_list
 from service.fields import APPOINTMENT_ID_REGEX
 from service.wire import admin as wire
+from service.wire import audit as audit_wire
 
 
 async def put_user(request: Request) -> Response:
@@ -55,11 +56,35 @@ async def list_prosody_hosts(request: Request) -> Response:
     return JSONResponse(wire.prosody_hosts(found))
 
 
+async def list_audit_checkpoints(request: Request) -> Response:
+    require_admin(request)
+    limit = page_limit(request)
+    found = await in_thread(lambda: audit.checkpoints(limit))
+    return JSONResponse(audit_wire.checkpoint_list(found))
+
+
+async def verify_audit(request: Request) -> Response:
+    require_admin(request)
+    settings = request.app.state.settings
+    result = await in_thread(lambda: audit.verify(settings))
+    return JSONResponse(
+        audit_wire.verification(
+            result.entries,
+            result.head_hash,
+            result.checkpoints,
+            result.keys_pinned,
+            result.failure,
+        )
+    )
+
+
 routes = [
     Route("/api/admin/users/{uid}", put_user, methods=["PUT"]),
     Route("/api/admin/appointments/{id}", put_appointment, methods=["PUT"]),
     Route("/api/admin/video-calls", list_calls, methods=["GET"]),
     Route("/api/admin/prosody-hosts", list_prosody_hosts, methods=["GET"]),
+    Route("/api/admin/audit/checkpoints", list_audit_checkpoints, methods=["GET"]),
+    Route("/api/admin/audit/verify", verify_audit, methods=["GET"]),
 ]
 
 # --- the document's facts about these operations (service/api/openapi.py gathers them) ------
@@ -163,6 +188,26 @@ OPERATIONS: Final[doc.JSON] = {
         "ProsodyHostList",
         "Hosts, by name",
     ),
+    "/api/admin/audit/checkpoints": _listing(
+        "adminListAuditCheckpoints",
+        "The audit trail's signed checkpoints, newest first (keep copies outside)",
+        "AuditCheckpointList",
+        "The newest checkpoints",
+        [doc.LIMIT_QUERY],
+        **{"400": doc.error("Bad limit", doc.PAGING_CODES)},
+    ),
+    "/api/admin/audit/verify": _listing(
+        "adminVerifyAudit",
+        "Walk the audit trail's hash chain and check every stored checkpoint",
+        "AuditVerification",
+        "The verification; `failure` names the first entry that does not fit",
+    ),
 }
 # The answers' schemas: components generated from these types.
-SHAPES: Final = (wire.UserSaved, wire.AppointmentSaved, wire.ProsodyHostList)
+SHAPES: Final = (
+    wire.UserSaved,
+    wire.AppointmentSaved,
+    wire.ProsodyHostList,
+    audit_wire.AuditCheckpointList,
+    audit_wire.AuditVerification,
+)

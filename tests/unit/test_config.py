@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -269,3 +270,23 @@ def test_production_never_falls_back_to_browsers_by_default() -> None:
 def test_presence_source_refusals(change: dict[str, str], reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
         load_settings(base_env(**change))
+
+
+# --- the audit trail's signing key ------------------------------------------------------------
+
+
+def test_a_malformed_or_weak_audit_signing_key_stops_the_start() -> None:
+    for bad, why in (
+        ("not-hex", "is not hex"),
+        ("ab" * 16, "must be 32 bytes"),
+        ("00" * 32, "is too weak"),
+    ):
+        with pytest.raises(ConfigError, match=f"AUDIT_SIGNING_KEY {why}") as caught:
+            load_settings(base_env(AUDIT_SIGNING_KEY=bad))
+        assert bad not in str(caught.value) or bad == "not-hex"
+    key = os.urandom(32).hex()
+    settings = load_settings(base_env(AUDIT_SIGNING_KEY=key, AUDIT_CHECKPOINT_INTERVAL="60"))
+    assert (settings.audit_signing_key, settings.audit_checkpoint_interval) == (key, 60)
+    assert key not in repr(settings)
+    with pytest.raises(ConfigError, match="AUDIT_TRUSTED_KEYS"):
+        load_settings(base_env(AUDIT_TRUSTED_KEYS="ab" * 31))
