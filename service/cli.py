@@ -277,6 +277,23 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    from service import operators
+
+    if not operators.NAME.fullmatch(args.name):
+        print("videocalls: the name must be lower-case letters, digits, '.', '_' or '-', "
+              "starting with a letter", file=sys.stderr)  # fmt: skip
+        return 2
+    key = secrets.token_urlsafe(32)
+    access = "ro" if args.read_only else "rw"
+    # The key goes to the operator only; the service's settings hold its hash.
+    print(f"key (give it to {args.name}, then forget it): {key}")
+    print(f"ADMIN_API_KEYS entry: {args.name}:{access}:{operators.digest(key).hex()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videocalls", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -318,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     hooks_sub.add_parser(
         "retry-failed", help="queue every failed message again (after fixing the endpoint)"
     ).set_defaults(func=cmd_webhooks_retry_failed)
+
+    key = sub.add_parser(
+        "admin-key", help="make a named admin key: prints the key and its ADMIN_API_KEYS entry"
+    )
+    key.add_argument("name")
+    key.add_argument("--read-only", action="store_true", help="reads only (the console)")
+    key.set_defaults(func=cmd_admin_key)
 
     aud = sub.add_parser("audit", help="the audit trail's hash chain and checkpoints")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
+from service import operators
 from service.domain import audit_chain
 from service.domain.model import PresenceSource
+from service.operators import AdminKey
 from service.receiver.signing import SECRET_PREFIX, decode_secret
 
 MIN_SECRET_BYTES = 32
@@ -160,6 +162,8 @@ class Settings:
     google_application_credentials: str = ""
     firebase_auth_emulator_host: str = ""
     admin_api_key: str = field(default="", repr=False)
+    # Every admin key: ADMIN_API_KEYS' named ones and ADMIN_API_KEY as `admin` (operators.py).
+    admin_keys: tuple[AdminKey, ...] = ()
     cors_origins: tuple[str, ...] = ()
     # Development without CORS_ORIGINS: any http://localhost:PORT (a frontend's dev server).
     cors_origin_regex: str = ""
@@ -409,6 +413,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         google_application_credentials=credentials,
         firebase_auth_emulator_host=emulator,
         admin_api_key=admin_key,
+        admin_keys=_admin_keys(env, admin_key),
         cors_origins=origins,
         cors_origin_regex=origin_regex,
         app_env=app_env,
@@ -431,6 +436,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_trusted_keys=_audit_trusted_keys(env),
         audit_checkpoint_interval=_int(env, "AUDIT_CHECKPOINT_INTERVAL", 3600),
     )
+
+
+def _admin_keys(env: Mapping[str, str], legacy: str) -> tuple[AdminKey, ...]:
+    try:
+        return operators.parse(env.get("ADMIN_API_KEYS", ""), legacy)
+    except ValueError as exc:
+        raise ConfigError(f"ADMIN_API_KEYS: {exc}") from None
 
 
 def _audit_signing_key(env: Mapping[str, str]) -> str:

@@ -14,6 +14,7 @@ from service.api.common import (
     JSONResponse,
     in_thread,
     json_object,
+    operator_who,
     page_cursor,
     page_limit,
     require_admin,
@@ -26,18 +27,18 @@ from service.wire import audit as audit_wire
 
 
 async def put_user(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     body = await json_object(request)
     uid: str = request.path_params["uid"]
-    row = await in_thread(lambda: directory.upsert_user(uid, body))
+    row = await in_thread(lambda: directory.upsert_user(uid, body, who))
     return JSONResponse(wire.user_saved(row))
 
 
 async def put_appointment(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     body = await json_object(request)
     appointment_id: str = request.path_params["id"]
-    row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body))
+    row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body, who))
     return JSONResponse(wire.appointment_saved(row))
 
 
@@ -106,6 +107,7 @@ def _saved(
             "responses": doc.admin_responses(
                 **{
                     "200": doc.ok("Saved", doc.ref(answer)),
+                    "403": doc.ADMIN_WRITE_FORBIDDEN,
                     "404": doc.error(
                         f"The admin API is disabled, or the {name} holds a '/'",
                         ["admin_api_disabled", doc.ROUTE_NOT_FOUND],

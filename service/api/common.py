@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
-from service import strict_json
+from service import operators, strict_json
 from service.auth import Authenticator, AuthError, bearer_token, checked_uid
 from service.config import Settings
 from service.domain.model import CallStatus
@@ -31,6 +31,7 @@ from service.errors import (
     Unauthorized,
     Unavailable,
 )
+from service.operators import Operator, Who
 from service.requests import CursorValue
 from service.store.call_lists import Cursor
 from service.store.db import DatabaseUnavailable
@@ -121,11 +122,28 @@ def require_bearer_key(request: Request, key: str, code: str, what: str) -> None
         raise Forbidden(f"Invalid {what}", code)
 
 
-def require_admin(request: Request) -> None:
-    key = settings_of(request).admin_api_key
-    if not key:
-        raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
-    require_bearer_key(request, key, "invalid_admin_key", "admin key")
+def require_admin(request: Request, *, write: bool = False) -> Operator:
+    """The operator whose admin key the request carries; `write`: a read-write key."""
+    keys = settings_of(request).admin_keys
+    if not keys:
+        raise NotFound(
+            "Admin API is disabled: set ADMIN_API_KEYS or ADMIN_API_KEY", "admin_api_disabled"
+        )
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Missing admin key", "missing_token")
+    operator = operators.identify(keys, value.strip())
+    if operator is None:
+        raise Forbidden("Invalid admin key", "invalid_admin_key")
+    if write and not operator.can_write:
+        raise Forbidden(f"The admin key of {operator.name} is read-only", "read_only_admin_key")
+    return operator
+
+
+def operator_who(operator: Operator, request: Request) -> Who:
+    """The operator as the audit trail names them, with the request's client address (the
+    proxy's forwarded address when uvicorn is told to trust that proxy)."""
+    return Who(operator.name, request.client.host if request.client else None)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from service.api.common import (
     JSONResponse,
     encode_cursor,
     in_thread,
+    operator_who,
     page_cursor,
     page_limit,
     require_admin,
@@ -49,11 +50,11 @@ async def list_messages(request: Request) -> Response:
 
 
 async def retry_message(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     message_id: str = request.path_params["id"]
     if not ID_PATTERN.fullmatch(message_id):
         raise BadRequest("Invalid message id", "invalid_id")
-    row = await in_thread(lambda: outbox.retry(message_id))
+    row = await in_thread(lambda: outbox.retry(message_id, who))
     if row is None:
         raise NotFound("Webhook message not found", "message_not_found")
     if row.status == outbox.DELIVERED:
@@ -108,6 +109,7 @@ OPERATIONS: Final[doc.JSON] = {
                 **{
                     "200": doc.ok("Queued", doc.ref("WebhookMessageQueued")),
                     "400": doc.error("Not a valid message id", ["invalid_id"]),
+                    "403": doc.ADMIN_WRITE_FORBIDDEN,
                     "404": doc.error(
                         "No such message, or the admin API is disabled",
                         ["message_not_found", "admin_api_disabled", doc.ROUTE_NOT_FOUND],

@@ -12,6 +12,8 @@ import jwt
 
 from harness.clock import midday_window, real_now_ms
 from harness.env import base_env
+from service import operators
+from service.config import load_settings
 from service.store import uow, video_calls
 from service.store.models import Appointment, User, VideoCall
 from tests.conftest import repo_root
@@ -252,3 +254,14 @@ def test_audit_checkpoint_and_verify_catch_a_truncated_trail(tmp_path: Path) -> 
     assert caught.returncode == 1
     assert "does NOT verify at position 2" in caught.stdout
     assert "removed after it was taken" in caught.stdout
+
+
+def test_admin_key_prints_a_key_and_the_entry_that_admits_it() -> None:
+    made = cli(base_env(), "admin-key", "reception", "--read-only")
+    assert made.returncode == 0, made.stderr
+    lines = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())
+    key, entry = lines["key (give it to reception, then forget it)"], lines["ADMIN_API_KEYS entry"]
+    assert entry.startswith("reception:ro:") and key not in entry
+    settings = load_settings(base_env(ADMIN_API_KEYS=entry))
+    assert operators.identify(settings.admin_keys, key) == operators.Operator("reception", False)
+    assert cli(base_env(), "admin-key", "Not A Name").returncode == 2
