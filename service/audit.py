@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -20,6 +21,7 @@ import anyio.to_thread
 from service import clock
 from service.config import Settings
 from service.domain import audit_chain
+from service.operators import Who
 from service.store import audit_log, uow
 
 log = logging.getLogger("service.audit")
@@ -40,6 +42,25 @@ class Verification:
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+
+def record_read(
+    settings: Settings,
+    who: Who,
+    action: str,
+    call_id: str | None = None,
+    appointment_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry for a read, committed before the answer leaves (a read that was
+    answered is never missing from the trail). Its own short transaction after the read:
+    the read itself holds no lock, and the chain's lock is held only for the append."""
+    if not settings.audit_reads:
+        return
+    with uow.write():
+        audit_log.audit(
+            who.actor, action, clock.now_ms(), call_id, appointment_id, detail, who.address
+        )
 
 
 def take_checkpoint(settings: Settings) -> audit_chain.Checkpoint | None:

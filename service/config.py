@@ -191,6 +191,8 @@ class Settings:
     audit_signing_key: str = field(default="", repr=False)
     audit_trusted_keys: tuple[str, ...] = ()
     audit_checkpoint_interval: int = 3600
+    # Every read of calls, lists, stats and console views is an audit entry (HIPAA 164.312(b)).
+    audit_reads: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -435,6 +437,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_signing_key=_audit_signing_key(env),
         audit_trusted_keys=_audit_trusted_keys(env),
         audit_checkpoint_interval=_int(env, "AUDIT_CHECKPOINT_INTERVAL", 3600),
+        audit_reads=_bool(env, "AUDIT_READS", True),
     )
 
 

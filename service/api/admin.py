@@ -18,10 +18,13 @@ from service.api.common import (
     page_cursor,
     page_limit,
     require_admin,
+    settings_of,
     status_filter,
 )
 from service.api.video_calls import call_list
+from service.domain import audit_chain
 from service.fields import APPOINTMENT_ID_REGEX
+from service.store.rows import HostRecord
 from service.wire import admin as wire
 from service.wire import audit as audit_wire
 
@@ -43,31 +46,58 @@ async def put_appointment(request: Request) -> Response:
 
 
 async def list_calls(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     status = status_filter(request)
     limit = page_limit(request)
     cursor = page_cursor(request)
-    page = await in_thread(lambda: calls.list_for_admin(status, cursor, limit))
-    return JSONResponse(call_list(page))
+    settings = settings_of(request)
+
+    def read() -> calls.CallPage:
+        page = calls.list_for_admin(status, cursor, limit)
+        detail = {"count": len(page.items), "status": status}
+        audit.record_read(settings, who, "admin.calls.listed", detail=detail)
+        return page
+
+    return JSONResponse(call_list(await in_thread(read)))
 
 
 async def list_prosody_hosts(request: Request) -> Response:
-    require_admin(request)
-    found = await in_thread(tracking.prosody_hosts)
-    return JSONResponse(wire.prosody_hosts(found))
+    who = operator_who(require_admin(request), request)
+    settings = settings_of(request)
+
+    def read() -> list[tuple[HostRecord, bool]]:
+        found = tracking.prosody_hosts()
+        audit.record_read(settings, who, "prosody_hosts.listed", detail={"count": len(found)})
+        return found
+
+    return JSONResponse(wire.prosody_hosts(await in_thread(read)))
 
 
 async def list_audit_checkpoints(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     limit = page_limit(request)
-    found = await in_thread(lambda: audit.checkpoints(limit))
-    return JSONResponse(audit_wire.checkpoint_list(found))
+    settings = settings_of(request)
+
+    def read() -> list[audit_chain.Checkpoint]:
+        found = audit.checkpoints(limit)
+        audit.record_read(settings, who, "audit.checkpoints.listed", detail={"count": len(found)})
+        return found
+
+    return JSONResponse(audit_wire.checkpoint_list(await in_thread(read)))
 
 
 async def verify_audit(request: Request) -> Response:
-    require_admin(request)
-    settings = request.app.state.settings
-    result = await in_thread(lambda: audit.verify(settings))
+    who = operator_who(require_admin(request), request)
+    settings = settings_of(request)
+
+    def read() -> audit.Verification:
+        # The entry goes after the walk: it says what this verification saw.
+        result = audit.verify(settings)
+        detail = {"count": result.entries, "verified": result.ok}
+        audit.record_read(settings, who, "audit.verified", detail=detail)
+        return result
+
+    result = await in_thread(read)
     return JSONResponse(
         audit_wire.verification(
             result.entries,

@@ -140,10 +140,19 @@ def require_admin(request: Request, *, write: bool = False) -> Operator:
     return operator
 
 
+def client_address(request: Request) -> str | None:
+    """The request's client address (the proxy's forwarded one when uvicorn is told to trust
+    that proxy), as the audit trail records it."""
+    return request.client.host if request.client else None
+
+
 def operator_who(operator: Operator, request: Request) -> Who:
-    """The operator as the audit trail names them, with the request's client address (the
-    proxy's forwarded address when uvicorn is told to trust that proxy)."""
-    return Who(operator.name, request.client.host if request.client else None)
+    """The operator as the audit trail names them, and where the request came from."""
+    return Who(operator.name, client_address(request))
+
+
+def user_who(uid: str, request: Request) -> Who:
+    return Who(uid, client_address(request))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service import audit
 from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
@@ -17,6 +18,7 @@ from service.api.common import (
     page_cursor,
     page_limit,
     require_admin,
+    settings_of,
 )
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN
@@ -36,9 +38,17 @@ def _status(request: Request) -> str | None:
 
 
 async def list_messages(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     status, limit, cursor = _status(request), page_limit(request), page_cursor(request)
-    page = await in_thread(lambda: outbox.list_messages(status, cursor, limit))
+    settings = settings_of(request)
+
+    def read() -> outbox.MessagePage:
+        page = outbox.list_messages(status, cursor, limit)
+        detail = {"count": len(page.items), "status": status}
+        audit.record_read(settings, who, "webhooks.listed", detail=detail)
+        return page
+
+    page = await in_thread(read)
     return JSONResponse(
         wire.WebhookMessageList(
             message="Webhook messages retrieved successfully",
