@@ -4,6 +4,9 @@ also when two replicas append at once. The database refuses UPDATE and DELETE it
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,12 +19,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from service import audit
-from service.config import Settings
+from service.config import Settings, load_webhook_settings
 from service.domain import audit_chain
 from service.store import audit_log, uow
 from service.store.models import AuditEvent
 from tests.conftest import repo_root
+from tests.e2e.conftest import free_port
 from tests.store.support import reset_for_tests, sql, sql_around_the_service
+from tests.webhook_receiver import Receiver
 
 PROPERTY = hypothesis.settings(
     max_examples=25,
@@ -240,3 +245,37 @@ def test_two_replicas_appending_at_once_make_one_chain(
     assert result.entries == 4 * per_thread
     actors = {row.actor for row in uow.run(rows)}
     assert actors == {f"replica-{k}-{t}" for k in range(2) for t in range(2)}
+
+
+def test_a_checkpoint_is_published_to_the_webhook_and_the_log_and_verifies_from_there(
+    database_url: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the clinic's receiver keeps is enough: after the stored checkpoints are gone and
+    the newest entry removed, its copy still catches the removal."""
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    receiver = Receiver([secret], free_port())
+    receiver.start()
+    try:
+        signed = replace(
+            signing_settings(settings),
+            webhooks=load_webhook_settings(
+                {"WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": secret}, production=False
+            ),
+        )
+        uow.run(lambda: write_trail(3))
+        with caplog.at_level(logging.INFO, logger="service.audit"):
+            point = audit.take_checkpoint(signed)
+        assert point is not None
+        (receipt,) = receiver.wait_for(lambda r: len(r) >= 1)
+    finally:
+        receiver.stop()
+    assert receipt.type == audit.CHECKPOINT_TYPE
+    logged = [r for r in caplog.records if r.getMessage() == "audit checkpoint"]
+    assert [r.fields["checkpoint"] for r in logged] == [audit.checkpoint_json(point)]  # type: ignore[attr-defined]
+    kept = audit.read_checkpoints([json.dumps(receipt.body)])
+    assert kept == [point]
+    sql_around_the_service("DELETE FROM audit_events WHERE seq = 3")
+    sql_around_the_service("DELETE FROM audit_checkpoints")
+    assert audit.verify(signed).ok  # the database alone cannot tell
+    caught = audit.verify(signed, kept)
+    assert caught.failure is not None and "removed after it was taken" in caught.failure.reason
