@@ -1,11 +1,11 @@
 """The audit log: who did what to which call or appointment, and when; one call's trail.
 
-Rows are written in the caller's transaction, so an audited change and its audit row commit
-together (store/uow.py). Each row is the next link of one hash chain per database
-(service/domain/audit_chain.py): appends are serialised so no two take the same place. On
+Rows are written in the caller's transaction, at its end (uow.defer), so an audited change and
+its audit row commit together (store/uow.py). Each row is the next link of one hash chain per
+database (service/domain/audit_chain.py): appends are serialised so no two take the same place. On
 SQLite the writer lock of store/uow.py already does that; on PostgreSQL a transaction-level
-advisory lock does, across every replica, until the appending transaction ends (the unique
-index on `seq` turns any slip into an error instead of a fork).
+advisory lock does, across every replica, from the append to the commit (the unique index on
+`seq` turns any slip into an error instead of a fork).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from service.domain import audit_chain
@@ -80,12 +81,27 @@ def audit(
     address: str | None = None,
 ) -> None:
     encoded = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"))
-    database = current()
-    if not database.in_transaction():
-        # The lock below and the head read must share the insert's transaction.
+    if not current().in_transaction():
         with uow.write():
             audit(actor, action, now_ms, call_id, appointment_id, detail, address)
         return
+    # Appended when the transaction commits (uow.defer says why); rolled back with it. A
+    # transaction that is not a `uow.write()` has no end to defer to: appended now.
+    append = partial(_append, now_ms, actor, action, call_id, appointment_id, encoded, address)
+    if not uow.defer(append):
+        append()
+
+
+def _append(
+    now_ms: int,
+    actor: str,
+    action: str,
+    call_id: str | None,
+    appointment_id: str | None,
+    encoded: str,
+    address: str | None,
+) -> None:
+    database = current()
     if is_postgres(database):
         database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK_KEY,))
     count, prev = _head()

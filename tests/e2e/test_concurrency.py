@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 from harness.clock import midday_window, real_now_ms
 from service.auth.dev import mint_dev_token
@@ -82,6 +83,7 @@ def test_concurrent_initiates_create_one_call(server: Server) -> None:
     assert "database is locked" not in server.logs()
 
 
+@pytest.mark.presence_from_clients
 def test_concurrent_reports_leave_an_allowed_state(server: Server) -> None:
     tokens = seed(server)
     with httpx.Client(base_url=server.url) as client:

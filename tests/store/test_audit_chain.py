@@ -5,6 +5,7 @@ also when two replicas append at once. The database refuses UPDATE and DELETE it
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -279,3 +280,25 @@ def test_a_checkpoint_is_published_to_the_webhook_and_the_log_and_verifies_from_
     assert audit.verify(signed).ok  # the database alone cannot tell
     caught = audit.verify(signed, kept)
     assert caught.failure is not None and "removed after it was taken" in caught.failure.reason
+
+
+def test_an_entry_commits_and_rolls_back_with_its_transaction(database_url: str) -> None:
+    """Appends wait for the commit (uow.defer): a savepoint or transaction that rolls back
+    takes its entries with it, and the ones that commit stay in order."""
+
+    class Refused(Exception):
+        pass
+
+    def write() -> None:
+        with uow.write():
+            audit_log.audit("kept-1", "call.read", 1)
+            with contextlib.suppress(Refused), uow.write():
+                audit_log.audit("savepoint", "call.read", 2)
+                raise Refused
+            audit_log.audit("kept-2", "call.read", 3)
+        with contextlib.suppress(Refused), uow.write():
+            audit_log.audit("rolled-back", "call.read", 4)
+            raise Refused
+
+    uow.run(write)
+    assert [(r.seq, r.actor) for r in uow.run(rows)] == [(1, "kept-1"), (2, "kept-2")]

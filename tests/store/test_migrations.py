@@ -180,7 +180,7 @@ def test_migration_0011_gives_each_room_one_appointment(empty_database: peewee.D
     }
 
 
-def test_migration_0012_chains_the_entries_stored_before_it(
+def test_migration_0013_chains_the_entries_stored_before_it(
     empty_database: peewee.Database,
 ) -> None:
     """Entries written before the chain existed are chained in the order they were written,
