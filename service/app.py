@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from service import logs, metrics, sweeper
+from service import audit, logs, metrics, sweeper
 from service.api import (
     admin,
     admin_views,
@@ -50,6 +50,7 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         settings.admin_api_key,
         settings.event_sync_token,
         settings.metrics_token,
+        settings.audit_signing_key,
         *settings.prosody_events_secrets,
         *settings.webhooks.secrets,
     )
@@ -80,6 +81,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
                 tasks.start_soon(sweeper.run_forever, settings)
             if settings.webhooks.enabled:
                 tasks.start_soon(sender.run_forever, settings.webhooks)
+            if settings.audit_signing_key and settings.audit_checkpoint_interval > 0:
+                tasks.start_soon(audit.run_forever, settings)
             yield
             tasks.cancel_scope.cancel()
         db.current().close_all()  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -254,6 +255,71 @@ def cmd_webhooks_retry_failed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from service import audit
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    _bind(settings)
+    outside = []
+    for path in args.checkpoints:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                outside.extend(audit.read_checkpoints(fh))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"videocalls: cannot read checkpoints from {path}: {exc}", file=sys.stderr)
+            return 2
+    result = audit.verify(settings, outside)
+    if not result.keys_pinned:
+        print("warning: no AUDIT_SIGNING_KEY or AUDIT_TRUSTED_KEYS: signatures unpinned")
+    if result.failure is not None:
+        where = f"entry id {result.failure.entry_id}" if result.failure.entry_id else "trail"
+        print(
+            f"audit trail does NOT verify at position {result.failure.seq} ({where}): "
+            f"{result.failure.reason}"
+        )
+        return 1
+    print(
+        f"audit trail verified: {result.entries} entries, head {result.head_hash}, "
+        f"{result.checkpoints} checkpoint(s)"
+    )
+    return 0
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from service import audit
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    if not settings.audit_signing_key:
+        print("videocalls: AUDIT_SIGNING_KEY is not set; nothing to sign", file=sys.stderr)
+        return 2
+    _bind(settings)
+    point = audit.take_checkpoint(settings)
+    if point is None:
+        print("no new entries since the last checkpoint")
+        return 0
+    print(json.dumps(audit.checkpoint_json(point), separators=(",", ":")))
+    return 0
+
+
+def cmd_admin_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    from service import operators
+
+    if not operators.NAME.fullmatch(args.name):
+        print("videocalls: the name must be lower-case letters, digits, '.', '_' or '-', "
+              "starting with a letter", file=sys.stderr)  # fmt: skip
+        return 2
+    key = secrets.token_urlsafe(32)
+    access = "ro" if args.read_only else "rw"
+    # The key goes to the operator only; the service's settings hold its hash.
+    print(f"key (give it to {args.name}, then forget it): {key}")
+    print(f"ADMIN_API_KEYS entry: {args.name}:{access}:{operators.digest(key).hex()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videocalls", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -295,6 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
     hooks_sub.add_parser(
         "retry-failed", help="queue every failed message again (after fixing the endpoint)"
     ).set_defaults(func=cmd_webhooks_retry_failed)
+
+    key = sub.add_parser(
+        "admin-key", help="make a named admin key: prints the key and its ADMIN_API_KEYS entry"
+    )
+    key.add_argument("name")
+    key.add_argument("--read-only", action="store_true", help="reads only (the console)")
+    key.set_defaults(func=cmd_admin_key)
+
+    aud = sub.add_parser("audit", help="the audit trail's hash chain and checkpoints")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True)
+    verify = aud_sub.add_parser(
+        "verify", help="walk the chain, check every checkpoint, name the first entry that fails"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="checkpoints kept outside (JSON lines: log lines, webhook bodies or checkpoints)",
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+    aud_sub.add_parser(
+        "checkpoint", help="sign and publish a checkpoint of the chain's head now"
+    ).set_defaults(func=cmd_audit_checkpoint)
     return parser
 
 

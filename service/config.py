@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,17 +15,25 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlparse
 
+from service import operators
+from service.config_values import (
+    ConfigError as ConfigError,
+)
+from service.config_values import (
+    check_secret as check_secret,
+)
+from service.config_values import (
+    check_webhook_secret,
+    env_bool,
+    env_int,
+    optional_seconds,
+    seconds,
+    split_list,
+    webhook_secret,
+)
+from service.domain import audit_chain
 from service.domain.model import PresenceSource
-from service.receiver.signing import SECRET_PREFIX, decode_secret
-
-MIN_SECRET_BYTES = 32
-# Standard Webhooks keys are the base64 after `whsec_`; 24 bytes (192 bits) is the size
-# common generators (svix, standardwebhooks) make. Both kinds of secret (PROSODY_EVENTS_SECRET,
-# WEBHOOK_SECRET) are held to it.
-MIN_WEBHOOK_KEY_BYTES = 24
-# A 32-byte secret of a handful of distinct characters ("aaaa...", "changeme" repeated) is
-# long but guessable; real generated secrets have far more variety.
-MIN_DISTINCT_CHARS = 10
+from service.operators import AdminKey
 
 # --- the stock event_sync receiver (service/api/prosody.py) --------------------------------
 
@@ -49,10 +56,6 @@ DEFAULT_EVENT_SYNC_MAX_AGE = 120
 # deliver, so no event older than that can still arrive (docs/events.md, "Late evidence").
 DEFAULT_CORRECTION_HORIZON = 172_800
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class ConfigError(Exception):
-    """A setting is missing or invalid; the message is the one-line reason shown to operators."""
 
 
 class AuthMode(StrEnum):
@@ -96,38 +99,11 @@ class WebhookSettings:
         return bool(self.url)
 
 
-def _webhook_secret(item: str) -> None:
-    _whsec_encoded("WEBHOOK_SECRET", item)
-    key = _whsec_key(item, f"WEBHOOK_SECRET is not base64 after {SECRET_PREFIX}")
-    if len(key) < MIN_WEBHOOK_KEY_BYTES:
-        raise ConfigError(
-            f"WEBHOOK_SECRET is too short: use at least {MIN_WEBHOOK_KEY_BYTES} random bytes "
-            f"({SECRET_PREFIX} + openssl rand -base64 32)"
-        )
-    if len(set(key)) < MIN_DISTINCT_CHARS:
-        raise ConfigError("WEBHOOK_SECRET is too weak: generate it randomly")
-
-
-def _seconds(name: str, raw: str, minimum: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be seconds, got {raw!r}") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g} seconds, got {raw!r}")
-    return value
-
-
-def _optional_seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    return _seconds(name, raw, minimum) if raw else default
-
-
 def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
     url = env.get("WEBHOOK_URL", "").strip()
-    secrets = _list(env.get("WEBHOOK_SECRET", ""), sep=None)
+    secrets = split_list(env.get("WEBHOOK_SECRET", ""), sep=None)
     for item in secrets:
-        _webhook_secret(item)
+        webhook_secret(item)
     if url:
         parsed = urlparse(url)
         allowed = ("https",) if production else ("https", "http")
@@ -140,11 +116,11 @@ def load_webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSe
             raise ConfigError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
     raw_delays = env.get("WEBHOOK_RETRY_DELAYS", "").strip()
     delays = (
-        tuple(_seconds("WEBHOOK_RETRY_DELAYS", d, 0) for d in _list(raw_delays))
+        tuple(seconds("WEBHOOK_RETRY_DELAYS", d, 0) for d in split_list(raw_delays))
         if raw_delays
         else DEFAULT_WEBHOOK_RETRY_DELAYS
     )
-    timeout = _optional_seconds(env, "WEBHOOK_TIMEOUT", 10.0, 0.1)
+    timeout = optional_seconds(env, "WEBHOOK_TIMEOUT", 10.0, 0.1)
     return WebhookSettings(url=url, secrets=secrets, retry_delays=delays, timeout=timeout)
 
 
@@ -174,6 +150,8 @@ class Settings:
     firebase_check_revoked: bool = False
     firebase_http_timeout: float = 5.0
     admin_api_key: str = field(default="", repr=False)
+    # Every admin key: ADMIN_API_KEYS' named ones and ADMIN_API_KEY as `admin` (operators.py).
+    admin_keys: tuple[AdminKey, ...] = ()
     cors_origins: tuple[str, ...] = ()
     # Development without CORS_ORIGINS: any http://localhost:PORT (a frontend's dev server).
     cors_origin_regex: str = ""
@@ -201,6 +179,13 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     # Seconds a request's headers, and then its body, may take to arrive (408 / closed).
     body_read_timeout: float = 10.0
+    # The audit trail's checkpoints (service/audit.py): the Ed25519 key that signs them, the
+    # public keys `audit verify` trusts besides its own (earlier keys), and how often.
+    audit_signing_key: str = field(default="", repr=False)
+    audit_trusted_keys: tuple[str, ...] = ()
+    audit_checkpoint_interval: int = 3600
+    # Every read of calls, lists, stats and console views is an audit entry (HIPAA 164.312(b)).
+    audit_reads: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -212,78 +197,10 @@ class Settings:
         return self.presence_source is PresenceSource.SERVER
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _list(raw: str, sep: str | None = ",") -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(sep) if item.strip())
-
-
-def check_secret(name: str, value: str) -> None:
-    """Refuse missing, short or low-variety secrets (the reason names the variable only)."""
-    if not value:
-        raise ConfigError(f"{name} is required (at least {MIN_SECRET_BYTES} random bytes)")
-    # Secrets travel in HTTP headers and HMAC keys as ASCII: a space, a control character
-    # or a non-ASCII letter is a copy-paste accident, and a header could never carry it.
-    if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
-        raise ConfigError(f"{name} must be printable ASCII without spaces")
-    if len(value.encode()) < MIN_SECRET_BYTES:
-        raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} random bytes")
-    if len(set(value)) < MIN_DISTINCT_CHARS:
-        raise ConfigError(f"{name} is too weak: generate it randomly (e.g. openssl rand -hex 32)")
-
-
-def _whsec_encoded(name: str, value: str) -> str:
-    """The part after `whsec_` of a Standard Webhooks secret: the one check of the prefix."""
-    if not value.startswith(SECRET_PREFIX):
-        raise ConfigError(f"{name} entries must start with {SECRET_PREFIX}")
-    return value.removeprefix(SECRET_PREFIX)
-
-
-def _whsec_key(value: str, not_base64: str) -> bytes:
-    """The key of a secret whose prefix was checked, decoded as the signer decodes it."""
-    try:
-        return decode_secret(value)
-    except ValueError:
-        raise ConfigError(not_base64) from None
-
-
-def check_webhook_secret(name: str, value: str) -> None:
-    """A Standard Webhooks secret: `whsec_` + base64 of at least 24 random bytes."""
-    check_secret(name, _whsec_encoded(name, value))
-    key = _whsec_key(value, f"{name}: the part after {SECRET_PREFIX} is not valid base64")
-    if len(key) < MIN_WEBHOOK_KEY_BYTES:
-        raise ConfigError(
-            f"{name} is too short: the part after {SECRET_PREFIX} must decode to at least "
-            f"{MIN_WEBHOOK_KEY_BYTES} bytes"
-        )
-
-
 def _features(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     if name not in env:
         return default
-    features = _list(env[name])
+    features = split_list(env[name])
     unknown = [f for f in features if f not in KNOWN_FEATURES]
     if unknown:
         raise ConfigError(f"{name} has unknown features {unknown}; known: {list(KNOWN_FEATURES)}")
@@ -293,7 +210,7 @@ def _features(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tu
 def _networks(env: Mapping[str, str]) -> tuple[Network, ...]:
     """EVENT_SYNC_ALLOWED_NETWORKS: comma-separated CIDRs (a bare address is one host)."""
     raw = env.get("EVENT_SYNC_ALLOWED_NETWORKS", "").strip()
-    items = _list(raw) if raw else DEFAULT_EVENT_SYNC_NETWORKS
+    items = split_list(raw) if raw else DEFAULT_EVENT_SYNC_NETWORKS
     networks = []
     for item in items:
         try:
@@ -322,7 +239,7 @@ def _event_sync_host(env: Mapping[str, str]) -> str:
 
 def _forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
     """FORWARDED_ALLOW_IPS: the reverse proxies whose forwarding headers name the client."""
-    items = _list(env.get("FORWARDED_ALLOW_IPS", "")) or ("127.0.0.1",)
+    items = split_list(env.get("FORWARDED_ALLOW_IPS", "")) or ("127.0.0.1",)
     for item in items:
         # `*` would let any client write its own address into the log and the throttle.
         try:
@@ -389,7 +306,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "(or a GOOGLE_APPLICATION_CREDENTIALS file that names project_id)"
             )
 
-    check_revoked = _bool(env, "FIREBASE_CHECK_REVOKED", False)
+    check_revoked = env_bool(env, "FIREBASE_CHECK_REVOKED", False)
     if check_revoked and auth_mode is AuthMode.FIREBASE and not (credentials or emulator):
         raise ConfigError("FIREBASE_CHECK_REVOKED needs GOOGLE_APPLICATION_CREDENTIALS")
 
@@ -397,7 +314,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if admin_key:
         check_secret("ADMIN_API_KEY", admin_key)
 
-    events_secrets = _list(env.get("PROSODY_EVENTS_SECRET", ""), sep=None)
+    events_secrets = split_list(env.get("PROSODY_EVENTS_SECRET", ""), sep=None)
     for item in events_secrets:
         check_webhook_secret("PROSODY_EVENTS_SECRET", item)
     event_sync_token = env.get("EVENT_SYNC_TOKEN", "")
@@ -408,7 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if metrics_token:
         check_secret("METRICS_TOKEN", metrics_token)
 
-    origins = _list(env.get("CORS_ORIGINS", ""))
+    origins = split_list(env.get("CORS_ORIGINS", ""))
     if app_env == "production" and "*" in origins:
         raise ConfigError("CORS_ORIGINS=* is refused when APP_ENV=production")
 
@@ -430,10 +347,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jitsi_domain=domain,
         database_url=database_url,
         jitsi_token_subject=env.get("JITSI_TOKEN_SUBJECT", "").strip() or domain,
-        jitsi_token_ttl=_int(env, "JITSI_TOKEN_TTL", 10800, minimum=60),
-        jitsi_token_include_email=_bool(env, "JITSI_TOKEN_INCLUDE_EMAIL", False),
-        doctor_lobby_bypass=_bool(env, "JITSI_DOCTOR_LOBBY_BYPASS", True),
-        patient_lobby_bypass=_bool(env, "JITSI_PATIENT_LOBBY_BYPASS", True),
+        jitsi_token_ttl=env_int(env, "JITSI_TOKEN_TTL", 10800, minimum=60),
+        jitsi_token_include_email=env_bool(env, "JITSI_TOKEN_INCLUDE_EMAIL", False),
+        doctor_lobby_bypass=env_bool(env, "JITSI_DOCTOR_LOBBY_BYPASS", True),
+        patient_lobby_bypass=env_bool(env, "JITSI_PATIENT_LOBBY_BYPASS", True),
         doctor_features=_features(env, "JITSI_DOCTOR_FEATURES", DEFAULT_DOCTOR_FEATURES),
         patient_features=_features(env, "JITSI_PATIENT_FEATURES", DEFAULT_PATIENT_FEATURES),
         auth_mode=auth_mode,
@@ -441,34 +358,69 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firebase_project_id=project_id,
         google_application_credentials=credentials,
         firebase_auth_emulator_host=emulator,
-        firebase_allow_anonymous=_bool(env, "FIREBASE_ALLOW_ANONYMOUS", False),
-        firebase_allowed_tenants=_list(env.get("FIREBASE_ALLOWED_TENANTS", "")),
+        firebase_allow_anonymous=env_bool(env, "FIREBASE_ALLOW_ANONYMOUS", False),
+        firebase_allowed_tenants=split_list(env.get("FIREBASE_ALLOWED_TENANTS", "")),
         firebase_check_revoked=check_revoked,
-        firebase_http_timeout=_optional_seconds(env, "FIREBASE_HTTP_TIMEOUT", 5.0, 0.5),
+        firebase_http_timeout=optional_seconds(env, "FIREBASE_HTTP_TIMEOUT", 5.0, 0.5),
         admin_api_key=admin_key,
+        admin_keys=_admin_keys(env, admin_key),
         cors_origins=origins,
         cors_origin_regex=origin_regex,
         app_env=app_env,
         log_level=log_level,
-        db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
+        db_pool_size=env_int(env, "DB_POOL_SIZE", 8, minimum=1),
         prosody_events_secrets=events_secrets,
         event_sync_token=event_sync_token,
         event_sync_allowed_networks=_networks(env),
         event_sync_host=_event_sync_host(env),
-        event_sync_max_age=_int(env, "EVENT_SYNC_MAX_AGE", DEFAULT_EVENT_SYNC_MAX_AGE, minimum=1),
-        call_end_grace=_int(env, "CALL_END_GRACE", 120),
-        no_show_grace=_int(env, "NO_SHOW_GRACE", 900),
-        correction_horizon=_int(env, "CORRECTION_HORIZON", DEFAULT_CORRECTION_HORIZON, minimum=0),
-        max_call_duration=_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
-        sweep_interval=_int(env, "SWEEP_INTERVAL", 30),
+        event_sync_max_age=env_int(
+            env, "EVENT_SYNC_MAX_AGE", DEFAULT_EVENT_SYNC_MAX_AGE, minimum=1
+        ),
+        call_end_grace=env_int(env, "CALL_END_GRACE", 120),
+        no_show_grace=env_int(env, "NO_SHOW_GRACE", 900),
+        correction_horizon=env_int(
+            env, "CORRECTION_HORIZON", DEFAULT_CORRECTION_HORIZON, minimum=0
+        ),
+        max_call_duration=env_int(env, "MAX_CALL_DURATION", 14400, minimum=60),
+        sweep_interval=env_int(env, "SWEEP_INTERVAL", 30),
         webhooks=load_webhook_settings(env, production=app_env == "production"),
         metrics_token=metrics_token,
         presence_source=presence_source,
         presence_source_explicit=explicit,
         forwarded_allow_ips=_forwarded_allow_ips(env),
         # At least half a second: a real client on a slow phone link must get a request in.
-        body_read_timeout=_optional_seconds(env, "BODY_READ_TIMEOUT", 10.0, 0.5),
+        body_read_timeout=optional_seconds(env, "BODY_READ_TIMEOUT", 10.0, 0.5),
+        audit_signing_key=_audit_signing_key(env),
+        audit_trusted_keys=_audit_trusted_keys(env),
+        audit_checkpoint_interval=env_int(env, "AUDIT_CHECKPOINT_INTERVAL", 3600),
+        audit_reads=env_bool(env, "AUDIT_READS", True),
     )
+
+
+def _admin_keys(env: Mapping[str, str], legacy: str) -> tuple[AdminKey, ...]:
+    try:
+        return operators.parse(env.get("ADMIN_API_KEYS", ""), legacy)
+    except ValueError as exc:
+        raise ConfigError(f"ADMIN_API_KEYS: {exc}") from None
+
+
+def _audit_signing_key(env: Mapping[str, str]) -> str:
+    raw = env.get("AUDIT_SIGNING_KEY", "").strip()
+    if raw:
+        try:
+            audit_chain.private_key(raw)
+        except ValueError as exc:
+            raise ConfigError(f"AUDIT_SIGNING_KEY {exc}") from None
+    return raw
+
+
+def _audit_trusted_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return tuple(
+            audit_chain.check_public_key(k) for k in split_list(env.get("AUDIT_TRUSTED_KEYS", ""))
+        )
+    except ValueError as exc:
+        raise ConfigError(f"AUDIT_TRUSTED_KEYS {exc}") from None
 
 
 def _presence_source(

@@ -15,6 +15,7 @@ from service.clock import now_ms
 from service.domain.model import AppointmentStatus, room_name_for
 from service.errors import BadRequest, Conflict
 from service.fields import APPOINTMENT_ID_PATTERN, ID_PATTERN, ID_RULE, MAX_ID_CHARS, is_https_url
+from service.operators import ADMIN, Who
 from service.requests import AppointmentUpsert, UserUpsert, decode
 from service.store import audit_log, clinic, uow, video_calls
 from service.transitions import follow_cancelled_appointment
@@ -173,24 +174,35 @@ def require_known_users(appointments: Sequence[Mapping[str, Any]], also: set[str
         )
 
 
-def upsert_user(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+def upsert_user(uid: str, data: Mapping[str, Any], who: Who = ADMIN) -> dict[str, Any]:
     row = user_row(uid, data, now_ms())
 
     with uow.write():
         clinic.upsert_users([row])
-        audit_log.audit("admin", "user.upserted", row["updated_at"], detail={"uid": uid})
+        audit_log.audit(
+            who.actor, "user.upserted", row["updated_at"], detail={"uid": uid}, address=who.address
+        )
     return row
 
 
-def upsert_appointment(appointment_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+def upsert_appointment(
+    appointment_id: str, data: Mapping[str, Any], who: Who = ADMIN
+) -> dict[str, Any]:
     row = appointment_row(appointment_id, data, now_ms())
 
     with uow.write():
         require_known_users([row], set())
         _upsert([row])
-        audit_log.audit("admin", "appointment.upserted", row["updated_at"], None, appointment_id)
+        audit_log.audit(
+            who.actor,
+            "appointment.upserted",
+            row["updated_at"],
+            None,
+            appointment_id,
+            address=who.address,
+        )
         if row["status"] == AppointmentStatus.CANCELLED.value:
-            follow_cancelled_appointment(appointment_id, "admin", row["updated_at"])
+            follow_cancelled_appointment(appointment_id, who.actor, row["updated_at"])
     return row
 
 

@@ -8,51 +8,105 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import calls, directory, tracking
+from service import audit, calls, directory, tracking
 from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
     in_thread,
     json_object,
+    operator_who,
     page_cursor,
     page_limit,
     require_admin,
+    settings_of,
     status_filter,
 )
 from service.api.video_calls import call_list
+from service.domain import audit_chain
 from service.fields import APPOINTMENT_ID_REGEX
+from service.store.rows import HostRecord
 from service.wire import admin as wire
+from service.wire import audit as audit_wire
 
 
 async def put_user(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     body = await json_object(request)
     uid: str = request.path_params["uid"]
-    row = await in_thread(lambda: directory.upsert_user(uid, body))
+    row = await in_thread(lambda: directory.upsert_user(uid, body, who))
     return JSONResponse(wire.user_saved(row))
 
 
 async def put_appointment(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     body = await json_object(request)
     appointment_id: str = request.path_params["id"]
-    row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body))
+    row = await in_thread(lambda: directory.upsert_appointment(appointment_id, body, who))
     return JSONResponse(wire.appointment_saved(row))
 
 
 async def list_calls(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     status = status_filter(request)
     limit = page_limit(request)
     cursor = page_cursor(request)
-    page = await in_thread(lambda: calls.list_for_admin(status, cursor, limit))
-    return JSONResponse(call_list(page))
+    settings = settings_of(request)
+
+    def read() -> calls.CallPage:
+        page = calls.list_for_admin(status, cursor, limit)
+        detail = {"count": len(page.items), "status": status}
+        audit.record_read(settings, who, "admin.calls.listed", detail=detail)
+        return page
+
+    return JSONResponse(call_list(await in_thread(read)))
 
 
 async def list_prosody_hosts(request: Request) -> Response:
-    require_admin(request)
-    found = await in_thread(tracking.prosody_hosts)
-    return JSONResponse(wire.prosody_hosts(found))
+    who = operator_who(require_admin(request), request)
+    settings = settings_of(request)
+
+    def read() -> list[tuple[HostRecord, bool]]:
+        found = tracking.prosody_hosts()
+        audit.record_read(settings, who, "prosody_hosts.listed", detail={"count": len(found)})
+        return found
+
+    return JSONResponse(wire.prosody_hosts(await in_thread(read)))
+
+
+async def list_audit_checkpoints(request: Request) -> Response:
+    who = operator_who(require_admin(request), request)
+    limit = page_limit(request)
+    settings = settings_of(request)
+
+    def read() -> list[audit_chain.Checkpoint]:
+        found = audit.checkpoints(limit)
+        audit.record_read(settings, who, "audit.checkpoints.listed", detail={"count": len(found)})
+        return found
+
+    return JSONResponse(audit_wire.checkpoint_list(await in_thread(read)))
+
+
+async def verify_audit(request: Request) -> Response:
+    who = operator_who(require_admin(request), request)
+    settings = settings_of(request)
+
+    def read() -> audit.Verification:
+        # The entry goes after the walk: it says what this verification saw.
+        result = audit.verify(settings)
+        detail = {"count": result.entries, "verified": result.ok}
+        audit.record_read(settings, who, "audit.verified", detail=detail)
+        return result
+
+    result = await in_thread(read)
+    return JSONResponse(
+        audit_wire.verification(
+            result.entries,
+            result.head_hash,
+            result.checkpoints,
+            result.keys_pinned,
+            result.failure,
+        )
+    )
 
 
 routes = [
@@ -60,6 +114,8 @@ routes = [
     Route("/api/admin/appointments/{id}", put_appointment, methods=["PUT"]),
     Route("/api/admin/video-calls", list_calls, methods=["GET"]),
     Route("/api/admin/prosody-hosts", list_prosody_hosts, methods=["GET"]),
+    Route("/api/admin/audit/checkpoints", list_audit_checkpoints, methods=["GET"]),
+    Route("/api/admin/audit/verify", verify_audit, methods=["GET"]),
 ]
 
 # --- the document's facts about these operations (service/api/openapi.py gathers them) ------
@@ -81,6 +137,7 @@ def _saved(
             "responses": doc.admin_responses(
                 **{
                     "200": doc.ok("Saved", doc.ref(answer)),
+                    "403": doc.ADMIN_WRITE_FORBIDDEN,
                     "404": doc.error(
                         f"The admin API is disabled, or the {name} holds a '/'",
                         ["admin_api_disabled", doc.ROUTE_NOT_FOUND],
@@ -164,6 +221,26 @@ OPERATIONS: Final[doc.JSON] = {
         "ProsodyHostList",
         "Hosts, by name",
     ),
+    "/api/admin/audit/checkpoints": _listing(
+        "adminListAuditCheckpoints",
+        "The audit trail's signed checkpoints, newest first (keep copies outside)",
+        "AuditCheckpointList",
+        "The newest checkpoints",
+        [doc.LIMIT_QUERY],
+        **{"400": doc.error("Bad limit", doc.PAGING_CODES)},
+    ),
+    "/api/admin/audit/verify": _listing(
+        "adminVerifyAudit",
+        "Walk the audit trail's hash chain and check every stored checkpoint",
+        "AuditVerification",
+        "The verification; `failure` names the first entry that does not fit",
+    ),
 }
 # The answers' schemas: components generated from these types.
-SHAPES: Final = (wire.UserSaved, wire.AppointmentSaved, wire.ProsodyHostList)
+SHAPES: Final = (
+    wire.UserSaved,
+    wire.AppointmentSaved,
+    wire.ProsodyHostList,
+    audit_wire.AuditCheckpointList,
+    audit_wire.AuditVerification,
+)

@@ -14,9 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import clock, directory, fields, views
+from service import audit, clock, directory, fields, views
 from service.api import apidoc as doc
-from service.api.common import JSONResponse, in_thread, require_admin, settings_of
+from service.api.common import (
+    JSONResponse,
+    in_thread,
+    operator_who,
+    require_admin,
+    settings_of,
+)
 from service.errors import BadRequest
 from service.fields import DATE_REGEX as DATE_PATTERN
 from service.fields import ID_REGEX
@@ -54,23 +60,39 @@ def _doctor_param(request: Request) -> str | None:
 
 
 async def get_day(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     now = clock.now_ms()
     day = _date_param(request, "date", clock.today_utc().isoformat())
     doctor = _doctor_param(request)
-    return JSONResponse(await in_thread(lambda: views.day_view(day, doctor, now)))
+    settings = settings_of(request)
+
+    def read() -> wire.ConsoleDay:
+        view = views.day_view(day, doctor, now)
+        detail = {"count": len(view.appointments), "date": day, "doctor": doctor}
+        audit.record_read(settings, who, "console.day.read", detail=detail)
+        return view
+
+    return JSONResponse(await in_thread(read))
 
 
 async def get_call(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     ref: str = request.path_params["ref"]
     directory.check_id(ref, "ref")
     now = clock.now_ms()
-    return JSONResponse(await in_thread(lambda: views.call_view(ref, now)))
+    settings = settings_of(request)
+
+    def read() -> wire.ConsoleCall:
+        view = views.call_view(ref, now)
+        call = view.video_call
+        audit.record_read(settings, who, "console.call.read", call.id, call.appointment_id)
+        return view
+
+    return JSONResponse(await in_thread(read))
 
 
 async def get_doctors(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     today = clock.today_utc()
     last = _date_param(request, "to", today.isoformat())
     # 30 days up to `to`, or from the first representable day.
@@ -82,14 +104,28 @@ async def get_doctors(request: Request) -> Response:
     if span >= MAX_RANGE_DAYS:
         raise BadRequest(f"a range covers at most {MAX_RANGE_DAYS} days", "invalid_query")
     doctor = _doctor_param(request)
-    return JSONResponse(await in_thread(lambda: views.doctors_view(first, last, doctor)))
+    settings = settings_of(request)
+
+    def read() -> wire.ConsoleDoctors:
+        view = views.doctors_view(first, last, doctor)
+        detail = {"count": len(view.doctors), "from": first, "to": last, "doctor": doctor}
+        audit.record_read(settings, who, "console.doctors.read", detail=detail)
+        return view
+
+    return JSONResponse(await in_thread(read))
 
 
 async def get_health(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     settings = settings_of(request)
     now = clock.now_ms()
-    return JSONResponse(await in_thread(lambda: views.health_view(settings, now)))
+
+    def read() -> wire.ConsoleHealth:
+        view = views.health_view(settings, now)
+        audit.record_read(settings, who, "console.health.read")
+        return view
+
+    return JSONResponse(await in_thread(read))
 
 
 routes = [

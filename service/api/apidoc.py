@@ -121,6 +121,10 @@ UNAUTHORIZED: Final = error(
 )
 ADMIN_UNAUTHORIZED: Final = error("Missing admin key", ["missing_token"])
 ADMIN_FORBIDDEN: Final = error("Wrong admin key", ["invalid_admin_key"])
+# A change needs a read-write key (ADMIN_API_KEYS' `rw`; ADMIN_API_KEY is one).
+ADMIN_WRITE_FORBIDDEN: Final = error(
+    "Wrong admin key, or a read-only one", ["invalid_admin_key", "read_only_admin_key"]
+)
 # The admin API answers 404 for everything while ADMIN_API_KEY is unset.
 ADMIN_DISABLED: Final = error(
     "The admin API is disabled (ADMIN_API_KEY unset)", ["admin_api_disabled"]

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
-from service import strict_json
+from service import operators, strict_json
 from service.api.throttle import KeyThrottle
 from service.auth import Authenticator, AuthError, bearer_token, checked_uid
 from service.config import Settings
@@ -35,6 +35,7 @@ from service.errors import (
     Unauthorized,
     Unavailable,
 )
+from service.operators import Operator, Who
 from service.requests import CursorValue
 from service.store.call_lists import Cursor
 from service.store.db import DatabaseUnavailable
@@ -147,21 +148,44 @@ def require_bearer_key(request: Request, key: str, code: str, what: str) -> None
         raise Forbidden(f"Invalid {what}", code)
 
 
-def require_admin(request: Request) -> None:
-    key = settings_of(request).admin_api_key
-    if not key:
-        raise NotFound("Admin API is disabled: set ADMIN_API_KEY", "admin_api_disabled")
-    # Rejections are logged and throttled per client address (service/api/throttle.py).
-    address = request.client.host if request.client is not None else "unknown"
+def require_admin(request: Request, *, write: bool = False) -> Operator:
+    """The operator whose admin key the request carries; `write`: a read-write key."""
+    keys = settings_of(request).admin_keys
+    if not keys:
+        raise NotFound(
+            "Admin API is disabled: set ADMIN_API_KEYS or ADMIN_API_KEY", "admin_api_disabled"
+        )
+    # Wrong keys are logged and throttled per client address (service/api/throttle.py).
+    address = client_address(request) or "unknown"
     rejected: KeyThrottle = request.app.state.admin_key_throttle
     wait = rejected.wait_s(address)
     if wait:
         raise TooManyRequests("Too many wrong admin keys from this address; wait", retry_after=wait)
-    try:
-        require_bearer_key(request, key, "invalid_admin_key", "admin key")
-    except Forbidden:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Missing admin key", "missing_token")
+    operator = operators.identify(keys, value.strip())
+    if operator is None:
         rejected.failed(address, "admin key", request.url.path)
-        raise
+        raise Forbidden("Invalid admin key", "invalid_admin_key")
+    if write and not operator.can_write:
+        raise Forbidden(f"The admin key of {operator.name} is read-only", "read_only_admin_key")
+    return operator
+
+
+def client_address(request: Request) -> str | None:
+    """The request's client address (the proxy's forwarded one when uvicorn is told to trust
+    that proxy), as the audit trail records it."""
+    return request.client.host if request.client else None
+
+
+def operator_who(operator: Operator, request: Request) -> Who:
+    """The operator as the audit trail names them, and where the request came from."""
+    return Who(operator.name, client_address(request))
+
+
+def user_who(uid: str, request: Request) -> Who:
+    return Who(uid, client_address(request))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from service import calls
+from service import audit, calls
 from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
@@ -21,6 +21,7 @@ from service.api.common import (
     parse_json_object,
     settings_of,
     status_filter,
+    user_who,
 )
 from service.domain.model import Action
 from service.errors import BadRequest
@@ -97,7 +98,16 @@ async def update_status(request: Request) -> Response:
 
 
 async def details(request: Request) -> Response:
-    view = await as_caller(request, lambda uid: calls.details(uid, _ref(request)))
+    settings = settings_of(request)
+
+    def read(uid: str) -> calls.CallView:
+        view = calls.details(uid, _ref(request))
+        audit.record_read(
+            settings, user_who(uid, request), "call.read", view.call.id, view.call.appointment_id
+        )
+        return view
+
+    view = await as_caller(request, read)
     return JSONResponse(
         wire.details(
             view.call,
@@ -112,9 +122,15 @@ async def details(request: Request) -> Response:
 
 
 async def list_calls(request: Request) -> Response:
+    settings = settings_of(request)
+
     def page_for(uid: str) -> calls.CallPage:
         status, limit, cursor = status_filter(request), page_limit(request), page_cursor(request)
-        return calls.list_for_user(uid, status, cursor, limit)
+        page = calls.list_for_user(uid, status, cursor, limit)
+        audit.record_read(
+            settings, user_who(uid, request), "calls.listed", detail={"count": len(page.items)}
+        )
+        return page
 
     page = await as_caller(request, page_for)
     return JSONResponse(call_list(page))
@@ -130,10 +146,16 @@ def _date(request: Request, name: str) -> str | None:
 
 
 async def stats(request: Request) -> Response:
-    result = await as_caller(
-        request,
-        lambda uid: calls.stats_for_doctor(uid, _date(request, "from"), _date(request, "to")),
-    )
+    settings = settings_of(request)
+
+    def read(uid: str) -> calls.Stats:
+        first, last = _date(request, "from"), _date(request, "to")
+        result = calls.stats_for_doctor(uid, first, last)
+        detail = {"count": result.total_calls, "from": first, "to": last}
+        audit.record_read(settings, user_who(uid, request), "stats.read", detail=detail)
+        return result
+
+    result = await as_caller(request, read)
     assert result.verified is not None  # stats_for_doctor always counts them
     return JSONResponse(wire_stats.stats(result, result.verified))
 

@@ -8,14 +8,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service import audit
 from service.api import apidoc as doc
 from service.api.common import (
     JSONResponse,
     encode_cursor,
     in_thread,
+    operator_who,
     page_cursor,
     page_limit,
     require_admin,
+    settings_of,
 )
 from service.errors import BadRequest, Conflict, NotFound
 from service.fields import ID_PATTERN
@@ -35,9 +38,17 @@ def _status(request: Request) -> str | None:
 
 
 async def list_messages(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request), request)
     status, limit, cursor = _status(request), page_limit(request), page_cursor(request)
-    page = await in_thread(lambda: outbox.list_messages(status, cursor, limit))
+    settings = settings_of(request)
+
+    def read() -> outbox.MessagePage:
+        page = outbox.list_messages(status, cursor, limit)
+        detail = {"count": len(page.items), "status": status}
+        audit.record_read(settings, who, "webhooks.listed", detail=detail)
+        return page
+
+    page = await in_thread(read)
     return JSONResponse(
         wire.WebhookMessageList(
             message="Webhook messages retrieved successfully",
@@ -49,11 +60,11 @@ async def list_messages(request: Request) -> Response:
 
 
 async def retry_message(request: Request) -> Response:
-    require_admin(request)
+    who = operator_who(require_admin(request, write=True), request)
     message_id: str = request.path_params["id"]
     if not ID_PATTERN.fullmatch(message_id):
         raise BadRequest("Invalid message id", "invalid_id")
-    row = await in_thread(lambda: outbox.retry(message_id))
+    row = await in_thread(lambda: outbox.retry(message_id, who))
     if row is None:
         raise NotFound("Webhook message not found", "message_not_found")
     if row.status == outbox.DELIVERED:
@@ -108,6 +119,7 @@ OPERATIONS: Final[doc.JSON] = {
                 **{
                     "200": doc.ok("Queued", doc.ref("WebhookMessageQueued")),
                     "400": doc.error("Not a valid message id", ["invalid_id"]),
+                    "403": doc.ADMIN_WRITE_FORBIDDEN,
                     "404": doc.error(
                         "No such message, or the admin API is disabled",
                         ["message_not_found", "admin_api_disabled", doc.ROUTE_NOT_FOUND],

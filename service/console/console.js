@@ -151,7 +151,7 @@
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       if (body.error === "admin_api_disabled") {
-        signOut("The admin API is disabled on this service (ADMIN_API_KEY is not set).");
+        signOut("The admin API is disabled on this service (neither ADMIN_API_KEYS nor ADMIN_API_KEY is set).");
         throw new SignedOut();
       }
       throw new Error(body.message || `Request failed with status ${response.status}`);

@@ -128,9 +128,36 @@ class AuditEvent(BaseModel):
     call_id = peewee.CharField(max_length=40, null=True, index=True)
     appointment_id = peewee.CharField(max_length=128, null=True)
     detail = peewee.TextField(default="{}")
+    # Where the request came from (the client's address), for what people do over HTTP.
+    address = peewee.CharField(max_length=64, null=True)
+    # The hash chain (service/domain/audit_chain.py): the position, a random nonce, the hash
+    # of the content, and the hashes of the entry before and of this one. Null only in a row
+    # written around the service, which `videocalls audit verify` then names.
+    seq = peewee.BigIntegerField(null=True, unique=True)
+    nonce = peewee.CharField(max_length=32, null=True)
+    content_hash = peewee.CharField(max_length=64, null=True)
+    prev_hash = peewee.CharField(max_length=64, null=True)
+    hash = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "audit_events"
+
+
+class AuditCheckpoint(BaseModel):
+    """A signed statement that the trail had `entries` entries ending in `head_hash` at `at`.
+
+    Kept here for the operators' list; its proof is the copy kept outside (log, webhook).
+    """
+
+    id = peewee.BigAutoField()
+    at = peewee.BigIntegerField()
+    entries = peewee.BigIntegerField()
+    head_hash = peewee.CharField(max_length=64)
+    public_key = peewee.CharField(max_length=64)
+    signature = peewee.CharField(max_length=128)
+
+    class Meta:
+        table_name = "audit_checkpoints"
 
 
 class ProsodyEvent(BaseModel):
@@ -297,6 +324,7 @@ ALL_MODELS = (
     Appointment,
     VideoCall,
     AuditEvent,
+    AuditCheckpoint,
     ProsodyEvent,
     SnapshotRoom,
     OccupantSession,

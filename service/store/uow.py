@@ -39,6 +39,15 @@ _lock_files_guard = threading.Lock()
 # How deep this thread is in read()/write() blocks: only the outermost opens and closes the
 # connection, so a block inside another runs on the same connection (and transaction).
 _depth = threading.local()
+# Work deferred to the end of this thread's write transaction (see `defer`).
+_deferred = threading.local()
+
+
+def _items() -> list[Callable[[], None]]:
+    items: list[Callable[[], None]] | None = getattr(_deferred, "items", None)
+    if items is None:
+        items = _deferred.items = []
+    return items
 
 
 @contextmanager
@@ -92,12 +101,53 @@ def write() -> Iterator[None]:
     """
     with read():
         database = current()
-        if not isinstance(database, peewee.SqliteDatabase) or database.in_transaction():
-            with database.atomic():
-                yield
+        if database.in_transaction():
+            # A savepoint: what it deferred goes with it if it rolls back.
+            deferred = _items()
+            mark = len(deferred)
+            try:
+                with database.atomic():
+                    yield
+            except BaseException:
+                del deferred[mark:]
+                raise
             return
-        with _sqlite_writer, _process_lock(database), database.atomic("IMMEDIATE"):
-            yield
+        _deferred.items = []
+        _deferred.active = True
+        try:
+            if not isinstance(database, peewee.SqliteDatabase):
+                with database.atomic():
+                    yield
+                    _run_deferred()
+                return
+            with _sqlite_writer, _process_lock(database), database.atomic("IMMEDIATE"):
+                yield
+                _run_deferred()
+        finally:
+            _deferred.items = []
+            _deferred.active = False
+
+
+def defer(work: Callable[[], None]) -> bool:
+    """Run `work` at the end of the current write transaction, just before it commits (dropped
+    if it rolls back). The audit chain appends this way (store/audit_log.py): its lock is then
+    the last one a transaction takes and is held only to the commit, so no transaction waits
+    for a row lock while holding it, and none waits for it while holding a row lock another
+    one holding it needs (a deadlock on PostgreSQL otherwise). False, and nothing deferred,
+    outside a `write()` block."""
+    if not getattr(_deferred, "active", False):
+        return False
+    _items().append(work)
+    return True
+
+
+def _run_deferred() -> None:
+    items = _items()
+    index = 0
+    # Deferred work may defer more (run in order, after it).
+    while index < len(items):
+        items[index]()
+        index += 1
 
 
 def lock_path(database: peewee.SqliteDatabase) -> str | None:

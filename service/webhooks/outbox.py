@@ -19,7 +19,8 @@ import msgspec
 
 from service.clock import now_ms
 from service.domain.model import CallStatus
-from service.store import call_lists, uow, video_calls
+from service.operators import ADMIN, Who
+from service.store import audit_log, call_lists, uow, video_calls
 from service.store import event_log as event_store
 from service.store import outbox as outbox_store
 from service.store.models import OccupantSession, VideoCall
@@ -140,14 +141,19 @@ def list_messages(status: str | None, cursor: call_lists.Cursor | None, limit: i
     return MessagePage([record_of(MessageRecord, row) for row in rows], next_cursor)
 
 
-def retry(message_id: str) -> MessageRecord | None:
+def retry(message_id: str, who: Who = ADMIN) -> MessageRecord | None:
     """Queue a failed (or waiting) message again at once; None if there is no such message.
 
     A delivered message is left as it is and returned: sending it again is a new test, not a
-    retry.
+    retry. A message found is an operator's action, audited.
     """
     with uow.write():
-        found = outbox_store.requeue(message_id, now_ms())
+        at = now_ms()
+        found = outbox_store.requeue(message_id, at)
+        if found is not None:
+            # Asked for, whatever came of it (a delivered message stays as it is).
+            detail = {"message": message_id, "status": found.status}
+            audit_log.audit(who.actor, "webhook.retried", at, detail=detail, address=who.address)
     return None if found is None else record_of(MessageRecord, found)
 
 

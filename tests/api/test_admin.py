@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
 
+from service import operators
 from service.app import create_app
 from service.config import Settings, load_settings
 from service.store import clinic, uow
-from service.store.models import Appointment, User, VideoCall
+from service.store.models import Appointment, AuditEvent, User, VideoCall
 from tests.api.conftest import Api
 from tests.clock import DAY_MS, appointment_around
 
@@ -190,3 +193,57 @@ def test_an_appointment_naming_an_unknown_user_is_refused(seeded: Api, field: st
     assert response.json()["error"] == "unknown_user"
     assert "nobody-yet" in response.json()["message"]
     assert uow.run(lambda: clinic.get_appointment("appt-new")) is None
+
+
+def named_keys(settings: Settings) -> tuple[Settings, str, str]:
+    """Settings with ADMIN_API_KEYS: alice (read-write) and reception (read-only)."""
+    alice, reception = os.urandom(24).hex(), os.urandom(24).hex()
+    entries = (
+        f"alice:rw:{operators.digest(alice).hex()},reception:ro:{operators.digest(reception).hex()}"
+    )
+    return (
+        replace(settings, admin_keys=operators.parse(entries, settings.admin_api_key)),
+        alice,
+        reception,
+    )
+
+
+def test_each_admin_change_is_audited_under_the_operators_name_and_address(
+    settings: Settings,
+) -> None:
+    named, alice, reception = named_keys(settings)
+    with TestClient(create_app(named), client=("198.51.100.7", 50000)) as client:
+        body = {"firstName": "Jane", "lastName": "Smith"}
+        as_alice = client.put(
+            "/api/admin/users/pat1", json=body, headers={"Authorization": f"Bearer {alice}"}
+        )
+        assert as_alice.status_code == 200
+        legacy = client.put(
+            "/api/admin/users/pat2",
+            json=body,
+            headers={"Authorization": f"Bearer {settings.admin_api_key}"},
+        )
+        assert legacy.status_code == 200
+        refused = client.put(
+            "/api/admin/users/pat3", json=body, headers={"Authorization": f"Bearer {reception}"}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "read_only_admin_key"
+        # A read-only key reads.
+        listed = client.get(
+            "/api/admin/video-calls", headers={"Authorization": f"Bearer {reception}"}
+        )
+        assert listed.status_code == 200
+    upserts = uow.run(
+        lambda: [
+            (e.actor, e.address, e.detail)
+            for e in AuditEvent.select()
+            .where(AuditEvent.action == "user.upserted")
+            .order_by(AuditEvent.seq)
+        ]
+    )
+    assert upserts == [
+        ("alice", "198.51.100.7", '{"uid":"pat1"}'),
+        ("admin", "198.51.100.7", '{"uid":"pat2"}'),
+    ]
+    assert uow.run(lambda: User.select().where(User.uid == "pat3").count()) == 0

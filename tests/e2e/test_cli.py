@@ -12,6 +12,8 @@ import jwt
 
 from harness.clock import midday_window, real_now_ms
 from harness.env import base_env
+from service import operators
+from service.config import load_settings
 from service.store import uow, video_calls
 from service.store.models import Appointment, User, VideoCall
 from tests.conftest import repo_root
@@ -207,3 +209,59 @@ def test_seed_demo_reset_puts_the_demo_back_as_new(env: dict[str, str]) -> None:
     refused = cli(production, "seed-demo", "--reset")
     assert refused.returncode == 2
     assert "refused" in refused.stderr
+
+
+# Someone with the owner's rights removes the newest entry and every stored checkpoint.
+TRUNCATE = """
+import sys
+from service.store import audit_guard, db, uow
+db.bind(db.make_database(sys.argv[1], 2))
+with uow.read(), audit_guard.lifted():
+    db.current().execute_sql("DELETE FROM audit_events WHERE seq = 2")
+    db.current().execute_sql("DELETE FROM audit_checkpoints")
+"""
+
+
+def test_audit_checkpoint_and_verify_catch_a_truncated_trail(tmp_path: Path) -> None:
+    """A checkpoint printed (as the log and the webhook carry it), the trail's newest entries
+    removed past the guard, the stored checkpoints removed too: `audit verify` with the copy
+    kept outside names the removal; before it, the untouched trail verifies."""
+    env = base_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}", AUDIT_SIGNING_KEY=os.urandom(32).hex()
+    )
+    assert cli(env, "migrate").returncode == 0
+    users = tmp_path / "users.json"
+    people = [{"uid": u, "firstName": "F", "lastName": "L"} for u in ("d1", "p1")]
+    users.write_text(json.dumps({"users": people}))
+    for _ in range(2):  # one audit entry each
+        assert cli(env, "import", str(users)).returncode == 0
+    taken = cli(env, "audit", "checkpoint")
+    assert taken.returncode == 0, taken.stderr
+    outside = tmp_path / "checkpoints.jsonl"
+    outside.write_text(taken.stdout)
+    assert json.loads(taken.stdout)["entries"] == 2
+
+    verified = cli(env, "audit", "verify", "--checkpoints", str(outside))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "verified: 2 entries" in verified.stdout and "2 checkpoint(s)" in verified.stdout
+
+    subprocess.run(
+        [sys.executable, "-c", TRUNCATE, env["DATABASE_URL"]], cwd=repo_root(), check=True
+    )
+    alone = cli(env, "audit", "verify")
+    assert alone.returncode == 0  # without the copy kept outside, nothing shows
+    caught = cli(env, "audit", "verify", "--checkpoints", str(outside))
+    assert caught.returncode == 1
+    assert "does NOT verify at position 2" in caught.stdout
+    assert "removed after it was taken" in caught.stdout
+
+
+def test_admin_key_prints_a_key_and_the_entry_that_admits_it() -> None:
+    made = cli(base_env(), "admin-key", "reception", "--read-only")
+    assert made.returncode == 0, made.stderr
+    lines = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())
+    key, entry = lines["key (give it to reception, then forget it)"], lines["ADMIN_API_KEYS entry"]
+    assert entry.startswith("reception:ro:") and key not in entry
+    settings = load_settings(base_env(ADMIN_API_KEYS=entry))
+    assert operators.identify(settings.admin_keys, key) == operators.Operator("reception", False)
+    assert cli(base_env(), "admin-key", "Not A Name").returncode == 2

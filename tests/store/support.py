@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.store import clinic, video_calls
+from service.store import audit_guard, clinic, uow, video_calls
 from service.store.db import current, is_postgres
 from service.store.models import ALL_MODELS, Appointment, VideoCall
 
 
 def reset_for_tests() -> None:
     """Empty every table (in the caller's connection: `uow.run(reset_for_tests)`)."""
-    database = current()
     tables = [m._meta.table_name for m in ALL_MODELS]
-    if is_postgres(database):
-        database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-    else:
-        for table in tables:
-            database.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+    # The audit tables refuse deletion; the controlled way around it is the purge's.
+    with audit_guard.lifted():
+        database = current()
+        if is_postgres(database):
+            database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        else:
+            for table in tables:
+                database.execute_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
 def user_row(uid: str, at: int, **fields: Any) -> dict[str, Any]:
@@ -66,3 +68,17 @@ def appointment(appointment_id: str) -> Appointment:
     stored = clinic.get_appointment(appointment_id)
     assert stored is not None
     return stored
+
+
+def sql_around_the_service(sql: str, params: tuple[object, ...] = ()) -> None:
+    """A statement run as someone with the tables' owner rights would, past the audit guard
+    (`?` stands for each parameter)."""
+    with audit_guard.lifted():
+        database = current()
+        database.execute_sql(sql.replace("?", database.param), params)
+
+
+def sql(statement: str) -> None:
+    """A statement in a write transaction, as the service's own role runs it."""
+    with uow.write():
+        current().execute_sql(statement)

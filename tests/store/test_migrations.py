@@ -13,9 +13,10 @@ import peewee
 import pytest
 from playhouse.migrations import Runner
 
-from service.store import db, event_log, uow
+from service.domain import audit_chain
+from service.store import audit_log, db, event_log, uow
 from service.store.migrate import MIGRATIONS_DIR
-from service.store.models import Appointment, SnapshotRoom, VideoCall
+from service.store.models import Appointment, AuditEvent, SnapshotRoom, VideoCall
 from tests.conftest import require
 
 
@@ -177,3 +178,31 @@ def test_migration_0011_gives_each_room_one_appointment(empty_database: peewee.D
         "Called": None,
         "called": "appointment_called",
     }
+
+
+def test_migration_0013_chains_the_entries_stored_before_it(
+    empty_database: peewee.Database,
+) -> None:
+    """Entries written before the chain existed are chained in the order they were written,
+    the trail verifies, new entries continue it, and from then on the database refuses to
+    change one."""
+    runner = Runner(empty_database, str(MIGRATIONS_DIR), table_name="schema_migrations")
+
+    def migrate_and_verify() -> tuple[list[tuple[int | None, str]], bool, str | None]:
+        runner.up(target="0011_room_keys")
+        for i, actor in enumerate(("first", "second", "third")):
+            # Times out of order: the chain follows the order of writing, not `at`.
+            AuditEvent.insert(at=100 - i, actor=actor, action="call.created").execute()
+        runner.up()
+        with uow.write():
+            audit_log.audit("fourth", "call.created", 1)
+        walk = audit_chain.Walk()
+        walk.feed(audit_log.chain())
+        with pytest.raises(peewee.DatabaseError, match="append-only"), uow.write():
+            AuditEvent.update(actor="someone-else").execute()
+        stored = [(row.seq, row.actor) for row in AuditEvent.select().order_by(AuditEvent.id)]
+        return stored, walk.count == 4, walk.failure.reason if walk.failure else None
+
+    stored, verified, failure = uow.run(migrate_and_verify)
+    assert stored == [(1, "first"), (2, "second"), (3, "third"), (4, "fourth")]
+    assert (verified, failure) == (True, None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.env import base_env
+from service import operators
 from service.config import AuthMode, ConfigError, load_settings
 from service.domain.model import PresenceSource
 
@@ -269,3 +272,58 @@ def test_production_never_falls_back_to_browsers_by_default() -> None:
 def test_presence_source_refusals(change: dict[str, str], reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
         load_settings(base_env(**change))
+
+
+# --- the audit trail's signing key ------------------------------------------------------------
+
+
+def test_a_malformed_or_weak_audit_signing_key_stops_the_start() -> None:
+    for bad, why in (
+        ("not-hex", "is not hex"),
+        ("ab" * 16, "must be 32 bytes"),
+        ("00" * 32, "is too weak"),
+    ):
+        with pytest.raises(ConfigError, match=f"AUDIT_SIGNING_KEY {why}") as caught:
+            load_settings(base_env(AUDIT_SIGNING_KEY=bad))
+        assert bad not in str(caught.value) or bad == "not-hex"
+    key = os.urandom(32).hex()
+    settings = load_settings(base_env(AUDIT_SIGNING_KEY=key, AUDIT_CHECKPOINT_INTERVAL="60"))
+    assert (settings.audit_signing_key, settings.audit_checkpoint_interval) == (key, 60)
+    assert key not in repr(settings)
+    with pytest.raises(ConfigError, match="AUDIT_TRUSTED_KEYS"):
+        load_settings(base_env(AUDIT_TRUSTED_KEYS="ab" * 31))
+
+
+# --- named operators (ADMIN_API_KEYS) ---------------------------------------------------------
+
+
+def test_named_admin_keys_are_read_as_hashes_and_admin_api_key_is_admin() -> None:
+    alice, reception = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    entries = (
+        f"alice:rw:{hashlib.sha256(alice.encode()).hexdigest()}, "
+        f"reception:ro:{hashlib.sha256(reception.encode()).hexdigest()}"
+    )
+    settings = load_settings(base_env(ADMIN_API_KEYS=entries))
+    legacy = settings.admin_api_key
+    assert operators.identify(settings.admin_keys, alice) == operators.Operator("alice", True)
+    assert operators.identify(settings.admin_keys, reception) == operators.Operator(
+        "reception", False
+    )
+    assert operators.identify(settings.admin_keys, legacy) == operators.Operator("admin", True)
+    assert operators.identify(settings.admin_keys, alice + "x") is None
+    # The settings hold no usable key of a named operator.
+    assert alice not in repr(settings) and alice not in entries
+
+
+def test_malformed_admin_keys_stop_the_start() -> None:
+    good = "ab" * 32
+    for bad, why in (
+        (f"Alice:rw:{good}", "entry 1: the name"),
+        (f"alice:admin:{good}", "access must be rw or ro"),
+        ("alice:rw:secret-in-clear", "SHA-256 must be 64"),
+        (f"alice:rw:{good} bob:ro:{good}", "same key"),
+        (f"admin:rw:{'cd' * 32}", "names must be unique"),
+    ):
+        with pytest.raises(ConfigError, match=f"ADMIN_API_KEYS: .*{why}") as caught:
+            load_settings(base_env(ADMIN_API_KEYS=bad))
+        assert good not in str(caught.value)
