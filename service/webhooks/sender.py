@@ -22,6 +22,7 @@ import os
 import random
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -189,7 +190,10 @@ def deliver_now(settings: WebhookSettings, message_id: str, type_: str, body: st
         async with _client(settings) as client:
             return await attempt(client, settings, Claimed(message_id, type_, 1, body))
 
-    return anyio.run(once)
+    # anyio.run needs a thread with no event loop running; a caller may be on one (a command
+    # run from an async context, a test session's browser driver), so the attempt gets its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, once).result()
 
 
 def _client(settings: WebhookSettings) -> httpx.AsyncClient:
