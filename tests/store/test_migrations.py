@@ -13,10 +13,12 @@ import peewee
 import pytest
 from playhouse.migrations import Runner
 
+from harness.clock import local_day
 from service.domain import audit_chain
 from service.store import audit_log, db, event_log, uow
 from service.store.migrate import MIGRATIONS_DIR
 from service.store.models import Appointment, AuditEvent, SnapshotRoom, VideoCall
+from tests.clock import FrozenClock
 from tests.conftest import require
 
 
@@ -121,7 +123,9 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[p
         admin.close()
 
 
-def test_migration_0011_gives_each_room_one_appointment(empty_database: peewee.Database) -> None:
+def test_migration_0011_gives_each_room_one_appointment(
+    empty_database: peewee.Database, clock: FrozenClock
+) -> None:
     """Ids differing only in case shared a Jitsi room. Each room keeps one owner: the one whose
     call holds it, else the earliest stored; the others keep no room key (initiate and their
     next upsert are refused with room_conflict), and from then on the unique index refuses a
@@ -133,11 +137,12 @@ def test_migration_0011_gives_each_room_one_appointment(empty_database: peewee.D
             "id": appointment_id,
             "doctor_uid": "doc",
             "patient_uid": "pat",
-            "appointment_date": "2026-01-01",
+            # The day and end only fill their columns; taken from the frozen clock all the same.
+            "appointment_date": local_day(clock.ms, "UTC"),
             "start_time": "10:00",
             "end_time": "10:30",
             "status": "CONFIRMED",
-            "ends_at": 1,
+            "ends_at": clock.ms,
             "created_at": created_at,
             "updated_at": created_at,
         }
